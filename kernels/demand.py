@@ -1,0 +1,57 @@
+"""Token demand per region and tier, before the scarcity response.
+
+Adoption (share of working-age people using generative AI), a logistic with ceiling A:
+    a_r(t) = A_r sigmoid(logit(a0_r / A_r) + rate_r t_years)
+Agentic share s(t) likewise (s0, ceiling, rate). Tokens per user per month:
+    u(t) = tokens_assisted exp(assisted_growth t_years) ((1 - s) + s M),  M = agentic multiplier
+Consumer demand:   C_r = population_r a_r u(t)
+Enterprise demand: log E_r(t+dt) = log E_r + trend_E(t) dt + sigma_E sqrt(dt) z_r,
+                   scaled by the agentic mix relative to the start, ((1-s)+sM)/((1-s0)+s0 M).
+Trusted demand is trusted_share_r of enterprise demand, and the enterprise tier the rest.
+All demand responds to the frontier cost with elasticity eps: (c_F / c_F0)^(-eps).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from kernels.params import Params
+from kernels.supply import trend
+
+
+def logistic(start, ceiling, rate, t_years):
+    ratio = jnp.clip(start / ceiling, 1e-6, 1.0 - 1e-6)
+    return ceiling * jax.nn.sigmoid(jnp.log(ratio) - jnp.log1p(-ratio) + rate * t_years)
+
+
+def adoption(p: Params, t_years):
+    """(region,) share of the working-age population using generative AI."""
+    return logistic(p.adoption0, p.adoption_ceiling, p.adoption_rate, t_years)
+
+
+def agentic_mix(p: Params, t_years):
+    """Tokens per user relative to an assisted user: (1 - s) + s M."""
+    s = logistic(p.agentic_share0, p.agentic_ceiling, p.agentic_rate, t_years)
+    return 1.0 - s + s * p.agentic_multiplier
+
+
+def enterprise_step(p: Params, log_enterprise, z, t, dt):
+    g = trend(p.enterprise_growth0, p.enterprise_growth_inf, p.enterprise_halflife, t * dt)
+    return log_enterprise + g * dt + p.enterprise_vol * jnp.sqrt(dt) * z
+
+
+def unconstrained(p: Params, log_enterprise, log_cost, t_years):
+    """(region, tier) frontier-token demand per month at scarcity multiplier 1.
+
+    Tiers in priority order: trusted, enterprise, consumer.
+    """
+    mix = agentic_mix(p, t_years)
+    consumer = p.population * adoption(p, t_years) * p.tokens_assisted * jnp.exp(
+        p.assisted_growth * t_years
+    ) * mix
+    enterprise = jnp.exp(log_enterprise) * mix / agentic_mix(p, 0.0)
+    price_response = jnp.exp(-p.elasticity * (log_cost - jnp.log(p.cost_frontier0)))
+    tiers = jnp.stack(
+        [p.trusted_share * enterprise, (1.0 - p.trusted_share) * enterprise, consumer], axis=-1
+    )
+    return tiers * price_response

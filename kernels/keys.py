@@ -1,0 +1,27 @@
+"""Counter-based keys: every random number is a pure function of (seed, trajectory index).
+
+Nothing depends on chunk size, chunk order or device count, so a run is bit-identical
+however it is split, and two scenarios run with one seed see the same shocks.
+"""
+from __future__ import annotations
+
+import jax
+
+# Independent streams under one trajectory key.
+PARAMS = 0  # the trajectory's parameter draw (params.sample_params)
+ONCE = 1  # events drawn once per trajectory (whether a moratorium happens)
+MONTHS = 2  # per-month process noise, folded with the month index
+POSTERIOR = 3  # which posterior draw the trajectory uses (calibrated runs)
+
+
+def trajectory_key(seed_key: jax.Array, index: jax.Array) -> jax.Array:
+    """Key of trajectory ``index`` (its global index, not its place in a chunk)."""
+    return jax.random.fold_in(seed_key, index)
+
+
+def stream_key(traj_key: jax.Array, stream: int) -> jax.Array:
+    return jax.random.fold_in(traj_key, stream)
+
+
+def month_key(traj_key: jax.Array, month: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(traj_key, MONTHS), month)
