@@ -1,16 +1,18 @@
-"""Host side of the band accumulators: chunk merges and exact-count quantile resolution.
+"""Host side of the band accumulators: batch merges and exact-count quantile resolution.
 
 The kernel's reducers (kernels/reduce.py) count values into bins; here counts from every
-chunk are summed (integers: exact, order-free), block moments are folded in global block
-order (Chan et al.'s parallel update, float64), and each quantile is read off the counts.
+batch are summed (integers: exact, order-free), extremes are min/max-ed (exact), batch
+moments are folded in global batch order (Chan et al.'s parallel update, float64), and
+each quantile is read off the counts.
 
 Quantile definition: Q(p) = x_(ceil(p N)), the inverted empirical CDF (numpy's
-method="inverted_cdf"). A reported value v for quantile q is accepted when it lies between
-Q(q - eps) and Q(q + eps) (eps = 1e-4): for a bin boundary with C values below it, that
-holds when ceil((q - eps) N) <= C <= ceil((q + eps) N) - 1, and a value clipped to the
-extremes of the bin it bounds keeps the property. Where no boundary qualifies because
-values are tied, a bin whose min equals its max *is* the quantile. The achieved rank error
-of every reported quantile is known exactly and returned alongside it.
+method="inverted_cdf"). Every reported value is a simulated value whose rank is known: the
+min (rank C + 1) or max (rank C') of the sub-bin holding the target rank r = ceil(q N),
+where C and C' count the values up to and including the sub-bin. It is accepted when its
+rank lies in [ceil((q - eps) N), ceil((q + eps) N)] (eps = 1e-4), which puts it between
+Q(q - eps) and Q(q + eps); a sub-bin whose min equals its max is a point mass and gives
+the exact quantile. Otherwise the sub-bin is refined once more (pass C); what still cannot
+be resolved is reported with its achieved rank error, |rank - r| / N.
 """
 from __future__ import annotations
 
@@ -20,136 +22,182 @@ EPS = 1e-4
 
 
 class Moments:
-    """Running count, mean and M2 per (time, series), merged block by block in order."""
+    """Running count, mean and M2 per (time, series), merged batch by batch in order."""
 
     def __init__(self, shape):
         self.n = np.zeros(shape)
         self.mean = np.zeros(shape)
         self.m2 = np.zeros(shape)
 
-    def add_blocks(self, count, mean, m2_scaled, scale):
-        """count, mean, m2_scaled, scale: (time, block, series) from one chunk, in block order."""
-        count, mean = np.asarray(count, np.float64), np.asarray(mean, np.float64)
-        m2 = np.asarray(m2_scaled, np.float64) * np.asarray(scale, np.float64) ** 2
-        for b in range(count.shape[1]):
-            nb, mb, m2b = count[:, b], mean[:, b], m2[:, b]
-            n = self.n + nb
-            safe = np.where(n > 0, n, 1.0)
-            delta = mb - self.mean
-            self.mean = np.where(n > 0, self.mean + delta * nb / safe, self.mean)
-            self.m2 = self.m2 + m2b + delta**2 * self.n * nb / safe
-            self.n = n
+    def add(self, count, mean, m2_scaled, scale):
+        """One batch's (time, series) count, mean, M2 / scale^2 and scale."""
+        nb, mb = np.asarray(count, np.float64), np.asarray(mean, np.float64)
+        m2b = np.asarray(m2_scaled, np.float64) * np.asarray(scale, np.float64) ** 2
+        n = self.n + nb
+        safe = np.where(n > 0, n, 1.0)
+        delta = mb - self.mean
+        self.mean = np.where(n > 0, self.mean + delta * nb / safe, self.mean)
+        self.m2 = self.m2 + m2b + delta**2 * self.n * nb / safe
+        self.n = n
 
     @property
     def std(self):
         return np.sqrt(self.m2 / np.maximum(self.n - 1, 1))
 
 
-def coarse_ranges(ymin, ymax, n_bins):
-    """Pass-A bin layout per (time, series) from the pilot's extremes: (lo, inv_w)."""
-    ok = np.isfinite(ymin) & np.isfinite(ymax)
-    lo = np.where(ok, ymin, 0.0)
-    span = np.where(ok, ymax - ymin, 0.0)
-    inv_w = np.where(span > 0, n_bins / np.where(span > 0, span, 1.0), 1.0)
-    return lo.astype(np.float32), inv_w.astype(np.float32)
+def central_ranges(hist, lo, inv_w, quantiles, n_bins, margin=0.25):
+    """Pass-A layout over the pilot's central quantiles, widened by `margin` on each side.
+
+    hist: (time, series, n_bins + 2) pilot counts over the (lo, inv_w) layout. The range
+    runs from quantile min(q)/2 to 1 - (1 - max(q))/2 of the pilot values off the first and
+    last bins (where point masses such as exact zeros sit; pass B counts those exactly) and
+    under/overflow, so the target quantiles sit well inside it while
+    tails fall into the under- and overflow bins. Quantile levels count every pilot value.
+    """
+    q = np.asarray(quantiles, np.float64)
+    n_all = hist.sum(axis=-1)
+    n_low = hist[..., :2].sum(axis=-1)
+    hist = hist.copy()
+    hist[..., :2] = 0
+    hist[..., -2:] = 0
+    total = hist.sum(axis=-1)
+    cum = np.cumsum(hist, axis=-1)
+    p = np.array([q.min() / 2, 1 - (1 - q.max()) / 2])
+    # Ranks among all pilot values, counted from the first value off the first bin.
+    rank = np.clip(_rank(n_all, p) - n_low[..., None], 1, np.maximum(total, 1)[..., None])
+    idx = np.argmax(cum[:, :, None, :] >= rank[..., None], axis=-1)  # (time, series, 2)
+    edge = lo[..., None].astype(np.float64) + (idx + np.array([-1, 0])) / inv_w[..., None]
+    a, b = edge[..., 0], edge[..., 1]
+    pad = margin * (b - a)
+    a, b = a - pad, b + pad
+    ok = (total > 0) & np.isfinite(a) & np.isfinite(b) & (b > a)
+    lo_new = np.where(ok, a, lo)
+    inv_new = np.where(ok, n_bins / np.where(ok, b - a, 1.0), inv_w)
+    return lo_new.astype(np.float32), inv_new.astype(np.float32)
 
 
 def target_ranks(total, quantiles):
-    """1-based rank of each quantile: ceil(q N), at least 1."""
-    q = np.asarray(quantiles)
-    return np.maximum(np.ceil(q[None, None, :] * total[..., None] - 1e-9), 1)
+    """1-based rank of each quantile, ceil(q N) clipped to [1, N]: (time, series, q)."""
+    return _rank(total, np.asarray(quantiles, np.float64))
 
 
-def plan(counts, below_base, rank, layout_lo, layout_inv, n_layout, vmin, vmax, n_sub, active):
-    """Choose, per (time, series, quantile), the bin holding the target rank, and split it.
+def _rank(total, p):
+    n = total[..., None].astype(np.float64)
+    return np.clip(np.ceil(p * n - 1e-9), 1, np.maximum(n, 1))
 
-    counts: (time, series, q or 1, n_layout + 2) counts in a layout indexed like
-    kernels.reduce.coarse_index; below_base: values below the whole layout; layout_lo,
-    layout_inv: the layout (broadcastable to (time, series, q)); vmin, vmax: extremes of the
-    values in the layout, in y space (for the under- and overflow bins); active: which
-    quantiles still need this pass. Quantiles sharing a bin read the first one's slot.
-    """
-    shape = rank.shape
-    cum = below_base[..., None] + np.cumsum(counts, axis=-1)
-    target = np.argmax(cum >= rank[..., None], axis=-1)
-    below = np.where(target > 0, np.take_along_axis(np.broadcast_to(cum, shape + cum.shape[-1:]),
-                                                   np.maximum(target - 1, 0)[..., None], -1)[..., 0], below_base)
-    lo = np.broadcast_to(np.asarray(layout_lo, np.float64), shape)
-    inv = np.broadcast_to(np.asarray(layout_inv, np.float64), shape)
-    vmin = np.broadcast_to(vmin, shape)
-    vmax = np.broadcast_to(vmax, shape)
-    over_lo = lo + n_layout / inv
-    sub_lo = np.where(target == 0, vmin, np.where(target == n_layout + 1, over_lo, lo + (target - 1) / inv))
-    span = np.where(target == 0, lo - vmin, np.where(target == n_layout + 1, vmax - over_lo, 1.0 / inv))
+
+def _slots(key):
+    """Per (..., q): index of the first quantile with the same key (quantiles sharing a bin)."""
+    n_q = key.shape[-1]
+    slot = np.broadcast_to(np.arange(n_q), key.shape).copy()
+    for i in range(n_q - 1, 0, -1):
+        for j in range(i - 1, -1, -1):
+            slot[..., i] = np.where(key[..., i] == key[..., j], j, slot[..., i])
+    return slot
+
+
+def _split(lo, span, n_sub):
+    """A slot's n_sub equal sub-bins over [lo, lo + span) in y space: (sub_lo, sub_inv)."""
     span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
-    sub_lo = np.where(np.isfinite(sub_lo), sub_lo, 0.0)
-    n_q = shape[-1]
-    slot = np.broadcast_to(np.arange(n_q), shape).copy()
-    for i in range(1, n_q):
-        for j in range(i):
-            same = (target[..., i] == target[..., j]) & (lo[..., i] == lo[..., j]) & (inv[..., i] == inv[..., j])
-            slot[..., i] = np.where(same & (slot[..., i] == i) & active[..., j], j, slot[..., i])
-    target = np.where((slot == np.arange(n_q)) & active, target, -1)
-    return dict(
-        layout_lo=lo.astype(np.float32), layout_inv=inv.astype(np.float32), n_layout=np.float32(n_layout),
-        target=target.astype(np.int32), slot=slot, below=below, rank=rank,
-        sub_lo=sub_lo.astype(np.float32), sub_inv=(n_sub / span).astype(np.float32),
-    )
+    return np.where(np.isfinite(lo), lo, 0.0).astype(np.float32), (n_sub / span).astype(np.float32)
 
 
-def by_slot(plan, counts, *per_slot):
-    """Each quantile's counts and per-slot arrays, read from the slot that holds its bin."""
-    slot = plan["slot"]
-    return (np.take_along_axis(counts, slot[..., None], 2),) + tuple(
-        np.take_along_axis(a, slot, 2) for a in per_slot)
+def plan_b(hist, rank, lo, inv_w, ymin, ymax, xmin, xmax, n_sub):
+    """Pass B: the pass-A bin holding each target rank, split into n_sub sub-bins.
 
-
-def resolve(plan, counts, bin_min, bin_max, total, quantiles, log_scale, eps=EPS, min_run=1,
-            eq=None):
-    """Quantile values, achieved rank errors (fractions of N) and a resolved mask.
-
-    counts: (time, series, quantile, n_sub + 2) by slot; bin_min, bin_max: extremes (x
-    space) of the values in each target bin; total: (time, series) finite values.
-    min_run: the fewest qualifying boundaries accepted (2 asks for a boundary with room on
-    both sides; the pass that follows refines the rest). eq: (eq_lo, eq_hi, n_eq_lo,
-    n_eq_hi), values whose exact repeats in the bin were counted: a target rank inside such
-    a point mass is that value exactly.
+    hist: (time, series, n_bins + 2) counts; rank: (time, series, q); lo, inv_w, ymin, ymax
+    (y space) and xmin, xmax (values): (time, series). Returns the refine reducer's consts
+    and, per quantile, its slot and the count of values below its bin.
     """
-    q = np.asarray(quantiles)[None, None, :]
+    t_n, s_n, width = hist.shape
+    n_bins = width - 2
+    n_q = rank.shape[-1]
+    cum = np.cumsum(hist, axis=-1)
+    target = np.argmax(cum[:, :, None, :] >= rank[..., None], axis=-1)  # (t, s, q)
+    below = np.take_along_axis(cum, target, -1) - np.take_along_axis(hist, target, -1)
+    lo64, inv64 = lo.astype(np.float64)[..., None], inv_w.astype(np.float64)[..., None]
+    over_lo = lo64 + n_bins / inv64
+    ymin, ymax = ymin[..., None], ymax[..., None]
+    b_lo = np.where(target == 0, ymin, np.where(target == n_bins + 1, over_lo, lo64 + (target - 1) / inv64))
+    span = np.where(target == 0, lo64 - ymin, np.where(target == n_bins + 1, ymax - over_lo, 1.0 / inv64))
+    b_lo, b_inv = _split(b_lo, span, n_sub)
+    slot = _slots(target)
+    table = np.full((t_n, s_n, width), -1, np.int32)
+    ti, si, qi = np.nonzero(slot == np.arange(n_q))
+    table[ti, si, target[ti, si, qi]] = qi
+    eq_lo = np.broadcast_to(xmin[..., None], rank.shape).astype(np.float32)
+    eq_hi = np.broadcast_to(xmax[..., None], rank.shape).astype(np.float32)
+    table2 = np.broadcast_to(np.arange(n_q, dtype=np.int32)[None, None, :, None],
+                             (t_n, s_n, n_q, n_sub + 4)).copy()
+    consts = (lo, inv_w, table, b_lo, b_inv, eq_lo, eq_hi, table2, b_lo, b_inv, eq_lo, eq_hi)
+    return dict(consts=consts, slot=slot, below=below, rank=rank)
+
+
+def plan_c(plan, res, unresolved, log_scale, n_sub):
+    """Pass C: split the pass-B sub-bin holding each unresolved target rank once more.
+
+    res: resolve()'s result for pass B; unresolved: (time, series, q) mask. The first level
+    keeps pass B's consts, so each chosen sub-bin holds the values it held in pass B; its
+    new layout spans [sub-bin min, sub-bin max] in y space with those two values as point
+    masses.
+    """
+    lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi = plan["consts"][:7]
+    t_n, s_n, n_q = unresolved.shape
+    key = np.where(unresolved, plan["slot"] * (n_sub + 4) + res["index"], -1 - np.arange(n_q))
+    slot = _slots(key)
+    table2 = np.full((t_n, s_n, n_q, n_sub + 4), -1, np.int32)
+    ti, si, qi = np.nonzero((slot == np.arange(n_q)) & unresolved)
+    table2[ti, si, plan["slot"][ti, si, qi], res["index"][ti, si, qi]] = qi
+    mn, mx = res["sub_min"], res["sub_max"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        to_y = lambda v: np.where(log_scale[None, :, None], np.log(np.maximum(v, 1e-30)), v)  # noqa: E731
+        c_lo, c_inv = _split(to_y(mn), to_y(mx) - to_y(mn), n_sub)
+    consts = (lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi, table2, c_lo, c_inv,
+              mn.astype(np.float32), mx.astype(np.float32))
+    return dict(consts=consts, slot=slot, below=res["before"], rank=plan["rank"])
+
+
+def by_slot(plan, *arrays):
+    """Each quantile's (time, series, q, ...) arrays, read from the slot that holds its bin."""
+    slot = plan["slot"]
+    return tuple(np.take_along_axis(a, slot.reshape(slot.shape + (1,) * (a.ndim - 3)), 2) for a in arrays)
+
+
+def resolve(plan, counts, sub_min, sub_max, total, quantiles, eps=EPS):
+    """Quantile values, achieved rank errors (fractions of N) and whether each is resolved.
+
+    counts, sub_min, sub_max: (time, series, slot, width) from a refine pass; total:
+    (time, series) finite values. Returns a dict with value, error, resolved, and for a
+    following pass the sub-bin index holding each target rank, the count before it and its
+    min and max.
+    """
+    counts, sub_min, sub_max = by_slot(plan, counts, sub_min, sub_max)
+    q = np.asarray(quantiles, np.float64)
     n = np.maximum(total[..., None].astype(np.float64), 1.0)
-    n_sub = counts.shape[-1] - 2
-    below = plan["below"].astype(np.float64)
-    c = below[..., None] + np.concatenate([np.zeros(counts.shape[:-1] + (1,)), np.cumsum(counts, -1)], -1)
-    k = np.arange(n_sub + 3)
-    edge_y = plan["sub_lo"][..., None].astype(np.float64) + (k - 1) / plan["sub_inv"][..., None].astype(np.float64)
-    bmin, bmax = bin_min.astype(np.float64)[..., None], bin_max.astype(np.float64)[..., None]
-    with np.errstate(over="ignore"):
-        edge = np.clip(np.where(log_scale[None, :, None, None], np.exp(edge_y), edge_y), bmin, bmax)
-    lo_ok = np.ceil((q - eps) * n - 1e-9)[..., None]
-    hi_ok = (np.ceil((q + eps) * n - 1e-9) - 1)[..., None]
-    ok = (c >= lo_ok) & (c <= hi_ok)
-    distance = np.abs(c - (q * n)[..., None])
-    # Qualifying boundaries form a run (C grows with k); its middle keeps away from the
-    # data values on either side, which float32 rounding of log can blur by ~1e-7.
-    run_len = ok.sum(-1)
-    best = np.argmax(ok, -1) + run_len // 2
-    nearest = np.argmin(distance, -1)
-    found = run_len >= min_run
-    tied = bin_min == bin_max
-    pick = np.where(found, best, nearest)[..., None]
-    value = np.where(tied & ~found, bin_min, np.take_along_axis(edge, pick, -1)[..., 0])
-    error = np.take_along_axis(distance, pick, -1)[..., 0] / n
-    error = np.where(tied & ~found, 0.0, error)
-    resolved = found | tied
-    if eq is not None:
-        eq_lo, eq_hi, n_lo, n_hi = eq
-        r = plan["rank"]
-        in_bin = c[..., -1]
-        at_lo = (n_lo > 0) & (eq_lo == bin_min) & (r > below) & (r <= below + n_lo)
-        at_hi = (n_hi > 0) & (eq_hi == bin_max) & (r > in_bin - n_hi) & (r <= in_bin)
-        point = (at_lo | at_hi) & ~found
-        value = np.where(point, np.where(at_lo, eq_lo, eq_hi), value)
-        error = np.where(point, 0.0, error)
-        resolved = resolved | point
+    r = plan["rank"]
+    cum = plan["below"][..., None] + np.cumsum(counts, axis=-1)
+    inside = cum >= r[..., None]
+    index = np.argmax(inside, axis=-1)
+    found = inside[..., -1]
+    take = lambda a: np.take_along_axis(a, index[..., None], -1)[..., 0]  # noqa: E731
+    after = take(cum)
+    before = after - take(counts)
+    mn, mx = take(sub_min).astype(np.float64), take(sub_max).astype(np.float64)
+    r_lo = _rank(total, q - eps)
+    r_hi = _rank(total, q + eps)
+    rank_min, rank_max = before + 1, after
+    tied = mn == mx
+    ok_min = rank_min >= r_lo
+    ok_max = rank_max <= r_hi
+    d_min, d_max = r - rank_min, rank_max - r
+    use_max = (ok_max & ~ok_min) | ((ok_max == ok_min) & (d_max < d_min))
+    value = np.where(tied | ~use_max, mn, mx)
+    error = np.where(tied, 0.0, np.where(use_max, d_max, d_min)) / n
+    resolved = found & (tied | ok_min | ok_max)
     empty = total[..., None] == 0
-    return np.where(empty, np.nan, value), np.where(empty, 0.0, error), resolved | empty
+    return dict(
+        value=np.where(empty | ~found, np.nan, value),
+        error=np.where(empty, 0.0, np.where(found, error, 1.0)),
+        resolved=resolved | empty,
+        index=index, before=before, sub_min=mn, sub_max=mx,
+    )

@@ -1,15 +1,17 @@
-"""Run a scenario: chunks of trajectories through the kernel, two counting passes, bands out.
+"""Run a scenario: batches of trajectories through the kernel, counting passes, bands out.
 
-    pilot  : the first min(N, 1024) trajectories fix each series' bin range
-    pass A : every trajectory; coarse histograms, block moments, extremes, non-finite counts
+    pilot  : the first min(N, 4096) trajectories fix each series' bin range
+    pass A : every trajectory; coarse histograms, moments, extremes, non-finite counts
     pass B : every trajectory again (same keys, same values); the bins holding the target
-             quantiles, split finer
-The pilot depends only on (seed, N), counts are integers and moments are folded in global
-block order, so the result is bit-identical for any chunk size (a multiple of BLOCK).
+             quantiles, split finer, with each sub-bin's min and max
+    pass C : only where pass B left a quantile unresolved (values tied inside a sub-bin)
+Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
+program produces every value of a run, whatever the chunk size: results are bit-identical
+for any chunk size. Counts are integers, extremes exact, and moments are folded in global
+batch order.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -25,16 +27,19 @@ from forecast import quantiles as qmod
 from forecast.outputs import build_dataset
 from forecast.scenario import Scenario, load
 from kernels import output_sizes, run_chunk
-from kernels.reduce import TINY
+from kernels.reduce import LOG_TINY, TINY
 from kernels.simulate import log_scale_mask
 
 DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
-BLOCK = 256  # trajectories per moment block: chunk sizes are multiples of it
-PILOT = 1024  # trajectories that fix the histogram ranges
+PILOT = 4096  # trajectories that fix the histogram ranges
 N_BINS = 1024  # pass-A bins per series and month
-N_SUB = 128  # pass-B sub-bins per target bin
-MAX_CHUNK = 131_072
-BYTES_PER_TRAJECTORY_MONTH = 16_000  # measured working set of one trajectory in a month step
+N_SUB = 128  # pass-B/C sub-bins per refined bin
+# Trajectories per kernel call, per backend: large enough to fill the device, small enough
+# for its memory (a trajectory-month's working set is ~16 kB). Fixed, because a different
+# shape is a different compiled program, which may round differently in the last bit.
+BATCH = {"cpu": 8192, "gpu": 262_144, "cuda": 262_144, "rocm": 262_144, "tpu": 262_144}
+BATCH_ENV = "FORECAST_BATCH"  # override (changes results in the last bit; recorded in attrs)
+CHUNK_BATCHES = 4  # default chunk: batches per host round trip (progress update)
 
 
 class RunError(ValueError):
@@ -52,29 +57,18 @@ class Progress:
             self.callback(done, total, phase)
 
 
-def default_chunk_size(n_trajectories: int, n_months: int) -> int:
-    """The largest multiple of BLOCK that fits a quarter of the free memory (and MAX_CHUNK)."""
-    free = _free_bytes()
-    fit = int(free * 0.25 / BYTES_PER_TRAJECTORY_MONTH) if free else MAX_CHUNK
-    chunk = min(MAX_CHUNK, max(BLOCK, fit), _round_up(n_trajectories, BLOCK))
-    return max(BLOCK, chunk // BLOCK * BLOCK)
-
-
-def _free_bytes() -> int | None:
-    try:
-        stats = jax.local_devices()[0].memory_stats()
-        if stats and "bytes_limit" in stats:
-            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    except Exception:  # noqa: BLE001 - CPU backends have no memory stats
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
+def batch_size() -> int:
+    """Trajectories per kernel call on this backend (env FORECAST_BATCH overrides)."""
+    env = os.environ.get(BATCH_ENV)
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise RunError(f"{BATCH_ENV} must be a whole number >= 1, got {env!r}")
+        return value
+    return BATCH.get(jax.default_backend(), BATCH["cpu"])
 
 
 def _check_int(name, value, minimum):
@@ -94,9 +88,10 @@ def run(
 ) -> xr.Dataset:
     """Simulate `n_trajectories` trajectories of a scenario and return its bands.
 
-    scenario: a Scenario, a built-in name or a TOML path. chunk_size: trajectories per
-    kernel call (a multiple of 256; default from free memory). Returns an xarray.Dataset
-    with quantile bands, means and standard deviations for every output (see docs/).
+    scenario: a Scenario, a built-in name or a TOML path. chunk_size: trajectories per host
+    round trip (progress step), a multiple of the backend's batch size (`batch_size()`:
+    8192 on CPU, 262144 on GPU); results do not depend on it. Returns an xarray.Dataset with
+    quantile bands, means and standard deviations for every output (see docs/model.md).
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
     n = _check_int("n_trajectories", n_trajectories, 1)
@@ -106,117 +101,137 @@ def run(
     q = tuple(float(x) for x in quantiles)
     if not q or any(not 0.0 < x < 1.0 for x in q) or list(q) != sorted(set(q)):
         raise RunError(f"quantiles must be increasing, distinct and within (0, 1), got {quantiles!r}")
+    batch = batch_size()
     if chunk_size is None:
-        chunk = default_chunk_size(n, sc.months)
+        chunk = batch * CHUNK_BATCHES
     else:
-        chunk = _check_int("chunk_size", chunk_size, BLOCK)
-        if chunk % BLOCK:
-            raise RunError(f"chunk_size must be a multiple of {BLOCK}, got {chunk}")
+        chunk = _check_int("chunk_size", chunk_size, batch)
+        if chunk % batch:
+            raise RunError(f"chunk_size must be a multiple of the batch size {batch} on this backend "
+                           f"({jax.default_backend()}), got {chunk}")
     report = Progress(progress)
     t_start = time.perf_counter()
-    key = jax.random.key(seed)
-    n_regions = len(sc.regions)
-    n_series = sum(output_sizes(n_regions))
+    pass_ = _Passes(jax.random.key(seed), sc, n, batch, chunk)
+    n_series = sum(output_sizes(len(sc.regions)))
     months = sc.months
-    log_scale = np.asarray(log_scale_mask(n_regions))
-    starts = list(range(0, n, chunk))
-    total_units = 2 * len(starts) + 1
+    log_scale = np.asarray(log_scale_mask(len(sc.regions)))
+    n_batches = -(-n // batch)
+    total_units = 1 + 2 * n_batches
+    report(0, total_units, "pilot")
 
-    # Pilot: fixed trajectories [0, min(N, PILOT)) set the bin ranges.
-    dummy = (jnp.zeros((months, n_series), jnp.float32), jnp.ones((months, n_series), jnp.float32))
-    ys, _ = run_chunk(key, sc.prior, 0, min(n, PILOT), dummy, chunk_size=PILOT, n_months=months,
-                      reducer="pass_a", config=(N_BINS, BLOCK))
-    lo, inv_w = qmod.coarse_ranges(np.asarray(ys["ymin"]), np.asarray(ys["ymax"]), N_BINS)
-    report(1, total_units, "pilot")
+    # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
+    # histogram over a fixed wide layout (log series: log values from log(1e-30), where
+    # zeros land, to 70; the others are shares in [0, 1]) gives central quantiles that
+    # become the range; heavy tails go to the under- and overflow bins instead of diluting
+    # the bins, and the first bin (zeros) is left out of the range.
+    n_pilot = min(n, PILOT)
+    lo0 = np.broadcast_to(np.where(log_scale, LOG_TINY, 0.0), (months, n_series)).astype(np.float32)
+    inv0 = np.broadcast_to(np.where(log_scale, N_BINS / (70.0 - LOG_TINY), N_BINS),
+                           (months, n_series)).astype(np.float32)
+    pilot = pass_.sweep("pass_a", (lo0, inv0), (N_BINS,), None, 0, 0, "", merge=dict(hist="sum"), n=n_pilot)
+    lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
+    report(1, total_units, "pass A")
 
-    hist = np.zeros((months, n_series, N_BINS + 2), np.int64)
     moments = qmod.Moments((months, n_series))
-    ymin = np.full((months, n_series), np.inf)
-    ymax = np.full((months, n_series), -np.inf)
-    xmin = np.full((months, n_series), np.inf, np.float32)
-    xmax = np.full((months, n_series), -np.inf, np.float32)
-    nonfinite = np.zeros((months, n_series), np.int64)
-    bad_trajectories = 0
-    consts_a = (jnp.asarray(lo), jnp.asarray(inv_w))
-    for i, start in enumerate(starts):
-        ys, finite = run_chunk(key, sc.prior, start, min(chunk, n - start), consts_a, chunk_size=chunk,
-                               n_months=months, reducer="pass_a", config=(N_BINS, BLOCK))
-        ys = jax.device_get(ys)
-        hist += ys["hist"].reshape(months, n_series, N_BINS + 2)
-        moments.add_blocks(ys["count"], ys["mean"], ys["m2"], ys["scale"])
-        ymin = np.minimum(ymin, ys["ymin"])
-        ymax = np.maximum(ymax, ys["ymax"])
-        xmin = np.minimum(xmin, ys["xmin"])
-        xmax = np.maximum(xmax, ys["xmax"])
-        nonfinite += ys["nonfinite"]
-        bad_trajectories += int(min(chunk, n - start) - np.asarray(finite).sum())
-        report(2 + i, total_units, "pass A")
-
-    if bad_trajectories > max_nonfinite_fraction * n:
+    acc = pass_.sweep("pass_a", (lo, inv_w), (N_BINS,), report, 1, total_units, "pass A",
+                      merge=dict(hist="sum", ymin_above="min", xmin="min", xmax="max", nonfinite="sum",
+                                 finite="sum"),
+                      each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]))
+    bad = n - int(acc["finite"])
+    if bad > max_nonfinite_fraction * n:
         raise RunError(
-            f"{bad_trajectories} of {n} trajectories produced non-finite values (more than the allowed "
-            f"fraction {max_nonfinite_fraction:g}); check the scenario's priors for extreme values"
+            f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
+            f"{max_nonfinite_fraction:g}); check the scenario's priors for extreme values"
         )
 
+    hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
     total = hist.sum(axis=2)
     rank = qmod.target_ranks(total, q)
-    everything = np.ones(rank.shape, bool)
-    plan = qmod.plan(hist[:, :, None, :], np.zeros(rank.shape), rank, lo[..., None], inv_w[..., None],
-                     N_BINS, ymin[..., None], ymax[..., None], N_SUB, everything)
-    shape = rank.shape
-    eq_b = (np.broadcast_to(xmin[..., None], shape), np.broadcast_to(xmax[..., None], shape))
-    counts, bin_min, bin_max, n_lo, n_hi = _refine_pass(key, sc, plan, eq_b, starts, chunk, n, q, report,
-                                                        "pass B", 2 + len(starts), total_units)
-    values, rank_error, done = qmod.resolve(plan, counts, bin_min, bin_max, total, q, log_scale, min_run=2,
-                                            eq=eq_b + (n_lo, n_hi))
-    if not done.all():
-        # Tied values straddle a boundary: refine the unresolved sub-bins once more (pass C).
-        y_min = np.where(log_scale[None, :, None], np.log(np.maximum(bin_min, TINY)), bin_min)
-        y_max = np.where(log_scale[None, :, None], np.log(np.maximum(bin_max, TINY)), bin_max)
-        plan_c = qmod.plan(counts, plan["below"], rank, plan["sub_lo"], plan["sub_inv"], N_SUB,
-                           y_min, y_max, N_SUB, ~done)
-        total_units += len(starts)
-        eq_c = (bin_min, bin_max)
-        counts_c, min_c, max_c, n_lo_c, n_hi_c = _refine_pass(key, sc, plan_c, eq_c, starts, chunk, n, q, report,
-                                                              "pass C", 2 + 2 * len(starts), total_units)
-        eq_c = qmod.by_slot(plan_c, counts_c, *eq_c)[1:]
-        values_c, error_c, _ = qmod.resolve(plan_c, counts_c, min_c, max_c, total, q, log_scale,
-                                            eq=eq_c + (n_lo_c, n_hi_c))
-        values = np.where(done, values, values_c)
-        rank_error = np.where(done, rank_error, error_c)
+    # The lowest bins start at the smallest value above a log-scale series' zeros (counted
+    # exactly as a point mass), not at log(0).
+    # (Bin layouts need not match the kernel's log to the last bit: values just outside a
+    # layout fall into its under- or overflow bin and are still counted exactly.)
+    ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], _to_y(acc["xmin"], log_scale))
+    plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, _to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"], N_SUB)
+    res = _refine(pass_, plan, report, 1 + n_batches, total_units, "pass B", total, q, 1)
+    values, errors = res["value"], res["error"]
+    if not res["resolved"].all():
+        # Values tied inside a sub-bin straddle the target rank: refine those sub-bins (pass C).
+        total_units += n_batches
+        plan_c = qmod.plan_c(plan, res, ~res["resolved"], log_scale, N_SUB)
+        res_c = _refine(pass_, plan_c, report, 1 + 2 * n_batches, total_units, "pass C", total, q, 2)
+        better = ~res["resolved"] & (res_c["resolved"] | (res_c["error"] < res["error"]))
+        values = np.where(better, res_c["value"], values)
+        errors = np.where(better, res_c["error"], errors)
+    report(total_units, total_units, "done")
     return build_dataset(
-        sc, values=values, rank_error=rank_error, mean=moments.mean, std=moments.std, quantiles=q,
-        nonfinite=nonfinite, info=dict(
-            seed=seed, n_trajectories=n, chunk_size=chunk, bad_trajectories=bad_trajectories,
+        sc, values=values, rank_error=errors, mean=moments.mean, std=moments.std, quantiles=q,
+        nonfinite=acc["nonfinite"], info=dict(
+            seed=seed, n_trajectories=n, chunk_size=chunk, batch_size=batch, bad_trajectories=bad,
             wall_seconds=time.perf_counter() - t_start,
         ),
     )
 
 
-def _refine_pass(key, sc, plan, eq, starts, chunk, n, q, report, phase, unit0, total_units):
-    """One refine pass over every chunk: merged sub-bin counts and extremes, by slot."""
-    months = sc.months
-    n_series = plan["target"].shape[1]
-    counts = np.zeros((months, n_series, len(q), N_SUB + 2), np.int64)
-    bin_min = np.full((months, n_series, len(q)), np.inf, np.float32)
-    bin_max = np.full((months, n_series, len(q)), -np.inf, np.float32)
-    n_lo = np.zeros((months, n_series, len(q)), np.int64)
-    n_hi = np.zeros((months, n_series, len(q)), np.int64)
-    n_layout = np.full((months,), plan["n_layout"], np.float32)
-    consts = tuple(jnp.asarray(a) for a in (plan["layout_lo"], plan["layout_inv"], n_layout,
-                                            plan["target"], plan["sub_lo"], plan["sub_inv"]))
-    consts += tuple(jnp.asarray(np.asarray(a, np.float32)) for a in eq)
-    for i, start in enumerate(starts):
-        ys, _ = run_chunk(key, sc.prior, start, min(chunk, n - start), consts, chunk_size=chunk,
-                          n_months=months, reducer="refine", config=(N_SUB,))
-        ys = jax.device_get(ys)
-        counts += ys["counts"].reshape(months, n_series, len(q), N_SUB + 2)
-        bin_min = np.minimum(bin_min, ys["bin_min"])
-        bin_max = np.maximum(bin_max, ys["bin_max"])
-        n_lo += ys["n_eq_lo"]
-        n_hi += ys["n_eq_hi"]
-        report(unit0 + i, total_units, phase)
-    return qmod.by_slot(plan, counts, bin_min, bin_max, n_lo, n_hi)
+def _to_y(x, log_scale):
+    """Host copy of kernels.reduce.transform for (time, series) arrays (float64)."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(log_scale[None, :], np.log(np.maximum(x, TINY)), x)
+
+
+def _refine(pass_, plan, report, unit0, total_units, phase, total, q, depth):
+    acc = pass_.sweep("refine", plan["consts"], (N_BINS, N_SUB, depth), report, unit0, total_units, phase,
+                      merge=dict(counts="sum", sub_min="min", sub_max="max"))
+    months, n_series, n_q = plan["rank"].shape
+    shape = (months, n_series, n_q, N_SUB + 4)
+    return qmod.resolve(plan, acc["counts"].reshape(shape).astype(np.int64), acc["sub_min"].reshape(shape),
+                        acc["sub_max"].reshape(shape), total, q)
+
+
+class _Passes:
+    """Kernel calls over the run's batches, merged on the device and fetched once a chunk."""
+
+    MERGE = {"sum": jnp.add, "min": jnp.minimum, "max": jnp.maximum}
+
+    def __init__(self, key, sc, n, batch, chunk):
+        self.key, self.sc, self.n, self.batch, self.chunk = key, sc, n, batch, chunk
+
+    def sweep(self, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None):
+        """Trajectories [0, n) (default: all) through the reducer, batch by batch; `merge`
+        says how each output combines ("sum", "min", "max"); `each` sees every batch's other
+        outputs on the host, in batch order; `report` (or None) hears of every batch."""
+        n = self.n if n is None else n
+        consts = tuple(jnp.asarray(c) for c in consts)
+        acc, host, pending = None, None, []
+        for i, start in enumerate(range(0, n, self.batch)):
+            ys, finite = run_chunk(self.key, self.sc.prior, start, min(self.batch, n - start), consts,
+                                   batch_size=self.batch, n_months=self.sc.months, reducer=reducer,
+                                   config=config)
+            ys = dict(ys, finite=jnp.sum(finite))
+            if each is not None:
+                pending.append({k: v for k, v in ys.items() if k not in merge})
+            part = {k: ys[k] for k in merge}
+            acc = part if acc is None else {k: self.MERGE[merge[k]](acc[k], part[k]) for k in merge}
+            end = start + self.batch
+            if end % self.chunk == 0 or end >= n:  # a chunk is done: one round trip
+                for p in jax.device_get(pending):
+                    each(p)
+                fetched = jax.device_get(acc)
+                host = {k: _merge_host(merge[k], None if host is None else host[k], v) for k, v in fetched.items()}
+                acc, pending = None, []
+            if report is not None:
+                report(unit0 + i + 1, total_units, phase)
+        return host
+
+
+def _merge_host(how, old, new):
+    if how == "sum":
+        new = np.asarray(new, np.int64)
+        return new if old is None else old + new
+    if old is None:
+        return np.asarray(new)
+    return np.minimum(old, new) if how == "min" else np.maximum(old, new)
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -4,15 +4,18 @@ Restriction (a two-state Markov chain, one step a month):
     not restricted -> restricted      with probability h  = restrict_hazard
     restricted     -> not restricted  with probability 1/D, D = restrict_duration
 While restricted, the public frontier is frozen: non-trusted tiers (and trusted tiers in
-regions without trusted access) fall one month further behind each month,
-    freeze(t+1) = freeze(t) + 1 if restricted else 0.
-A Bernoulli(p) event is drawn as z < Phi^{-1}(p) from a standard normal z, so every month
-consumes the same shocks whatever the probabilities (common random numbers).
+regions without trusted access) fall further behind by the time frozen,
+    freeze(t+1) = freeze(t) + 1  while restricted,   u  in the month it starts,   0 otherwise,
+where u in (0, 1) is the part of the month left after the restriction began (uniform: a
+restriction can start on any day). A Bernoulli(p) event is drawn as z < Phi^{-1}(p) from a
+standard normal z, so every month consumes the same shocks whatever the probabilities
+(common random numbers); given the event, u = Phi(z) / p is uniform on (0, 1), so the
+start time needs no extra draw.
 """
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.scipy.special import ndtri
+from jax.scipy.special import ndtr, ndtri
 
 from kernels.params import Params
 
@@ -29,10 +32,14 @@ def window(start, end, t):
 
 def restriction_step(p: Params, restricted, freeze_months, z_start, z_end):
     """Advance the restriction chain one month; returns (restricted, freeze_months)."""
-    starts = bernoulli(z_start, p.restrict_hazard)
+    hazard = jnp.clip(p.restrict_hazard, 0.0, 1.0)
+    starts = bernoulli(z_start, hazard)
     ends = bernoulli(z_end, 1.0 / jnp.maximum(p.restrict_duration, 1.0))
-    now = jnp.where(restricted > 0, ~ends, starts).astype(freeze_months.dtype)
-    return now, jnp.where(now > 0, freeze_months + 1.0, 0.0)
+    was = restricted > 0
+    now = jnp.where(was, ~ends, starts)
+    left = jnp.clip(ndtr(z_start) / jnp.maximum(hazard, 1e-30), 0.0, 1.0)  # part of the month left
+    frozen = jnp.where(now, jnp.where(was, freeze_months + 1.0, left), 0.0)
+    return now.astype(freeze_months.dtype), frozen
 
 
 def frozen_lag(p: Params, freeze_months, n_tiers: int):

@@ -1,25 +1,30 @@
 """Mergeable reducers applied to each month's (trajectory, series) outputs inside the loop.
 
-Quantile bands come from exact integer counts, in two passes over the same trajectories
-(counter-based keys make a second pass reproduce the first exactly):
+Quantile bands come from exact integer counts over passes of the same trajectories
+(counter-based keys and one compiled batch shape make every pass reproduce the values bit
+for bit):
 
 - pass A: a histogram of n_bins equal bins over [lo, lo + n_bins / inv_w) per series in a
   transformed space (log for positive quantities), with an underflow and an overflow bin;
-  plus per-block moments, the per-series min/max and the non-finite count.
-- refine (pass B, and pass C where needed): for each series and target quantile, the one
-  bin that holds the target rank is split into n_sub sub-bins and counted again, with the
-  min and max of the values in it (so that tied values are reported exactly).
+  plus the batch's moments, the per-series min/max and the non-finite count.
+- refine (pass B, and pass C where needed): the bins that hold target quantiles ("slots")
+  are split into n_sub sub-bins and counted again, with the min and max of the values in
+  every sub-bin, so that a reported quantile is always one of the simulated values.
 
-Counts are integers and blocks have a fixed size aligned to global trajectory indices, so
-merging chunks, devices or hosts is exact and independent of how the run was split.
-Values that are non-finite, or belong to padding trajectories, are left out and counted.
+Sub-bin layout of a slot (width n_sub + 4), in value order:
+    0: values equal to eq_lo (a known point mass at the bottom: the series' minimum in
+       pass B, the refined sub-bin's minimum in pass C), 1: underflow, 2..n_sub + 1: the
+    n_sub equal sub-bins, n_sub + 2: overflow, n_sub + 3: values equal to eq_hi.
+Counts are integers and min/max are exact, so merging batches, devices or hosts is exact
+and independent of how the run was split. Non-finite values and padding trajectories are
+left out and counted.
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 TINY = 1e-30  # log-space floor: zeros of a positive quantity land at log(TINY)
+LOG_TINY = -69.07755  # log(TINY) in float32
 
 
 def transform(x, log_mask):
@@ -33,26 +38,24 @@ def coarse_index(y, lo, inv_w, n_bins):
     return jnp.floor(v).astype(jnp.int32) + 1
 
 
-def block_moments(x, ok, block: int):
-    """Per block of `block` trajectories: count, mean, and M2 / scale^2 with its scale.
+def moments(x, ok):
+    """Over the batch, per series: count, mean, and M2 / scale^2 with its scale.
 
-    M2 is computed around the block mean and divided by scale^2 (scale = max |x| in the
-    block) so that squares of large quantities (tokens ~1e18) stay inside float32.
+    M2 is taken around the batch mean and divided by scale^2 (scale = max |x|) so that
+    squares of large quantities (tokens ~1e18) stay inside float32.
     """
-    n, s = x.shape
-    xb = jnp.where(ok, x, 0.0).reshape(n // block, block, s)
-    okb = ok.reshape(n // block, block, s)
-    count = jnp.sum(okb, axis=1).astype(x.dtype)
-    mean = jnp.sum(xb, axis=1) / jnp.maximum(count, 1.0)
-    scale = jnp.maximum(jnp.max(jnp.abs(xb), axis=1), TINY)
-    dev = jnp.where(okb, (xb - mean[:, None, :]) / scale[:, None, :], 0.0)
-    return count, mean, jnp.sum(dev * dev, axis=1), scale
+    xz = jnp.where(ok, x, 0.0)
+    count = jnp.sum(ok, axis=0).astype(x.dtype)
+    mean = jnp.sum(xz, axis=0) / jnp.maximum(count, 1.0)
+    scale = jnp.maximum(jnp.max(jnp.abs(xz), axis=0), TINY)
+    dev = jnp.where(ok, (xz - mean) / scale, 0.0)
+    return count, mean, jnp.sum(dev * dev, axis=0), scale
 
 
 def pass_a(x, y, valid, consts, config):
     """x: (traj, series) values; y: the same in bin space (transform); valid: (traj,)."""
     lo, inv_w = consts
-    n_bins, block = config
+    (n_bins,) = config
     n, s = x.shape
     finite = jnp.isfinite(x)
     ok = valid[:, None] & finite
@@ -60,15 +63,16 @@ def pass_a(x, y, valid, consts, config):
     width = n_bins + 2
     flat = jnp.where(ok, b + width * jnp.arange(s, dtype=jnp.int32), s * width)
     hist = jnp.bincount(flat.ravel(), length=s * width + 1)[:-1].astype(jnp.int32)
-    count, mean, m2, scale = block_moments(x, ok, block)
+    count, mean, m2, scale = moments(x, ok)
     return dict(
         hist=hist,
         count=count,
         mean=mean,
         m2=m2,
         scale=scale,
-        ymin=jnp.min(jnp.where(ok, y, jnp.inf), axis=0),
-        ymax=jnp.max(jnp.where(ok, y, -jnp.inf), axis=0),
+        # Smallest value above the log floor: where the lowest bins start when zeros are a
+        # point mass of a log-scale series.
+        ymin_above=jnp.min(jnp.where(ok & (y > LOG_TINY + 1.0), y, jnp.inf), axis=0),
         xmin=jnp.min(jnp.where(ok, x, jnp.inf), axis=0),
         xmax=jnp.max(jnp.where(ok, x, -jnp.inf), axis=0),
         nonfinite=jnp.sum(valid[:, None] & ~finite, axis=0).astype(jnp.int32),
@@ -76,37 +80,50 @@ def pass_a(x, y, valid, consts, config):
 
 
 def refine(x, y, valid, consts, config):
-    """Count the values of one chosen bin per (series, quantile) into finer sub-bins.
+    """Count the values of the chosen bins into sub-bins, with each sub-bin's min and max.
 
-    consts: lo, inv_w (series, quantile) and n_layout () - the layout the chosen bin
-    belongs to (n_layout is traced, so passes B and C share one compiled program);
-    target (series, quantile) - the chosen bin's index in that layout (-1: none);
-    sub_lo, sub_inv (series, quantile) - the chosen bin's own split into n_sub bins;
-    eq_lo, eq_hi (series, quantile) - values (x space) whose exact repeats are counted.
-    Both layouts index like coarse_index (0 under, 1..n regular, n + 1 over), so a bin
-    refined here can be refined again by the next pass with the same code.
+    consts (per month):
+      lo, inv_w (series,): pass A's layout; table (series, n_bins + 2): pass-A bin -> slot
+      (-1: none); b_lo, b_inv, b_eq_lo, b_eq_hi (series, slot): each slot's split into
+      n_sub sub-bins and its point masses; table2 (series, slot, n_sub + 4): sub-bin ->
+      final slot (pass B maps every sub-bin of slot j to j; pass C picks single sub-bins);
+      c_lo, c_inv, c_eq_lo, c_eq_hi (series, slot): the final slot's split and point masses.
+    config: (n_bins, n_sub, depth); depth 1 (pass B) counts the slots' sub-bins and ignores
+    table2 and c_*, depth 2 (pass C) counts the final slots' sub-bins.
     """
-    lo, inv_w, n_layout, target, sub_lo, sub_inv, eq_lo, eq_hi = consts
-    (n_sub,) = config
+    lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi, table2, c_lo, c_inv, c_eq_lo, c_eq_hi = consts
+    n_bins, n_sub, depth = config
     n, s = x.shape
-    q = target.shape[1]
+    q = b_lo.shape[1]
+    width = n_sub + 4
     ok = valid[:, None] & jnp.isfinite(x)
-    y = y[:, :, None]
-    match = (coarse_index(y, lo, inv_w, n_layout) == target) & ok[:, :, None]  # (traj, series, q)
-    sub = coarse_index(y, sub_lo, sub_inv, n_sub)
-    per_series = q * (n_sub + 2)
-    flat = jnp.arange(s, dtype=jnp.int32)[:, None] * per_series + jnp.arange(q, dtype=jnp.int32) * (n_sub + 2) + sub
-    flat = jnp.where(match, flat, s * per_series)
-    counts = jnp.bincount(flat.ravel(), length=s * per_series + 1)[:-1].astype(jnp.int32)
-    xm = x[:, :, None]
+    col = jnp.arange(s, dtype=jnp.int32)[None, :]
+    slot = table[col, coarse_index(y, lo, inv_w, n_bins)]
+    k = jnp.maximum(slot, 0)
+    sub = layout_index(x, y, b_lo[col, k], b_inv[col, k], b_eq_lo[col, k], b_eq_hi[col, k], n_sub)
+    final = slot
+    if depth == 2:  # pass C: one sub-bin of a slot, split again
+        final = jnp.where(slot >= 0, table2[col, k, sub], -1)
+        k = jnp.maximum(final, 0)
+        sub = layout_index(x, y, c_lo[col, k], c_inv[col, k], c_eq_lo[col, k], c_eq_hi[col, k], n_sub)
+    dump = s * q * width
+    flat = jnp.where(ok & (final >= 0), (col * q + k) * width + sub, dump).ravel()
+    xs = x.ravel()
     return dict(
-        counts=counts,
-        bin_min=jnp.min(jnp.where(match, xm, jnp.inf), axis=0),
-        bin_max=jnp.max(jnp.where(match, xm, -jnp.inf), axis=0),
-        # Point masses at the extremes known from the pass before (e.g. exact zeros).
-        n_eq_lo=jnp.sum(match & (xm == eq_lo), axis=0).astype(jnp.int32),
-        n_eq_hi=jnp.sum(match & (xm == eq_hi), axis=0).astype(jnp.int32),
+        counts=jnp.bincount(flat, length=dump + 1)[:-1].astype(jnp.int32),
+        sub_min=jnp.full((dump + 1,), jnp.inf, x.dtype).at[flat].min(xs)[:-1],
+        sub_max=jnp.full((dump + 1,), -jnp.inf, x.dtype).at[flat].max(xs)[:-1],
     )
+
+
+def layout_index(x, y, lo, inv_w, eq_lo, eq_hi, n_sub):
+    """Index in a slot layout (see the module docstring).
+
+    Pass C's first level indexes with pass B's consts and this same rule, so a sub-bin
+    chosen after pass B holds exactly the values it held there.
+    """
+    i = coarse_index(y, lo, inv_w, n_sub) + 1
+    return jnp.where(x == eq_lo, 0, jnp.where(x == eq_hi, n_sub + 3, i))
 
 
 def materialize(x, y, valid, consts, config):

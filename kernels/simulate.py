@@ -25,7 +25,8 @@ DT = 1.0 / 12.0  # years per step
 class OutputSpec(NamedTuple):
     name: str
     dims: str  # "", "region", "tier" or "region,tier"
-    log_scale: bool  # bands are resolved in log space (positive, multiplicative quantities)
+    log_scale: bool  # bands are resolved in log space (non-negative quantities spanning
+    # orders of magnitude; exact zeros are a point mass counted apart)
 
 
 OUTPUTS: tuple[OutputSpec, ...] = (
@@ -38,8 +39,8 @@ OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("tokens_per_capita", "region", True),
     OutputSpec("north_south_ratio", "", True),
     OutputSpec("access_gini", "", False),
-    OutputSpec("unmet_share", "", False),
-    OutputSpec("capability_lag", "region,tier", False),
+    OutputSpec("unmet_share", "", True),
+    OutputSpec("capability_lag", "region,tier", True),
     OutputSpec("adoption", "region", False),
 )
 
@@ -140,20 +141,25 @@ def step(p: Params, s: State, t, traj_key) -> tuple[State, jax.Array]:
     return state, out
 
 
-@partial(jax.jit, static_argnames=("chunk_size", "n_months", "reducer", "config"))
-def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, chunk_size: int, n_months: int,
+@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "config"))
+def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int, n_months: int,
               reducer: str, config: tuple = ()):
-    """Simulate trajectories [start, start + chunk_size) and reduce them month by month.
+    """Simulate trajectories [start, start + batch_size) and reduce them month by month.
 
     seed_key: the run's key; start: first global trajectory index; n_valid: how many of the
-    chunk's trajectories are real (the rest pad the last chunk and are masked out);
-    consts: the reducer's arrays (bin ranges), each with a leading time axis; reducer: "pass_a", "refine" or "materialize";
-    config: the reducer's static integers. Returns the reducer's per-month outputs stacked
-    over months, plus (chunk,) flags of trajectories that stayed finite.
+    batch's trajectories are real (the rest pad the last batch and are masked out);
+    consts: the reducer's arrays (bin layouts), each with a leading time axis; reducer:
+    "pass_a", "refine" or "materialize"; config: the reducer's static integers. Returns the
+    reducer's per-month outputs stacked over months, plus (batch,) flags of trajectories
+    that stayed finite.
+
+    Callers keep batch_size fixed for a whole run (forecast.run uses one per backend): XLA
+    compiles each shape separately, and different programs may round differently in the
+    last bit. One shape means one program, so every pass sees the same values.
     """
     TRACE_COUNT["run_chunk"] += 1
-    index = start + jnp.arange(chunk_size, dtype=jnp.int32)
-    valid = jnp.arange(chunk_size) < n_valid
+    index = start + jnp.arange(batch_size, dtype=jnp.int32)
+    valid = jnp.arange(batch_size) < n_valid
     traj_keys = jax.vmap(keys.trajectory_key, in_axes=(None, 0))(seed_key, index)
     params, state = jax.vmap(init, in_axes=(0, None))(traj_keys, prior)
     n_regions = prior.loc.compute0.shape[0]

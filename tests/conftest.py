@@ -3,16 +3,19 @@ import numpy as np
 import pytest
 
 from forecast import scenario as sc_mod
+from forecast import batch_size
 from kernels import OUTPUTS, output_sizes, run_chunk
 
-CHUNK = 512
-
-
-def materialize(scenario, n=CHUNK, seed=0):
-    """(time, trajectory, series) outputs of the first n trajectories, all in one chunk."""
-    ys, _ = run_chunk(jax.random.key(seed), scenario.prior, 0, n, (), chunk_size=CHUNK,
-                      n_months=scenario.months, reducer="materialize")
-    return np.asarray(ys)[:, :n]
+def materialize(scenario, n=512, seed=0, start=0):
+    """(time, trajectory, series) outputs of trajectories [start, start + n), computed by
+    the same compiled program (one batch shape) that forecast.run uses."""
+    batch = batch_size()
+    parts = []
+    for s in range(start, start + n, batch):
+        ys, _ = run_chunk(jax.random.key(seed), scenario.prior, s, min(batch, start + n - s), (),
+                          batch_size=batch, n_months=scenario.months, reducer="materialize")
+        parts.append(np.asarray(ys)[:, :min(batch, start + n - s)])
+    return np.concatenate(parts, axis=1)
 
 
 def series(scenario, x, name):
