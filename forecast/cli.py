@@ -21,6 +21,19 @@ SUMMARY = (  # (variable, selection, label)
 SUMMARY_YEARS = (2027, 2030, 2035)
 
 
+def _compilation_cache(path):
+    """Keep compiled kernels on disk, so a second run skips compilation (same programs)."""
+    import os
+
+    import jax
+
+    path = str(path or os.environ.get("FORECAST_CACHE_DIR") or Path.home() / ".cache" / "ai-access-forecast")
+    if path == "off":
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 @click.group()
 def main():
     """Monte Carlo forecasts of AI access inequality."""
@@ -32,12 +45,17 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same shocks)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="netCDF file to write [default: SCENARIO.nc]")
-@click.option("--chunk-size", type=int, default=None, help="trajectories per host round trip and progress step: a multiple of the backend's batch "
+@click.option("--chunk-size", type=int, default=None,
+              help="trajectories per host round trip and progress step: a multiple of the backend's batch "
               "size (8192 on CPU, 262144 on GPU); results do not depend on it")
-def run(scenario, n_trajectories, seed, output, chunk_size):
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where compiled kernels are kept between runs [default: ~/.cache/ai-access-forecast; "
+              "env FORECAST_CACHE_DIR; 'off' disables]")
+def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file."""
     from forecast.run import RunError, run as run_scenario, save
 
+    _compilation_cache(cache_dir)
     console = Console(stderr=True)
     try:
         sc = load(scenario)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,7 @@ N_SUB = 128  # pass-B/C sub-bins per refined bin
 BATCH = {"cpu": 8192, "gpu": 262_144, "cuda": 262_144, "rocm": 262_144, "tpu": 262_144}
 BATCH_ENV = "FORECAST_BATCH"  # override (changes results in the last bit; recorded in attrs)
 CHUNK_BATCHES = 4  # default chunk: batches per host round trip (progress update)
+WORKERS = 2  # batches in flight at once
 
 
 class RunError(ValueError):
@@ -200,28 +202,44 @@ class _Passes:
     def sweep(self, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None):
         """Trajectories [0, n) (default: all) through the reducer, batch by batch; `merge`
         says how each output combines ("sum", "min", "max"); `each` sees every batch's other
-        outputs on the host, in batch order; `report` (or None) hears of every batch."""
+        outputs on the host, in batch order; `report` (or None) hears of every batch.
+
+        WORKERS threads keep that many batches in flight: XLA's CPU runtime leaves cores
+        idle inside one call (scatters run on one thread), and concurrent calls fill them.
+        Merges are exact (integer sums, min, max) or done in batch order (moments), so the
+        result does not depend on which call finishes first."""
         n = self.n if n is None else n
         consts = tuple(jnp.asarray(c) for c in consts)
-        acc, host, pending = None, None, []
-        for i, start in enumerate(range(0, n, self.batch)):
+
+        def call(start):
             ys, finite = run_chunk(self.key, self.sc.prior, start, min(self.batch, n - start), consts,
                                    batch_size=self.batch, n_months=self.sc.months, reducer=reducer,
                                    config=config)
-            ys = dict(ys, finite=jnp.sum(finite))
-            if each is not None:
-                pending.append({k: v for k, v in ys.items() if k not in merge})
-            part = {k: ys[k] for k in merge}
-            acc = part if acc is None else {k: self.MERGE[merge[k]](acc[k], part[k]) for k in merge}
-            end = start + self.batch
-            if end % self.chunk == 0 or end >= n:  # a chunk is done: one round trip
-                for p in jax.device_get(pending):
-                    each(p)
-                fetched = jax.device_get(acc)
-                host = {k: _merge_host(merge[k], None if host is None else host[k], v) for k, v in fetched.items()}
-                acc, pending = None, []
-            if report is not None:
-                report(unit0 + i + 1, total_units, phase)
+            return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
+
+        acc, host, pending = None, None, []
+        starts = list(range(0, n, self.batch))
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            futures = [pool.submit(call, start) for start in starts[:WORKERS]]
+            for i, start in enumerate(starts):
+                ys = futures[i].result()
+                if i + WORKERS < len(starts):
+                    futures.append(pool.submit(call, starts[i + WORKERS]))
+                futures[i] = None
+                if each is not None:
+                    pending.append({k: v for k, v in ys.items() if k not in merge})
+                part = {k: ys[k] for k in merge}
+                acc = part if acc is None else {k: self.MERGE[merge[k]](acc[k], part[k]) for k in merge}
+                end = start + self.batch
+                if end % self.chunk == 0 or end >= n:  # a chunk is done: one round trip
+                    for p in jax.device_get(pending):
+                        each(p)
+                    fetched = jax.device_get(acc)
+                    host = {k: _merge_host(merge[k], None if host is None else host[k], v)
+                            for k, v in fetched.items()}
+                    acc, pending = None, []
+                if report is not None:
+                    report(unit0 + i + 1, total_units, phase)
         return host
 
 

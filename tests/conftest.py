@@ -1,3 +1,5 @@
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -5,6 +7,9 @@ import pytest
 from forecast import scenario as sc_mod
 from forecast import batch_size
 from kernels import OUTPUTS, output_sizes, run_chunk
+
+os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no compilation cache
+
 
 def materialize(scenario, n=512, seed=0, start=0):
     """(time, trajectory, series) outputs of trajectories [start, start + n), computed by
