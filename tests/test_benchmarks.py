@@ -1,0 +1,16 @@
+"""The benchmark harness runs end to end on a tiny size and renders its table."""
+from benchmarks import run as bench
+
+
+def test_harness_smoke(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "README", tmp_path / "README.md")
+    bench.main(["--sizes", "300", "--months", "3", "--repeats", "1", "--only", "engine,numpy,rng,numpyro",
+                "--tag", "smoke"])
+    text = (tmp_path / "README.md").read_text()
+    assert "<!-- table:smoke:begin -->" in text and "<!-- table:smoke:end -->" in text
+    for label in ("engine kernel", "NumPy reference", "RNG-only floor", "numpyro Predictive"):
+        assert label in text
+    # A second run replaces the table rather than appending another.
+    bench.main(["--sizes", "300", "--months", "3", "--repeats", "1", "--only", "rng", "--tag", "smoke"])
+    text = (tmp_path / "README.md").read_text()
+    assert text.count("<!-- table:smoke:begin -->") == 1 and "NumPy reference" not in text
