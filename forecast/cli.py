@@ -111,3 +111,24 @@ def scenarios():
 
 if __name__ == "__main__":
     main()
+
+
+@main.command("check-data")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def check_data(files):
+    """Validate usage-data FILES (CSV or Parquet; none: the shipped data) for calibration."""
+    from priors.usage import DataError, load, shipped
+
+    console = Console(stderr=True)
+    try:
+        data = load(files) if files else shipped()
+    except DataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    table = Table(title=f"{len(data)} observations, all valid")
+    for col in ("file", "metrics", "entities", "first", "last"):
+        table.add_column(col)
+    for name, g in data.groupby("file", sort=False):
+        table.add_row(name, str(g["metric"].nunique()), str(g["entity"].nunique()),
+                      str(g["date_parsed"].min().date()), str(g["date_parsed"].max().date()))
+    Console().print(table)
