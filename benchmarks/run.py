@@ -41,7 +41,7 @@ from benchmarks import reference_numpy
 from forecast.run import N_BINS, WORKERS, batch_size
 from kernels import keys, output_sizes, run_chunk
 from kernels.params import SPECS, constrain
-from kernels.simulate import init, step
+from kernels.simulate import init
 from kernels.state import noise_size
 
 README = Path(__file__).with_name("README.md")
