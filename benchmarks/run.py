@@ -65,11 +65,7 @@ def timed(fn, repeats):
 
 def scenario(months):
     sc = forecast.load("baseline")
-    if months == sc.months:
-        return sc
-    return forecast.scenario.from_dict(
-        {"name": sc.name, "start": sc.start, "months": months, "regions": list(sc.regions),
-         "params": forecast.scenario._params_as_tables(sc)}, text=sc.text)
+    return sc if months == sc.months else forecast.scenario.with_months(sc, months)
 
 
 def engine_kernel(sc, n):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.reduce import TINY
+
 EPS = 1e-4
 
 
@@ -81,6 +83,18 @@ def target_ranks(total, quantiles):
     return _rank(total, np.asarray(quantiles, np.float64))
 
 
+def to_y(x, log_scale):
+    """Host copy of kernels.reduce.transform (float64): log for log-scale series.
+
+    log_scale broadcasts against x's trailing axes from the series axis on. Layouts built
+    from it need not match the kernel's float32 log to the last bit: values just outside a
+    layout fall into its under- or overflow bin and are still counted exactly.
+    """
+    x = np.asarray(x, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(log_scale, np.log(np.maximum(x, TINY)), x)
+
+
 def _rank(total, p):
     n = total[..., None].astype(np.float64)
     return np.clip(np.ceil(p * n - 1e-9), 1, np.maximum(n, 1))
@@ -127,9 +141,7 @@ def plan_b(hist, rank, lo, inv_w, ymin, ymax, xmin, xmax, n_sub):
     table[ti, si, target[ti, si, qi]] = qi
     eq_lo = np.broadcast_to(xmin[..., None], rank.shape).astype(np.float32)
     eq_hi = np.broadcast_to(xmax[..., None], rank.shape).astype(np.float32)
-    table2 = np.broadcast_to(np.arange(n_q, dtype=np.int32)[None, None, :, None],
-                             (t_n, s_n, n_q, n_sub + 4)).copy()
-    consts = (lo, inv_w, table, b_lo, b_inv, eq_lo, eq_hi, table2, b_lo, b_inv, eq_lo, eq_hi)
+    consts = (lo, inv_w, table, b_lo, b_inv, eq_lo, eq_hi)
     return dict(consts=consts, slot=slot, below=below, rank=rank)
 
 
@@ -141,7 +153,6 @@ def plan_c(plan, res, unresolved, log_scale, n_sub):
     new layout spans [sub-bin min, sub-bin max] in y space with those two values as point
     masses.
     """
-    lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi = plan["consts"][:7]
     t_n, s_n, n_q = unresolved.shape
     key = np.where(unresolved, plan["slot"] * (n_sub + 4) + res["index"], -1 - np.arange(n_q))
     slot = _slots(key)
@@ -149,11 +160,10 @@ def plan_c(plan, res, unresolved, log_scale, n_sub):
     ti, si, qi = np.nonzero((slot == np.arange(n_q)) & unresolved)
     table2[ti, si, plan["slot"][ti, si, qi], res["index"][ti, si, qi]] = qi
     mn, mx = res["sub_min"], res["sub_max"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        to_y = lambda v: np.where(log_scale[None, :, None], np.log(np.maximum(v, 1e-30)), v)  # noqa: E731
-        c_lo, c_inv = _split(to_y(mn), to_y(mx) - to_y(mn), n_sub)
-    consts = (lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi, table2, c_lo, c_inv,
-              mn.astype(np.float32), mx.astype(np.float32))
+    y_mn, y_mx = to_y(mn, log_scale[:, None]), to_y(mx, log_scale[:, None])
+    with np.errstate(invalid="ignore"):
+        c_lo, c_inv = _split(y_mn, y_mx - y_mn, n_sub)
+    consts = plan["consts"] + (table2, c_lo, c_inv, mn.astype(np.float32), mx.astype(np.float32))
     return dict(consts=consts, slot=slot, below=res["before"], rank=plan["rank"])
 
 

@@ -28,7 +28,7 @@ from forecast import quantiles as qmod
 from forecast.outputs import build_dataset
 from forecast.scenario import Scenario, load
 from kernels import output_sizes, run_chunk
-from kernels.reduce import LOG_TINY, TINY
+from kernels.reduce import LOG_TINY
 from kernels.simulate import log_scale_mask
 
 DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -151,17 +151,16 @@ def run(
     rank = qmod.target_ranks(total, q)
     # The lowest bins start at the smallest value above a log-scale series' zeros (counted
     # exactly as a point mass), not at log(0).
-    # (Bin layouts need not match the kernel's log to the last bit: values just outside a
-    # layout fall into its under- or overflow bin and are still counted exactly.)
-    ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], _to_y(acc["xmin"], log_scale))
-    plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, _to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"], N_SUB)
-    res = _refine(pass_, plan, report, 1 + n_batches, total_units, "pass B", total, q, 1)
+    ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], qmod.to_y(acc["xmin"], log_scale))
+    plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, qmod.to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"],
+                       N_SUB)
+    res = _refine(pass_, plan, report, 1 + n_batches, total_units, "pass B", total, q)
     values, errors = res["value"], res["error"]
     if not res["resolved"].all():
         # Values tied inside a sub-bin straddle the target rank: refine those sub-bins (pass C).
         total_units += n_batches
         plan_c = qmod.plan_c(plan, res, ~res["resolved"], log_scale, N_SUB)
-        res_c = _refine(pass_, plan_c, report, 1 + 2 * n_batches, total_units, "pass C", total, q, 2)
+        res_c = _refine(pass_, plan_c, report, 1 + 2 * n_batches, total_units, "pass C", total, q)
         better = ~res["resolved"] & (res_c["resolved"] | (res_c["error"] < res["error"]))
         values = np.where(better, res_c["value"], values)
         errors = np.where(better, res_c["error"], errors)
@@ -175,15 +174,8 @@ def run(
     )
 
 
-def _to_y(x, log_scale):
-    """Host copy of kernels.reduce.transform for (time, series) arrays (float64)."""
-    x = np.asarray(x, np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(log_scale[None, :], np.log(np.maximum(x, TINY)), x)
-
-
-def _refine(pass_, plan, report, unit0, total_units, phase, total, q, depth):
-    acc = pass_.sweep("refine", plan["consts"], (N_BINS, N_SUB, depth), report, unit0, total_units, phase,
+def _refine(pass_, plan, report, unit0, total_units, phase, total, q):
+    acc = pass_.sweep("refine", plan["consts"], (N_BINS, N_SUB), report, unit0, total_units, phase,
                       merge=dict(counts="sum", sub_min="min", sub_max="max"))
     months, n_series, n_q = plan["rank"].shape
     shape = (months, n_series, n_q, N_SUB + 4)
@@ -195,6 +187,7 @@ class _Passes:
     """Kernel calls over the run's batches, merged on the device and fetched once a chunk."""
 
     MERGE = {"sum": jnp.add, "min": jnp.minimum, "max": jnp.maximum}
+    HOST_MERGE = {"sum": np.add, "min": np.minimum, "max": np.maximum}
 
     def __init__(self, key, sc, n, batch, chunk):
         self.key, self.sc, self.n, self.batch, self.chunk = key, sc, n, batch, chunk
@@ -235,21 +228,13 @@ class _Passes:
                     for p in jax.device_get(pending):
                         each(p)
                     fetched = jax.device_get(acc)
-                    host = {k: _merge_host(merge[k], None if host is None else host[k], v)
-                            for k, v in fetched.items()}
+                    fetched = {k: np.asarray(v, np.int64) if merge[k] == "sum" else v for k, v in fetched.items()}
+                    host = fetched if host is None else {
+                        k: self.HOST_MERGE[merge[k]](host[k], v) for k, v in fetched.items()}
                     acc, pending = None, []
                 if report is not None:
                     report(unit0 + i + 1, total_units, phase)
         return host
-
-
-def _merge_host(how, old, new):
-    if how == "sum":
-        new = np.asarray(new, np.int64)
-        return new if old is None else old + new
-    if old is None:
-        return np.asarray(new)
-    return np.minimum(old, new) if how == "min" else np.maximum(old, new)
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -300,12 +300,22 @@ def _to_unconstrained(dist: str, args: dict, support: str) -> tuple[list[float],
 
 def with_params(scenario: Scenario, **overrides: dict) -> Scenario:
     """A copy with some parameters' tables overridden, validated like a file."""
-    raw = {"name": scenario.name, "description": scenario.description, "start": scenario.start,
-           "months": scenario.months, "regions": list(scenario.regions), "params": {}}
-    raw["params"] = _params_as_tables(scenario)
+    raw = _raw(scenario)
     for name, table in overrides.items():
         raw["params"][name] = _merge_param(raw["params"].get(name, {}), table) if name in raw["params"] else table
     return from_dict(raw, text=scenario.text, where=f"{scenario.name} (overridden)")
+
+
+def with_months(scenario: Scenario, months: int) -> Scenario:
+    """A copy simulating `months` months from the same start, validated like a file."""
+    return from_dict({**_raw(scenario), "months": months}, text=scenario.text,
+                     where=f"{scenario.name} (months overridden)")
+
+
+def _raw(scenario: Scenario) -> dict:
+    """The scenario as the table a TOML file would give (what from_dict validates)."""
+    return {"name": scenario.name, "description": scenario.description, "start": scenario.start,
+            "months": scenario.months, "regions": list(scenario.regions), "params": _params_as_tables(scenario)}
 
 
 def _params_as_tables(scenario: Scenario) -> dict:

@@ -82,17 +82,16 @@ def pass_a(x, y, valid, consts, config):
 def refine(x, y, valid, consts, config):
     """Count the values of the chosen bins into sub-bins, with each sub-bin's min and max.
 
-    consts (per month):
+    consts (per month): pass B gives the first seven, pass C all twelve:
       lo, inv_w (series,): pass A's layout; table (series, n_bins + 2): pass-A bin -> slot
       (-1: none); b_lo, b_inv, b_eq_lo, b_eq_hi (series, slot): each slot's split into
-      n_sub sub-bins and its point masses; table2 (series, slot, n_sub + 4): sub-bin ->
-      final slot (pass B maps every sub-bin of slot j to j; pass C picks single sub-bins);
-      c_lo, c_inv, c_eq_lo, c_eq_hi (series, slot): the final slot's split and point masses.
-    config: (n_bins, n_sub, depth); depth 1 (pass B) counts the slots' sub-bins and ignores
-    table2 and c_*, depth 2 (pass C) counts the final slots' sub-bins.
+      n_sub sub-bins and its point masses; then, for pass C, table2 (series, slot,
+      n_sub + 4): sub-bin -> final slot (-1: none), and c_lo, c_inv, c_eq_lo, c_eq_hi
+      (series, slot): the final slot's split and point masses.
+    config: (n_bins, n_sub).
     """
-    lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi, table2, c_lo, c_inv, c_eq_lo, c_eq_hi = consts
-    n_bins, n_sub, depth = config
+    lo, inv_w, table, b_lo, b_inv, b_eq_lo, b_eq_hi = consts[:7]
+    n_bins, n_sub = config
     n, s = x.shape
     q = b_lo.shape[1]
     width = n_sub + 4
@@ -102,7 +101,8 @@ def refine(x, y, valid, consts, config):
     k = jnp.maximum(slot, 0)
     sub = layout_index(x, y, b_lo[col, k], b_inv[col, k], b_eq_lo[col, k], b_eq_hi[col, k], n_sub)
     final = slot
-    if depth == 2:  # pass C: one sub-bin of a slot, split again
+    if len(consts) > 7:  # pass C: one sub-bin of a slot, split again
+        table2, c_lo, c_inv, c_eq_lo, c_eq_hi = consts[7:]
         final = jnp.where(slot >= 0, table2[col, k, sub], -1)
         k = jnp.maximum(final, 0)
         sub = layout_index(x, y, c_lo[col, k], c_inv[col, k], c_eq_lo[col, k], c_eq_hi[col, k], n_sub)

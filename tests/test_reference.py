@@ -9,6 +9,7 @@ Point masses (exact zeros) are handled by accepting any CDF level in [F(v-), F(v
 import numpy as np
 
 import forecast
+from forecast.scenario import with_months
 from benchmarks.reference_numpy import simulate
 from kernels import OUTPUTS, output_sizes
 
@@ -18,9 +19,7 @@ N_REF = 10_000
 
 
 def test_reference_bands_agree_with_engine(baseline):
-    sc = forecast.scenario.from_dict(
-        {"name": baseline.name, "start": baseline.start, "months": MONTHS, "regions": list(baseline.regions),
-         "params": forecast.scenario._params_as_tables(baseline)}, text=baseline.text)
+    sc = with_months(baseline, MONTHS)
     ds = forecast.run(sc, n_trajectories=N_ENGINE, seed=11)
     ref = np.sort(simulate(sc, n=N_REF, seed=12, keep=True), axis=1)  # (time, traj, series)
     q = ds["quantile"].values

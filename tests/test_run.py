@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 import forecast
-from forecast.scenario import with_params
+from forecast.scenario import with_months, with_params
 from kernels import OUTPUTS, TRACE_COUNT
 from tests.conftest import materialize, series
 
@@ -16,12 +16,7 @@ def random_walk_only(baseline, months=24):
     fixed = lambda v: {"dist": "fixed", "value": v}  # noqa: E731
     sc = with_params(baseline, compute0=fixed(1.0e6), growth0=fixed(0.6), growth_inf=fixed(0.6),
                      growth_vol=fixed(TINY), compute_vol=fixed(0.3))
-    return forecast.scenario.from_dict({**_raw(sc), "months": months}, text=sc.text)
-
-
-def _raw(sc):
-    return {"name": sc.name, "start": sc.start, "months": sc.months, "regions": list(sc.regions),
-            "params": forecast.scenario._params_as_tables(sc)}
+    return with_months(sc, months)
 
 
 def test_random_walk_bands_match_lognormal_quantiles(baseline):
@@ -48,7 +43,7 @@ def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed):
     1024: one batch, and qN whole so the two neighbours are consecutive order statistics;
     11193: two batches (a partial one), so counts and extremes are merged across batches.
     """
-    sc = forecast.scenario.from_dict({**_raw(baseline), "months": months}, text=baseline.text)
+    sc = with_months(baseline, months)
     ds = forecast.run(sc, n_trajectories=n, seed=seed)
     xs = np.sort(materialize(sc, n=n, seed=seed), axis=1)
     for spec in OUTPUTS:
@@ -63,7 +58,7 @@ def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed):
 
 
 def test_same_seed_any_chunk_size_is_bit_identical(baseline):
-    sc = forecast.scenario.from_dict({**_raw(baseline), "months": 12}, text=baseline.text)
+    sc = with_months(baseline, 12)
     batch = forecast.batch_size()
     n = 2 * batch + 100
     a = forecast.run(sc, n_trajectories=n, seed=7, chunk_size=batch)
@@ -75,7 +70,7 @@ def test_same_seed_any_chunk_size_is_bit_identical(baseline):
 
 
 def test_values_and_seed_do_not_recompile(baseline):
-    sc = forecast.scenario.from_dict({**_raw(baseline), "months": 12}, text=baseline.text)
+    sc = with_months(baseline, 12)
     forecast.run(sc, n_trajectories=600, seed=1)
     before = TRACE_COUNT["run_chunk"]
     other = with_params(sc, g_alg={"median": 2.5}, moratorium_probability={"value": 0.5})
