@@ -71,7 +71,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
 
     Series are in the engine's order (kernels.simulate.OUTPUTS).
     """
-    sc = load(sc) if isinstance(sc, str) else sc
+    sc = load(sc, calibration="none") if isinstance(sc, str) else sc
     rng = np.random.default_rng(seed)
     p = sample_params(sc, n, rng)
     R = p["compute0"].shape[1]

@@ -64,7 +64,7 @@ def timed(fn, repeats):
 
 
 def scenario(months):
-    sc = forecast.load("baseline")
+    sc = forecast.load("baseline", calibration="none")  # hand-set priors, as the reference uses
     return sc if months == sc.months else forecast.scenario.with_months(sc, months)
 
 
@@ -154,7 +154,7 @@ def numpyro_predictive(sc, n):
             z = numpyro.sample(spec.name, dist.Normal(0.0, 1.0).expand(shape).to_event(len(shape)))
             values.append(constrain(spec.support, jnp.where(scale > 0, loc + scale * z, loc)))
         p = type(sc.prior.loc)(*values)
-        _, state = init(jax.random.key(0), type(sc.prior)(p, p))  # state from the drawn values
+        _, state = init(jax.random.key(0), sc.prior._replace(loc=p, scale=p))  # state from the drawn values
         state = state._replace(log_compute=jnp.log(p.compute0), log_cost=jnp.log(p.cost_frontier0),
                                log_enterprise=jnp.log(p.enterprise0))
         noise = numpyro.sample("noise", dist.Normal(0.0, 1.0).expand((sc.months, noise_size(r))).to_event(2))

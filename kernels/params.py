@@ -10,6 +10,12 @@ for positive parameters (a lognormal prior), the logistic function for parameter
 (a logit-normal prior) and the identity otherwise (a normal prior). A fixed value has
 ``scale = 0``. Because the family is a property of the parameter, not of the scenario,
 changing any prior's numbers never changes the compiled program.
+
+A calibrated prior adds a table of posterior draws (``draws``, one row per draw, columns
+in the flat registry order, unconstrained) and a mask of the entries it supplies
+(``from_draws``): each trajectory picks one row by its own key and takes those entries from
+it; every other entry comes from ``loc + scale * z`` as before. An uncalibrated prior has a
+one-row table and an all-false mask, so both cases are one program.
 """
 from __future__ import annotations
 
@@ -99,10 +105,21 @@ Params = NamedTuple("Params", [(n, jax.Array) for n in NAMES])  # type: ignore[m
 
 
 class Prior(NamedTuple):
-    """Priors in unconstrained space; each leaf has the parameter's shape."""
+    """Priors in unconstrained space; each leaf of loc and scale has the parameter's shape.
+
+    draws: (n_draws, n_entries) posterior draws, unconstrained, in the flat registry order;
+    from_draws: (n_entries,) bool, the entries taken from the trajectory's draw.
+    """
 
     loc: Params
     scale: Params
+    draws: jax.Array
+    from_draws: jax.Array
+
+
+def n_entries(loc: Params) -> int:
+    """Length of the flat parameter vector (every parameter raveled, registry order)."""
+    return sum(int(jnp.size(l)) for l in loc)
 
 
 def param_shape(spec: ParamSpec, n_regions: int, n_tiers: int) -> tuple[int, ...]:
@@ -118,20 +135,25 @@ def constrain(support: str, u: jax.Array) -> jax.Array:
     return u
 
 
-def sample_params(key: jax.Array, prior: Prior) -> Params:
+def sample_params(key: jax.Array, prior: Prior, draw_key: jax.Array) -> Params:
     """Draw one trajectory's parameters: a single normal vector split field by field.
 
     The draw order is the registry order, so a scenario that fixes a parameter (scale 0)
     still consumes its normals and leaves every other parameter's draw unchanged: common
-    random numbers across scenarios.
+    random numbers across scenarios. draw_key picks the trajectory's row of the posterior
+    table (uniformly); entries flagged in prior.from_draws come from that row.
     """
     sizes = [int(jnp.size(l)) for l in prior.loc]
-    z = jax.random.normal(key, (sum(sizes),), dtype=prior.loc[0].dtype)
+    dtype = prior.loc[0].dtype
+    z = jax.random.normal(key, (sum(sizes),), dtype=dtype)
+    row = prior.draws[jax.random.randint(draw_key, (), 0, prior.draws.shape[0])].astype(dtype)
     out, offset = [], 0
     for spec, loc, scale, size in zip(SPECS, prior.loc, prior.scale, sizes):
         zi = z[offset : offset + size].reshape(jnp.shape(loc))
+        di = row[offset : offset + size].reshape(jnp.shape(loc))
+        mi = prior.from_draws[offset : offset + size].reshape(jnp.shape(loc))
         offset += size
         # scale == 0 keeps infinite locs (a fixed 0 or 1 in logit space) finite: no inf*0.
-        u = jnp.where(scale > 0, loc + scale * zi, loc)
+        u = jnp.where(mi, di, jnp.where(scale > 0, loc + scale * zi, loc))
         out.append(constrain(spec.support, u))
     return Params(*out)

@@ -61,7 +61,7 @@ def log_scale_mask(n_regions: int) -> jax.Array:
 
 def init(traj_key, prior: Prior) -> tuple[Params, State]:
     """A trajectory's parameters and starting state."""
-    p = sample_params(keys.stream_key(traj_key, keys.PARAMS), prior)
+    p = sample_params(keys.stream_key(traj_key, keys.PARAMS), prior, keys.stream_key(traj_key, keys.POSTERIOR))
     n_regions = p.compute0.shape[0]
     z_once = jax.random.normal(keys.stream_key(traj_key, keys.ONCE), (n_regions,), p.compute0.dtype)
     zero = jnp.zeros((), p.compute0.dtype)
