@@ -1,0 +1,90 @@
+"""One numpyro model per concern. Each module has the same four parts:
+
+    NAME, KERNEL_PARAMS       its name and the forecast parameters it informs
+    prepare(data, ctx)        usage rows -> Prepared (arrays for the model, observed sites)
+    model(inputs, observed)   the numpyro model; observed sites are masked to training rows
+    kernel(samples, inputs, ctx)
+                              posterior samples -> {parameter: (draws,) or (draws, region)}
+                              in the parameter's own units; NaN where it says nothing
+
+Every model measures time `t` in years from the context's start (the scenario's first
+month), so "at the start" means t = 0. The likelihoods and priors are written up in
+docs/calibration.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+class CalibrationError(ValueError):
+    """Data or settings a model cannot be fitted to: the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a fit needs to know about the forecast, as plain values (no kernel imports).
+
+    start: t = 0 of every model (the scenario's first month).
+    regions: the scenario's region names (as in priors/data/regions.csv).
+    hand_set: unconstrained (loc, scale) of the forecast parameters that the models use as
+        priors (docs/model.md): log for positive parameters.
+    compute_share: (region,) each region's share of installed compute at the start.
+    demand_offset: (mean, sd) of the growth of token volume, per year at the start, that the
+        forecast adds on top of enterprise demand growth (price response, agentic shift).
+    cutoff: if set, fit only rows dated before it (backtests); later rows are predicted.
+    """
+
+    start: pd.Timestamp
+    regions: tuple[str, ...]
+    hand_set: dict = field(default_factory=dict)
+    compute_share: np.ndarray | None = None
+    demand_offset: tuple[float, float] = (0.0, 0.0)
+    cutoff: pd.Timestamp | None = None
+
+    def years(self, dates) -> np.ndarray:
+        return ((pd.to_datetime(pd.Series(dates)) - self.start).dt.days / 365.25).to_numpy(np.float64)
+
+    def train(self, dates) -> np.ndarray:
+        if self.cutoff is None:
+            return np.ones(len(dates), bool)
+        return (pd.to_datetime(pd.Series(dates)) < self.cutoff).to_numpy()
+
+    def prior(self, name: str, index: int | None = None) -> tuple[float, float]:
+        if name not in self.hand_set:
+            raise CalibrationError(f"no hand-set prior for {name!r} in the calibration context")
+        loc, scale = (np.asarray(a, np.float64) for a in self.hand_set[name])
+        if index is not None and loc.ndim:
+            loc, scale = loc[index], scale[index]
+        return float(np.mean(loc)), float(np.mean(scale))
+
+
+@dataclass
+class Site:
+    """One observed site: its rows (date, t, series, label, y in model space, train), how
+    model space maps back to the data's units (inverse: 'exp', 'sigmoid' or 'identity'),
+    and the key of its observed values in the model's inputs."""
+
+    rows: pd.DataFrame
+    inverse: str
+    units: str
+    key: str = "y"
+
+
+@dataclass
+class Prepared:
+    inputs: dict
+    sites: dict[str, Site]
+    info: dict = field(default_factory=dict)
+
+
+def rows_of(data: pd.DataFrame, metrics) -> pd.DataFrame:
+    out = data[data["metric"].isin(list(metrics))]
+    return out[np.isfinite(out["value_num"].to_numpy(np.float64))]
+
+
+from priors.models import adoption, compute, demand, prices  # noqa: E402
+
+MODELS = {m.NAME: m for m in (adoption, demand, prices, compute)}

@@ -1,0 +1,130 @@
+"""(a) Adoption diffusion per region, hierarchical over countries.
+
+Data: `ai_user_share` (Microsoft AI Diffusion Report: share of the working-age population
+using generative AI in a half-year) for every country that priors/data/regions.csv maps to
+one of the scenario's regions; aggregates (World, Global North/South) are left out.
+
+Country c in region r follows a logistic with a ceiling, written (like the forecast's
+demand.adoption) by its position at the start x_c = logit(a_c(0) / A_c) = -k_c m_c, which
+the data pin down far better than the midpoint m_c itself:
+    a_c(t) = A_c sigmoid(x_c + k_c t),
+    logit A_c = mu_A[r] + tau_A z_A[c],   x_c = mu_x[r] + tau_x z_x[c],
+    log k_c = mu_k[r] + tau_k z_k[c]                 (non-centred: z ~ N(0, 1)),
+mu_x ~ N(-1.5, 1.5), mu_k ~ N(log 0.4, 0.75), tau_A ~ HalfNormal(0.5),
+tau_x ~ HalfNormal(1.5), tau_k ~ HalfNormal(0.5); the typical midpoint is -mu_x / exp(mu_k).
+with the deviations switched off in regions of one country (the region is the country).
+Ceilings are informed by internet access: mu_A[r] ~ N(logit(internet_r), 0.5), internet_r
+from ITU's shares for high-income economies (North), CNNIC's penetration for China and a
+wide South value between ITU's low-income share and the world's (INTERNET below).
+Likelihood: logit(share) ~ Normal(logit a_c(t), sigma), sigma ~ HalfNormal(0.15).
+
+For the forecast, region r's curve is its typical country's (the hyper-means):
+adoption_ceiling = sigmoid(mu_A), adoption_rate = exp(mu_k), adoption0 = sigmoid(mu_A) sigmoid(mu_x).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax.scipy.special import expit, logit
+
+from priors.models import CalibrationError, Prepared, Site, rows_of
+from priors.usage import regions as region_table
+
+NAME = "adoption"
+KERNEL_PARAMS = ("adoption0", "adoption_ceiling", "adoption_rate")
+METRIC = "ai_user_share"
+# Internet use (share of population) that centres each region's adoption ceiling.
+INTERNET = {
+    "us": 0.94, "europe": 0.94, "other_north": 0.94,  # ITU 2025, high-income economies: 94%
+    "china": 0.80,  # CNNIC Dec 2025: internet penetration 80.1%
+    "global_south": 0.65,  # between ITU low-income (23%) and world (~75%); assumption, wide
+}
+DEFAULT_INTERNET = 0.75  # ITU 2025 world: "about three-quarters"
+TYPICAL = 0.2  # a typical country's share at the start, for centring the ceiling prior
+
+
+def prepare(data, ctx) -> Prepared:
+    table = region_table().set_index("country")["region"]
+    rows = rows_of(data, [METRIC])
+    rows = rows[rows["entity"].isin(table.index)].copy()
+    rows["region"] = rows["entity"].map(table)
+    rows = rows[rows["region"].isin(ctx.regions)]
+    if rows.empty:
+        raise CalibrationError(f"adoption: no {METRIC!r} rows for countries in regions {list(ctx.regions)}")
+    share = rows["value_num"].to_numpy(np.float64) / 100.0
+    bad = (share <= 0) | (share >= 1)
+    if bad.any():
+        r = rows[bad].iloc[0]
+        raise CalibrationError(f"adoption: {r['file']}, row {r['row']}: share {r['value_num']} % is not within (0, 100)")
+    regions = [r for r in ctx.regions if r in set(rows["region"])]
+    countries = sorted(set(rows["entity"]))
+    c_index = {c: i for i, c in enumerate(countries)}
+    r_index = {r: i for i, r in enumerate(regions)}
+    region_of_c = np.array([r_index[table[c]] for c in countries])
+    n_in_region = np.bincount(region_of_c, minlength=len(regions))
+    internet = np.array([INTERNET.get(r, DEFAULT_INTERNET) for r in regions])
+    rows = rows.assign(t=ctx.years(rows["date_parsed"]), series=rows["entity"], label=rows["entity"],
+                       y=np.log(share) - np.log1p(-share), train=ctx.train(rows["date_parsed"]))
+    inputs = {
+        "t": jnp.asarray(rows["t"].to_numpy(), jnp.float32),
+        "country": jnp.asarray(rows["entity"].map(c_index).to_numpy()),
+        "region_of_c": jnp.asarray(region_of_c),
+        "multi": jnp.asarray((n_in_region[region_of_c] > 1).astype(np.float32)),
+        "internet": jnp.asarray(internet, jnp.float32),
+        # logit of the headroom (A - s) / (1 - s) that puts a country at share s = TYPICAL
+        # at its ceiling A = internet access
+        "headroom": jnp.asarray(np.log(internet - TYPICAL) - np.log1p(-internet), jnp.float32),
+        "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
+        "train": jnp.asarray(rows["train"].to_numpy()),
+    }
+    info = {"regions": regions, "countries": countries}
+    return Prepared(inputs, {"obs": Site(rows, "sigmoid", "share of working-age population")}, info)
+
+
+def model(inputs, observed=True):
+    n_r = inputs["internet"].shape[0]
+    n_c = inputs["region_of_c"].shape[0]
+    with numpyro.plate("region", n_r):
+        mu_s = numpyro.sample("mu_share0", dist.Normal(logit(0.2), 1.5))
+        mu_v = numpyro.sample("mu_headroom", dist.Normal(inputs["headroom"], 0.7))
+        mu_k = numpyro.sample("mu_log_rate", dist.Normal(jnp.log(0.4), 0.75))
+    tau_s = numpyro.sample("tau_share0", dist.HalfNormal(1.5))
+    tau_v = numpyro.sample("tau_headroom", dist.HalfNormal(0.5))
+    r, m = inputs["region_of_c"], inputs["multi"]
+    with numpyro.plate("country", n_c):
+        # centred: each country's current share is pinned by its own data
+        s_c = numpyro.sample("share0", dist.Normal(mu_s[r], tau_s))
+        z_v = numpyro.sample("z_headroom", dist.Normal(0.0, 1.0))
+    # in a one-country region the country is the region
+    log_s = jax.nn.log_sigmoid(jnp.where(m > 0, s_c, mu_s[r]))
+    v = expit(mu_v[r] + m * tau_v * z_v)
+    log_ceiling = jnp.logaddexp(log_s, jnp.log1p(-jnp.exp(log_s)) + jnp.log(v))  # A = s + (1 - s) v
+    position = log_s - log_ceiling - jnp.log(-jnp.expm1(log_s - log_ceiling))  # logit(s / A)
+    rate = jnp.exp(mu_k[r])
+    s0, v0 = expit(mu_s), expit(mu_v)
+    numpyro.deterministic("ceiling", s0 + (1 - s0) * v0)
+    c, t = inputs["country"], inputs["t"]
+    # logit(A sigmoid(x + k t)) computed in log space
+    log_share = log_ceiling[c] + jax.nn.log_sigmoid(position[c] + rate[c] * t)
+    logit_share = log_share - jnp.log(-jnp.expm1(log_share))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(0.15))
+    with numpyro.plate("rows", t.shape[0]):
+        numpyro.sample("obs", dist.Normal(logit_share, sigma).mask(inputs["train"]),
+                       obs=inputs["y"] if observed else None)
+
+
+def kernel(samples, prepared, ctx) -> dict:
+    regions = prepared.info["regions"]
+    a0 = np.asarray(expit(samples["mu_share0"]), np.float64)
+    ceiling = np.asarray(samples["ceiling"], np.float64)
+    rate = np.exp(np.asarray(samples["mu_log_rate"], np.float64))
+    out = {}
+    for name, value in (("adoption0", a0), ("adoption_ceiling", ceiling), ("adoption_rate", rate)):
+        full = np.full((value.shape[0], len(ctx.regions)), np.nan)
+        for i, r in enumerate(regions):
+            full[:, ctx.regions.index(r)] = value[:, i]
+        out[name] = full
+    return out

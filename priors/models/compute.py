@@ -1,0 +1,105 @@
+"""(d) Compute-stock growth from cumulative accelerator shipments.
+
+Data: Epoch's cumulative_compute_h100e per chip designer (Nvidia, Google TPU, AMD, Amazon
+Trainium): H100-equivalents shipped since each series' own start (period_start), so the
+series are aligned by their start dates, not summed as given. Owner breakdowns ("Nvidia
+chips owned by ...") are parts of the Nvidia series and are left out.
+
+Designer v ships at a rate r_v(t) = exp(l_v + b_v t) H100e a year, so its cumulative since
+its start s_v is
+    C_v(t) = exp(l_v + b_v s_v) expm1(b_v (t - s_v)) / b_v,
+    log C_obs ~ Normal(log C_v(t), sigma),  sigma ~ HalfNormal(0.2)
+    b_v ~ N(1, 1) (about 2.7x a year, wide),  l_v ~ N(log(last cumulative of v), 2).
+(A hierarchy over four designers would put a funnel in the spread for little gain: their
+shipments are fitted independently, and only their sum goes to the forecast.)
+The installed stock at the start is S = sum_v C_v(0) (shipments before the series' starts
+and retirements are left out; Epoch's series start in 2022-2024) and its log growth rate is
+sum_v r_v(0) / S. For the forecast: compute0 = S x each region's share at the start
+(ctx.compute_share, from the scenario), growth0 = the stock's growth rate for every region
+except china, whose growth the export controls set apart (it keeps its hand-set prior).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+
+from priors.models import CalibrationError, Prepared, Site, rows_of
+
+NAME = "compute"
+KERNEL_PARAMS = ("compute0", "growth0")
+METRIC = "cumulative_compute_h100e"
+NOT_GLOBAL = ("china",)  # regions whose growth0 this model leaves to the scenario
+
+
+def prepare(data, ctx) -> Prepared:
+    rows = rows_of(data, [METRIC])
+    rows = rows[~rows["entity"].str.contains(" owned by ", regex=False)].copy()
+    if "period_start" in rows:
+        start = pd.to_datetime(rows["period_start"], errors="coerce")
+    else:
+        start = pd.Series(pd.NaT, index=rows.index)
+    missing = start.isna()
+    if missing.any():
+        r = rows[missing].iloc[0]
+        raise CalibrationError(f"compute: {r['file']}, row {r['row']}: a cumulative series needs its "
+                               "period_start (the date it counts from)")
+    rows["s"] = ctx.years(start)
+    rows["t"] = ctx.years(rows["date_parsed"])
+    rows["train"] = ctx.train(rows["date_parsed"])
+    rows["y"] = np.log(rows["value_num"].to_numpy(np.float64))
+    rows["series"] = rows["entity"]
+    rows["label"] = rows["entity"]
+    fit = rows[rows["train"]]
+    if fit.empty or fit.groupby("series")["t"].nunique().max() < 2:
+        raise CalibrationError(f"compute: no {METRIC!r} series has two dated observations to fit")
+    series = sorted(set(rows["series"]))
+    index = {s: i for i, s in enumerate(series)}
+    first_start = np.array([rows.loc[rows["series"] == s, "s"].iloc[0] for s in series])
+    last = np.array([rows.loc[rows["series"] == s, "y"].max() for s in series])
+    inputs = {
+        "t": jnp.asarray(rows["t"].to_numpy(), jnp.float32),
+        "series": jnp.asarray(rows["series"].map(index).to_numpy()),
+        "start": jnp.asarray(first_start, jnp.float32),
+        "last": jnp.asarray(last, jnp.float32),
+        "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
+        "train": jnp.asarray(rows["train"].to_numpy()),
+    }
+    return Prepared(inputs, {"obs": Site(rows, "exp", "H100e shipped since the series' start")},
+                    {"series": series})
+
+
+def cumulative(log_rate0, growth, start, t):
+    """H100e shipped from `start` to `t` at rate exp(log_rate0 + growth u) a year."""
+    x = growth * (t - start)
+    safe = jnp.where(jnp.abs(growth) < 1e-6, 1.0, growth)
+    ratio = jnp.where(jnp.abs(growth) < 1e-6, t - start, jnp.expm1(x) / safe)
+    return jnp.exp(log_rate0 + growth * start) * ratio
+
+
+def model(inputs, observed=True):
+    n = inputs["start"].shape[0]
+    with numpyro.plate("designer", n):
+        growth = numpyro.sample("growth", dist.Normal(1.0, 1.0))
+        log_rate = numpyro.sample("log_rate0", dist.Normal(inputs["last"], 2.0))
+    stock = cumulative(log_rate, growth, inputs["start"], 0.0)
+    total = numpyro.deterministic("stock0", jnp.sum(stock))
+    numpyro.deterministic("stock_growth0", jnp.sum(jnp.exp(log_rate)) / total)
+    sigma = numpyro.sample("sigma", dist.HalfNormal(0.2))
+    s = inputs["series"]
+    mu = jnp.log(cumulative(log_rate[s], growth[s], inputs["start"][s], inputs["t"]))
+    with numpyro.plate("rows", inputs["t"].shape[0]):
+        numpyro.sample("obs", dist.Normal(mu, sigma).mask(inputs["train"]), obs=inputs["y"] if observed else None)
+
+
+def kernel(samples, prepared, ctx) -> dict:
+    stock = np.asarray(samples["stock0"], np.float64)
+    growth = np.asarray(samples["stock_growth0"], np.float64)
+    share = np.asarray(ctx.compute_share, np.float64)
+    g = np.repeat(growth[:, None], len(ctx.regions), axis=1)
+    for r in NOT_GLOBAL:
+        if r in ctx.regions:
+            g[:, ctx.regions.index(r)] = np.nan
+    return {"compute0": stock[:, None] * share[None, :], "growth0": g}
