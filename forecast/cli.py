@@ -51,14 +51,18 @@ def main():
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where compiled kernels are kept between runs [default: ~/.cache/ai-access-forecast; "
               "env FORECAST_CACHE_DIR; 'off' disables]")
-def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir):
+@click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
+              help="posterior file (from `forecast calibrate`) the calibrated parameters are drawn from; "
+              "'none': hand-set priors [default: the scenario's `calibration`, 'shipped' for built-ins]")
+@click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
+def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file."""
     from forecast.run import RunError, run as run_scenario, save
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
     try:
-        sc = load(scenario)
+        sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
     except ScenarioError as e:
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)
@@ -109,10 +113,6 @@ def scenarios():
         click.echo(f"{name:20s} {description}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command("check-data")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def check_data(files):
@@ -132,3 +132,166 @@ def check_data(files):
         table.add_row(name, str(g["metric"].nunique()), str(g["entity"].nunique()),
                       str(g["date_parsed"].min().date()), str(g["date_parsed"].max().date()))
     Console().print(table)
+
+
+def _load_data(files, console):
+    from priors.usage import DataError, load as load_data, shipped
+
+    try:
+        return load_data(files) if files else shipped()
+    except DataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+
+
+def _settings(chains, warmup, samples, seed):
+    from priors.fit import Settings
+
+    for name, value, least in (("--chains", chains, 2), ("--warmup", warmup, 50), ("--samples", samples, 50)):
+        if value < least:
+            raise click.BadParameter(f"{value} is too few; at least {least}", param_hint=name)
+    return Settings(chains=chains, warmup=warmup, samples=samples, seed=seed)
+
+
+def _parallel_chains(chains):
+    """One CPU device per chain, so chains run in parallel; must precede JAX's first use."""
+    import numpyro
+
+    numpyro.set_host_device_count(chains)
+
+
+_FIT_OPTIONS = [
+    click.option("--scenario", default="baseline", show_default=True,
+                 help="scenario whose start, regions and hand-set priors the fit uses"),
+    click.option("--chains", type=int, default=4, show_default=True, help="NUTS chains"),
+    click.option("--warmup", type=int, default=500, show_default=True, help="warm-up iterations per chain"),
+    click.option("--samples", type=int, default=1000, show_default=True, help="kept draws per chain"),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--models", default=None, metavar="NAME,...",
+                 help="fit only these models (adoption, demand, prices, compute) [default: all]"),
+    click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="folder for prior and posterior predictive check plots (one PNG per model)"),
+]
+
+
+def _fit_options(f):
+    for option in reversed(_FIT_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console):
+    from forecast.calibrate import calibrate as run_calibration
+    from priors.models import CalibrationError
+
+    from priors.models import MODELS
+
+    _parallel_chains(chains)
+    settings = _settings(chains, warmup, samples, seed)
+    names = None
+    if models:
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = [m for m in names if m not in MODELS]
+        if unknown or not names:
+            raise click.BadParameter(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}",
+                                     param_hint="--models")
+    data = _load_data(files, console)
+    try:
+        sc = load(scenario, calibration="none")
+    except ScenarioError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("calibrating", total=None)
+
+        def progress(done, total, model):
+            bar.update(task, completed=done, total=total, description=f"fitting {model}")
+
+        try:
+            return run_calibration(data, sc, settings, cutoff=cutoff, models=names, progress=progress)
+        except CalibrationError as e:
+            console.print(f"[red]error:[/red] {e}")
+            sys.exit(2)
+
+
+def diagnostics_table(fits) -> Table:
+    table = Table(title="NUTS diagnostics (worst over every quantity)")
+    for col in ("model", "max r_hat", "min bulk ESS", "min tail ESS", "divergences", "seconds", "verdict"):
+        table.add_column(col, justify="right" if col not in ("model", "verdict") else "left")
+    for name, f in fits.items():
+        d = f.diagnostics
+        verdict = "[green]converged[/green]" if f.converged else "[red]" + "; ".join(f.problems[:2]) + "[/red]"
+        table.add_row(name, f"{d['max_rhat']:.4f}", f"{d['min_ess_bulk']:.0f}", f"{d['min_ess_tail']:.0f}",
+                      str(d["divergences"]), f"{f.seconds:.1f}", verdict)
+    return table
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("posterior.nc"),
+              show_default=True, help="posterior file to write")
+@_fit_options
+@click.option("--allow-unconverged", is_flag=True, help="write the posterior even if a diagnostic fails")
+def calibrate(files, output, scenario, chains, warmup, samples, seed, models, plots, allow_unconverged):
+    """Fit the model's uncertain parameters to usage FILES (CSV/Parquet; none: the shipped data).
+
+    Writes a posterior for `forecast run --priors`. A fit with r_hat > 1.01, bulk or tail
+    ESS < 400 or any divergence is not converged: nothing is written unless
+    --allow-unconverged is given (and runs then need --allow-unconverged too)."""
+    import time
+
+    from priors.posterior import plot_checks, save
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console)
+    Console().print(diagnostics_table(fits))
+    converged = all(f.converged for f in fits.values())
+    if plots:
+        for path in plot_checks(idata, plots):
+            console.print(f"wrote {path}")
+    if not converged and not allow_unconverged:
+        console.print("[red]error:[/red] the fit did not converge (see the table); nothing written. "
+                      "Try more --samples or --warmup, check the data, or pass --allow-unconverged.")
+        sys.exit(1)
+    save(idata, output)
+    note = "" if converged else " [yellow](NOT converged: runs need --allow-unconverged)[/yellow]"
+    console.print(f"wrote {output} in {time.perf_counter() - t0:.1f} s{note}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--cutoff", default="2025-07-01", show_default=True, help="fit rows dated before this date only")
+@_fit_options
+def backtest(files, cutoff, scenario, chains, warmup, samples, seed, models, plots):
+    """Fit on observations before CUTOFF; report how many later ones fall in the 50%/90% bands."""
+    import pandas as pd
+
+    from priors.posterior import coverage, plot_checks, sites
+
+    console = Console(stderr=True)
+    try:
+        cut = pd.Timestamp(cutoff)
+    except ValueError:
+        raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
+    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console)
+    Console().print(diagnostics_table(fits))
+    table = Table(title=f"backtest: fitted before {cut.date()}, later observations inside the posterior "
+                        "predictive bands")
+    for col in ("model", "site", "later obs", "inside 50%", "inside 90%", "median 90% width"):
+        table.add_column(col, justify="left" if col in ("model", "site") else "right")
+    for model, site in sites(idata):
+        c = coverage(idata, model, site)
+        if c["n"]:
+            inverse = idata.observed_data[f"{model}__{site}"].attrs.get("inverse")
+            width = f"x{c['width90']:.3g}" if inverse == "exp" else f"{c['width90']:.3g}"
+            table.add_row(model, site, str(c["n"]), f"{c['in50']:.0%}", f"{c['in90']:.0%}", width)
+    Console().print(table)
+    if plots:
+        for path in plot_checks(idata, plots):
+            console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

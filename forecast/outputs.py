@@ -77,7 +77,7 @@ def build_dataset(sc, values, rank_error, mean, std, quantiles, nonfinite, info)
         "python_version": platform.python_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": round(info["wall_seconds"], 3),
-        "priors_source": "scenario priors (hand-set, docs/model.md)",
+        "priors_source": sc.priors_source,
         "Conventions": "CF-1.8",
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from kernels import N_TIERS, SPEC_BY_NAME, SPECS, Prior, Params
 
 TIERS = ("trusted", "enterprise", "consumer")
 assert len(TIERS) == N_TIERS
-TOP_KEYS = {"name", "description", "extends", "start", "months", "regions", "tiers", "params"}
+TOP_KEYS = {"name", "description", "extends", "start", "months", "regions", "tiers", "params", "calibration"}
 PARAM_KEYS = {"doc", "unit", "source", "dist", "value", "median", "sigma", "mean", "sd"}
 META_KEYS = {"doc", "unit", "source"}
 DIST_ARGS = {"fixed": ("value",), "lognormal": ("median", "sigma"),
@@ -52,12 +52,25 @@ class Scenario:
     params: dict[str, dict[str, Any]]  # resolved: dist and per-element arguments
     text: str  # the TOML source(s), base first
     prior: Prior = field(repr=False)
+    calibration: str = "none"  # posterior file the draws come from: "none", "shipped" or a path
+    calibration_info: dict = field(default_factory=dict, repr=False)
+    allow_unconverged: bool = False
 
     @property
     def hash(self) -> str:
-        """SHA-256 of what determines a run (dimensions and resolved priors)."""
-        blob = json.dumps([self.start, self.months, self.regions, self.params], sort_keys=True)
+        """SHA-256 of what determines a run (dimensions, resolved priors, posterior file)."""
+        blob = json.dumps([self.start, self.months, self.regions, self.params,
+                           self.calibration_info.get("sha256", "")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def priors_source(self) -> str:
+        info = self.calibration_info
+        if not info:
+            return "scenario priors (hand-set, docs/model.md)"
+        kept = f"; scenario's own priors kept for {', '.join(info['kept_scenario'])}" if info["kept_scenario"] else ""
+        return (f"posterior {self.calibration} ({info['n_draws']} draws, sha256 {info['sha256'][:12]}) for "
+                f"{', '.join(info['used'])}; hand-set priors for the rest{kept}")
 
 
 def builtin_names() -> list[str]:
@@ -89,10 +102,15 @@ def _read(ref: str | Path) -> tuple[dict, str, str]:
         raise ScenarioError(f"{where}: not valid TOML: {e}") from None
 
 
-def load(ref: str | Path = "baseline") -> Scenario:
-    """Read, merge (``extends``), validate and convert a scenario to prior arrays."""
+def load(ref: str | Path = "baseline", calibration: str | None = None, allow_unconverged: bool = False) -> Scenario:
+    """Read, merge (``extends``), validate and convert a scenario to prior arrays.
+
+    calibration: a posterior file, "shipped" or "none", instead of the scenario's own
+    ``calibration`` field (built-in scenarios use the shipped posterior)."""
     raw, text, where = _resolve_extends(ref, seen=())
-    return from_dict(raw, text=text, where=where)
+    if calibration is not None:
+        raw["calibration"] = str(calibration)
+    return from_dict(raw, text=text, where=where, allow_unconverged=allow_unconverged)
 
 
 def _resolve_extends(ref, seen) -> tuple[dict, str, str]:
@@ -181,7 +199,7 @@ def _check_support(x: float, support: str, where: str, what: str = "value") -> N
         raise ScenarioError(f"{where}: must be within [0, 1] (a probability or share), got {x:g}")
 
 
-def from_dict(raw: dict, text: str = "", where: str = "scenario") -> Scenario:
+def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconverged: bool = False) -> Scenario:
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise ScenarioError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
@@ -272,11 +290,26 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario") -> Scenario:
             raise ScenarioError(
                 f"params.{b}: ends before params.{a} starts; the end must be the same month or later"
             )
-    return Scenario(
+    calibration = raw.get("calibration", "none")
+    if not isinstance(calibration, str) or not calibration:
+        raise ScenarioError(f"calibration: expected \"shipped\", \"none\" or a posterior file path, got {calibration!r}")
+    n = sum(x.size for x in locs)
+    scenario = Scenario(
         name=str(raw.get("name", "scenario")), description=str(raw.get("description", "")),
         start=start_text, months=months, regions=tuple(regions), tiers=TIERS,
-        params=resolved, text=text, prior=Prior(Params(*locs), Params(*scales)),
+        params=resolved, text=text,
+        prior=Prior(Params(*locs), Params(*scales), np.zeros((1, n), np.float32), np.zeros(n, bool)),
+        calibration=calibration, allow_unconverged=allow_unconverged,
     )
+    if calibration == "none":
+        return scenario
+    from forecast.calibrate import CalibrationFileError, draw_table
+
+    try:
+        draws, mask, info = draw_table(scenario, calibration, allow_unconverged)
+    except CalibrationFileError as e:
+        raise ScenarioError(f"calibration: {e}") from None
+    return replace(scenario, prior=scenario.prior._replace(draws=draws, from_draws=mask), calibration_info=info)
 
 
 def _unconstrain(support: str, x) -> list[float]:
@@ -303,19 +336,27 @@ def with_params(scenario: Scenario, **overrides: dict) -> Scenario:
     raw = _raw(scenario)
     for name, table in overrides.items():
         raw["params"][name] = _merge_param(raw["params"].get(name, {}), table) if name in raw["params"] else table
-    return from_dict(raw, text=scenario.text, where=f"{scenario.name} (overridden)")
+    return from_dict(raw, text=scenario.text, where=f"{scenario.name} (overridden)",
+                     allow_unconverged=scenario.allow_unconverged)
 
 
 def with_months(scenario: Scenario, months: int) -> Scenario:
     """A copy simulating `months` months from the same start, validated like a file."""
     return from_dict({**_raw(scenario), "months": months}, text=scenario.text,
-                     where=f"{scenario.name} (months overridden)")
+                     where=f"{scenario.name} (months overridden)", allow_unconverged=scenario.allow_unconverged)
+
+
+def with_calibration(scenario: Scenario, calibration: str, allow_unconverged: bool = False) -> Scenario:
+    """A copy whose parameter draws come from another posterior file ("none": hand-set)."""
+    return from_dict({**_raw(scenario), "calibration": str(calibration)}, text=scenario.text,
+                     where=scenario.name, allow_unconverged=allow_unconverged)
 
 
 def _raw(scenario: Scenario) -> dict:
     """The scenario as the table a TOML file would give (what from_dict validates)."""
     return {"name": scenario.name, "description": scenario.description, "start": scenario.start,
-            "months": scenario.months, "regions": list(scenario.regions), "params": _params_as_tables(scenario)}
+            "months": scenario.months, "regions": list(scenario.regions), "params": _params_as_tables(scenario),
+            "calibration": scenario.calibration}
 
 
 def _params_as_tables(scenario: Scenario) -> dict:

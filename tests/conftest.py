@@ -1,12 +1,15 @@
 import os
 
-import jax
-import numpy as np
-import pytest
+# One CPU device per NUTS chain (calibration tests); must be set before JAX starts.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
-from forecast import scenario as sc_mod
-from forecast import batch_size
-from kernels import OUTPUTS, output_sizes, run_chunk
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from forecast import scenario as sc_mod  # noqa: E402
+from forecast import batch_size  # noqa: E402
+from kernels import OUTPUTS, output_sizes, run_chunk  # noqa: E402
 
 os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no compilation cache
 
@@ -38,4 +41,5 @@ def series(scenario, x, name):
 
 @pytest.fixture(scope="session")
 def baseline():
-    return sc_mod.load("baseline")
+    """The baseline with its hand-set priors (the mechanism and reference tests' subject)."""
+    return sc_mod.load("baseline", calibration="none")

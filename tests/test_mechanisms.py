@@ -6,7 +6,7 @@ from tests.conftest import materialize, series
 
 
 def test_moratorium_lowers_us_compute_and_raises_prices(baseline):
-    mor = load("moratorium")
+    mor = load("moratorium", calibration="none")
     b, m = materialize(baseline), materialize(mor)
     t = 12 * 4  # 2030-01
     us_b, us_m = series(baseline, b, "compute")[t, :, 0], series(mor, m, "compute")[t, :, 0]
@@ -34,14 +34,14 @@ def test_restriction_hazard_raises_non_trusted_lag(baseline):
 
 
 def test_faster_agentic_shift_raises_demand(baseline):
-    surge = load("agentic_surge")
+    surge = load("agentic_surge", calibration="none")
     b = series(baseline, materialize(baseline), "demand_tokens")[36]
     s = series(surge, materialize(surge), "demand_tokens")[36]
     assert np.all(s[..., 2].sum(-1) > b[..., 2].sum(-1))
 
 
 def test_sovereign_compute_narrows_north_south_gap(baseline):
-    sov = load("sovereign_compute")
+    sov = load("sovereign_compute", calibration="none")
     b = series(baseline, materialize(baseline), "north_south_ratio")[-1]
     s = series(sov, materialize(sov), "north_south_ratio")[-1]
     assert np.median(s) < np.median(b)
@@ -49,7 +49,7 @@ def test_sovereign_compute_narrows_north_south_gap(baseline):
 
 def test_conservation_and_ranges(baseline):
     for name in ("baseline", "moratorium", "agentic_surge", "rationed_frontier"):
-        sc = load(name)
+        sc = load(name, calibration="none")
         x = materialize(sc)
         demand, served = series(sc, x, "demand_tokens"), series(sc, x, "served_tokens")
         assert np.all(served <= demand * (1 + 1e-6)) and np.all(served >= 0)

@@ -1,0 +1,193 @@
+"""Calibration in the forecast's terms: scenario priors -> fits -> posterior file -> runs.
+
+`calibrate(data, scenario)` fits priors/models to usage data, with the scenario's hand-set
+priors where a model uses them, and returns the posterior (arviz InferenceData) and the
+fits. `draw_table(scenario, path)` reads a posterior file (xarray only) and returns the
+kernel's table of draws: (n_draws, n_entries) unconstrained values and the mask of the
+entries they supply. A parameter the scenario sets differently from the priors the
+posterior was fitted against keeps the scenario's prior (the scenario wins).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kernels import SPECS
+
+SHIPPED = "shipped"
+NONE = "none"
+
+
+class CalibrationFileError(ValueError):
+    """A posterior file that cannot be used: says which file and why."""
+
+
+def shipped_path() -> Path:
+    return Path(str(resources.files("priors") / "data" / "posterior.nc"))
+
+
+def resolve(ref: str | Path) -> Path:
+    return shipped_path() if str(ref) == SHIPPED else Path(ref)
+
+
+# ------------------------------------------------------------------ scenario -> context
+def _unconstrained_samples(scenario, names, n=20_000, seed=0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for spec, loc, scale in zip(SPECS, scenario.prior.loc, scenario.prior.scale):
+        if spec.name in names:
+            loc, scale = np.asarray(loc, np.float64), np.asarray(scale, np.float64)
+            u = loc + scale * rng.standard_normal((n,) + loc.shape)
+            out[spec.name] = np.exp(u) if spec.support == "positive" else (
+                1 / (1 + np.exp(-u)) if spec.support == "unit" else u)
+    return out
+
+
+def demand_offset(scenario) -> tuple[float, float]:
+    """Mean and sd (over the scenario's priors) of the token growth a year, at the start,
+    that the forecast adds to enterprise demand growth: the price response
+    elasticity x (g_hw + g_serve - g_front) and the agentic shift d log((1-s) + sM)/dt."""
+    p = _unconstrained_samples(scenario, {"elasticity", "g_hw", "g_serve", "g_front", "agentic_share0",
+                                          "agentic_ceiling", "agentic_rate", "agentic_multiplier"})
+    s, ceiling, rate, m = p["agentic_share0"], p["agentic_ceiling"], p["agentic_rate"], p["agentic_multiplier"]
+    ds = rate * s * (1 - np.minimum(s / ceiling, 1.0))
+    offset = p["elasticity"] * (p["g_hw"] + p["g_serve"] - p["g_front"]) + (m - 1) * ds / (1 - s + s * m)
+    return float(np.mean(offset)), float(np.std(offset))
+
+
+def context(scenario, cutoff=None):
+    from priors.models import Context
+
+    hand_set = {s.name: (np.asarray(l, np.float64), np.asarray(c, np.float64))
+                for s, l, c in zip(SPECS, scenario.prior.loc, scenario.prior.scale)}
+    c0 = np.exp(hand_set["compute0"][0])
+    return Context(start=pd.Timestamp(scenario.start + "-01"), regions=tuple(scenario.regions), hand_set=hand_set,
+                   compute_share=c0 / c0.sum(), demand_offset=demand_offset(scenario),
+                   cutoff=None if cutoff is None else pd.Timestamp(cutoff))
+
+
+# ------------------------------------------------------------------ fitting
+def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=None, progress=None):
+    """Fit every model (or those named) and return (InferenceData, fits)."""
+    from priors.fit import Settings, fit
+    from priors.models import MODELS
+    from priors.posterior import build, json_attr
+
+    settings = settings or Settings()
+    ctx = context(scenario, cutoff)
+    names = list(models or MODELS)
+    prepared = {n: MODELS[n].prepare(data, ctx) for n in names}  # all data problems before any fit
+    fits, kernel = {}, {}
+    for i, n in enumerate(names):
+        if progress:
+            progress(i, len(names), n)
+        fits[n] = fit(MODELS[n], prepared[n], settings)
+        for name, values in MODELS[n].kernel(fits[n].samples, prepared[n], ctx).items():
+            kernel[name] = values if name not in kernel else np.where(np.isnan(kernel[name]), values, kernel[name])
+    if progress:
+        progress(len(names), len(names), "done")
+    problems = [f"{n}: {p}" for n, f in fits.items() for p in f.problems]
+    data_blob = pd.util.hash_pandas_object(data[["date", "entity", "metric", "value", "unit"]].astype(str),
+                                           index=False).values.tobytes()
+    attrs = {
+        "kernel_params": json_attr(sorted(kernel)),
+        "converged": int(not problems),
+        "problems": json_attr(problems),
+        "diagnostics": json_attr({n: f.diagnostics for n, f in fits.items()}),
+        "seconds": json_attr({n: round(f.seconds, 1) for n, f in fits.items()}),
+        "start": scenario.start,
+        "regions": json_attr(list(scenario.regions)),
+        "scenario": scenario.name,
+        "fitted_against": json_attr({n: scenario.params[n] for n in kernel}),
+        "cutoff": "" if cutoff is None else str(pd.Timestamp(cutoff).date()),
+        "settings": json_attr(vars(settings)),
+        "data_files": json_attr(sorted(set(data["file"]))),
+        "data_rows": int(len(data)),
+        "data_sha256": hashlib.sha256(data_blob).hexdigest(),
+        "models": json_attr(names),
+    }
+    return build(fits, prepared, kernel, ctx, attrs), fits
+
+
+# ------------------------------------------------------------------ posterior -> kernel
+def draw_table(scenario, path, allow_unconverged=False):
+    """(draws (n, n_entries) float32, mask (n_entries,) bool, info dict) for the kernel."""
+    import xarray as xr
+
+    path = resolve(path)
+    if not path.is_file():
+        raise CalibrationFileError(f"posterior file {str(path)!r} does not exist"
+                                   + (" (run `forecast calibrate -o` to make one)" if str(path) else ""))
+    try:
+        with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+            ds = ds.load()
+    except Exception as e:  # not netCDF4, or no posterior group
+        raise CalibrationFileError(f"{path}: not a posterior file written by `forecast calibrate` ({e})") from None
+    attrs = ds.attrs
+    try:
+        names = json.loads(attrs["kernel_params"])
+        fitted_against = json.loads(attrs["fitted_against"])
+        regions = json.loads(attrs["regions"])
+    except (KeyError, ValueError):
+        raise CalibrationFileError(f"{path}: missing kernel_params/fitted_against/regions attributes; "
+                                   "not a posterior file written by `forecast calibrate`") from None
+    if not int(attrs.get("converged", 0)) and not allow_unconverged:
+        problems = json.loads(attrs.get("problems", "[]"))
+        raise CalibrationFileError(f"{path}: the fit did not converge ({'; '.join(problems[:3])}); "
+                                   "refit, or pass --allow-unconverged to use it anyway")
+    if attrs.get("start") != scenario.start:
+        raise CalibrationFileError(f"{path}: fitted for a start of {attrs.get('start')}, but scenario "
+                                   f"{scenario.name!r} starts {scenario.start}; parameters 'at the start' would "
+                                   "not match (recalibrate with `forecast calibrate --scenario`)")
+    n_draws = ds.sizes["chain"] * ds.sizes["draw"]
+    sizes = [int(np.size(l)) for l in scenario.prior.loc]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    table = np.zeros((n_draws, offsets[-1]), np.float32)
+    mask = np.zeros(offsets[-1], bool)
+    used, kept = [], []
+    spec_index = {s.name: i for i, s in enumerate(SPECS)}
+    for name in names:
+        i = spec_index.get(name)
+        if i is None:
+            raise CalibrationFileError(f"{path}: unknown parameter {name!r} in the draw table")
+        spec = SPECS[i]
+        if scenario.params[name] != fitted_against.get(name):
+            kept.append(name)  # the scenario sets this parameter itself
+            continue
+        values = ds[name].values.reshape((n_draws,) + ds[name].shape[2:])
+        if spec.dims == "region":
+            cols = []
+            for r in scenario.regions:
+                cols.append(values[:, regions.index(r)] if r in regions else np.full(n_draws, np.nan))
+            values = np.stack(cols, axis=1)
+        elif spec.dims == "tier":
+            raise CalibrationFileError(f"{path}: per-tier parameter {name!r} cannot come from a draw table")
+        values = values.reshape(n_draws, -1)
+        good = ~np.isnan(values).any(axis=0)
+        if not good.any():
+            continue
+        u = _unconstrain(spec.support, values[:, good])
+        if not np.isfinite(u).all():
+            raise CalibrationFileError(f"{path}: {name} has draws outside its support ({spec.support})")
+        cols = offsets[i] + np.flatnonzero(good)
+        table[:, cols] = u
+        mask[cols] = True
+        used.append(name)
+    info = {"path": str(path), "used": used, "kept_scenario": kept, "n_draws": n_draws,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return table, mask, info
+
+
+def _unconstrain(support, x):
+    x = np.asarray(x, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if support == "positive":
+            return np.log(x)
+        if support == "unit":
+            return np.log(x) - np.log1p(-x)
+    return x

@@ -1,0 +1,259 @@
+"""Calibration: parameter recovery, the convergence gate, bad data, posterior-driven runs."""
+import json
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from numpyro.infer import Predictive
+from scipy import stats
+
+from conftest import materialize, series
+from forecast import scenario as sc_mod
+from forecast.calibrate import context, shipped_path
+from forecast.cli import main
+from priors.fit import Settings, diagnose, fit
+from priors.models import MODELS
+from priors.usage import shipped
+
+FAST = Settings(chains=4, warmup=300, samples=300, prior_draws=50)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return shipped()
+
+
+@pytest.fixture(scope="module")
+def ctx(baseline):
+    return context(baseline)
+
+
+def _recover(module, prepared, seed, names):
+    """Draw true parameters from the prior, simulate data on the real design, refit;
+    return how many of `names` (each element) fall inside the central 90% posterior interval."""
+    truth = Predictive(module.model, num_samples=1)(jax.random.key(1000 + seed), prepared.inputs, False)
+    inputs = dict(prepared.inputs)
+    for name, site in prepared.sites.items():
+        inputs[site.key] = truth[name][0]
+    prepared = type(prepared)(inputs, prepared.sites, prepared.info)
+    f = fit(module, prepared, Settings(chains=4, warmup=300, samples=300, prior_draws=10, seed=seed))
+    inside = total = 0
+    for n in names:
+        lo, hi = np.quantile(f.samples[n], [0.05, 0.95], axis=0)
+        t = np.asarray(truth[n][0])
+        inside += int(np.sum((t >= lo) & (t <= hi)))
+        total += t.size
+    return inside, total
+
+
+@pytest.mark.parametrize("name, params", [
+    ("compute", ["growth", "stock_growth0", "stock0"]),
+    ("prices", ["g_hw", "g_serve", "g_alg", "g_front", "fixed_capability_decline", "frontier_drift"]),
+    ("demand", ["enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife", "sigma"]),
+])
+def test_parameter_recovery(data, ctx, name, params):
+    """True values (drawn from the prior) land inside 90% posterior intervals at the nominal
+    rate: over seeds, the count inside is Binomial(n, 0.9) if the fit is calibrated; fail
+    below its 0.5% quantile."""
+    module = MODELS[name]
+    prepared = module.prepare(data, ctx)
+    inside = total = 0
+    for seed in range(4):
+        i, t = _recover(module, prepared, seed, params)
+        inside, total = inside + i, total + t
+    floor = stats.binom.ppf(0.005, total, 0.9)
+    assert inside >= floor, f"{name}: {inside}/{total} true values inside 90% intervals (floor {floor:.0f})"
+    assert inside < total or total < 20  # not all inside: intervals far too wide would pass otherwise
+
+
+def test_non_identifiable_fit_is_refused():
+    """Only a + b is identified and the priors are vague: the chains wander along the
+    ridge, and the diagnostics say so."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    class Toy:
+        NAME = "toy"
+
+        @staticmethod
+        def model(inputs, observed=True):
+            a = numpyro.sample("a", dist.Normal(0.0, 1000.0))
+            b = numpyro.sample("b", dist.Normal(0.0, 1000.0))
+            with numpyro.plate("rows", inputs["y"].shape[0]):
+                numpyro.sample("obs", dist.Normal(a + b, 0.01), obs=inputs["y"] if observed else None)
+
+    from priors.models import Prepared, Site
+
+    y = np.full(20, 1.0, np.float32)
+    rows = pd.DataFrame({"y": y, "train": True, "date_parsed": pd.Timestamp("2025-01-01"), "label": "x"})
+    f = fit(Toy, Prepared({"y": y}, {"obs": Site(rows, "identity", "")}), FAST)
+    assert not f.converged
+    assert any("r_hat" in p or "ESS" in p for p in f.problems), f.problems
+    # the shipped fit, by contrast, passes: its diagnostics are in the file
+    with xr.open_dataset(shipped_path(), group="posterior", engine="h5netcdf") as ds:
+        assert int(ds.attrs["converged"]) == 1, ds.attrs["problems"]
+
+
+def test_diagnose_counts_divergences_and_low_ess():
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    good = rng.standard_normal((4, 1000))
+    stuck = np.repeat(rng.standard_normal((4, 1)), 1000, axis=1) + 1e-3 * good  # chains disagree
+    div = np.zeros((4, 1000), bool)
+    div[1, 10] = True
+    idata = az.from_dict(posterior={"good": good, "stuck": stuck}, sample_stats={"diverging": div})
+    summary, problems = diagnose(idata)
+    assert summary["divergences"] == 1
+    assert any(p.startswith("stuck: r_hat") for p in problems)
+    assert not any(p.startswith("good") for p in problems)
+    assert "1 divergent transition(s)" in problems
+
+
+def test_bad_rows_rejected_and_nothing_written(tmp_path):
+    src = tmp_path / "usage.csv"
+    src.write_text(
+        "date,entity,metric,value,unit,source\n"
+        "2025-06,France,ai_user_share,40.9,% of working-age population,x\n"
+        "2025-13,France,ai_user_share,44.0,% of working-age population,x\n"
+        "2025-12,France,ai_user_share,-3,% of working-age population,x\n"
+        "2025-12,France,ai_users,44.0,% of working-age population,x\n")
+    out = tmp_path / "post.nc"
+    r = CliRunner().invoke(main, ["calibrate", str(src), "-o", str(out)])
+    assert r.exit_code == 2
+    for row in ("row 2", "row 3", "row 4"):
+        assert row in r.output, r.output
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_unconverged_fit_writes_nothing_and_runs_refuse_it(tmp_path):
+    out = tmp_path / "post.nc"
+    args = ["calibrate", "-o", str(out), "--models", "prices", "--chains", "2", "--warmup", "50", "--samples", "50"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "did not converge" in r.output, r.output
+    assert not out.exists()
+    r = CliRunner().invoke(main, args + ["--allow-unconverged"])
+    assert r.exit_code == 0 and out.exists(), r.output
+    with pytest.raises(sc_mod.ScenarioError, match="did not converge"):
+        sc_mod.load("baseline", calibration=str(out))
+    sc = sc_mod.load("baseline", calibration=str(out), allow_unconverged=True)
+    assert set(sc.calibration_info["used"]) == {"g_hw", "g_serve", "g_alg", "g_front"}
+
+
+def test_draw_table_mechanism(baseline):
+    """Entries flagged in the mask come from a uniformly chosen row of the draw table."""
+    sc = sc_mod.with_months(baseline, 1)
+    draws = np.zeros((2, sc.prior.draws.shape[1]), np.float32)
+    mask = np.zeros(sc.prior.draws.shape[1], bool)
+    sizes = [int(np.size(x)) for x in sc.prior.loc]
+    start = sum(sizes[:[s.name for s in __import__("kernels").SPECS].index("adoption0")])
+    values = np.array([0.1, 0.3])
+    draws[:, start] = np.log(values) - np.log1p(-values)  # adoption0[us] is 0.1 or 0.3
+    mask[start] = True
+    from dataclasses import replace
+
+    sc2 = replace(sc, prior=sc.prior._replace(draws=draws, from_draws=mask))
+    n = 4000
+    a = series(sc2, materialize(sc2, n), "adoption")[0, :, 0]
+    base = series(sc, materialize(sc, n), "adoption")[0, :, 0]
+    # month 0 adoption equals adoption0 exactly only at t = 0; the kernel reports month 0 at t = 0
+    low, high = np.isclose(a, 0.1, rtol=1e-5), np.isclose(a, 0.3, rtol=1e-5)
+    assert (low | high).all()
+    assert abs(low.mean() - 0.5) < 4.5 * np.sqrt(0.25 / n)
+    # other regions are untouched: same draws as without the table
+    np.testing.assert_array_equal(series(sc2, materialize(sc2, 256), "adoption")[0, :, 1:],
+                                  series(sc, materialize(sc, 256), "adoption")[0, :, 1:])
+    assert not np.isclose(base, 0.1, rtol=1e-5).all()
+
+
+def test_scenario_keeps_its_own_prior_for_parameters_it_sets():
+    sc = sc_mod.load("cheap_inference")  # sets g_serve; the shipped posterior calibrates it
+    assert "g_serve" in sc.calibration_info["kept_scenario"]
+    assert "g_alg" in sc.calibration_info["used"]
+    assert "g_serve" not in sc_mod.load("baseline").calibration_info["kept_scenario"]
+
+
+def test_posterior_moves_forecast_toward_the_data(data, baseline):
+    """Installed compute grew faster in 2025 than the hand-set prior's median growth; the
+    shipped posterior's first-year compute growth lies nearer the data's."""
+    cum = data[(data["metric"] == "cumulative_compute_h100e") & ~data["entity"].str.contains(" owned by ")]
+    total = cum.groupby("date_parsed")["value_num"].sum()
+    observed = np.log(total[pd.Timestamp("2025-12-31")] / total[pd.Timestamp("2024-12-31")])
+    calibrated = sc_mod.with_months(sc_mod.load("baseline"), 13)
+    hand_set = sc_mod.with_months(baseline, 13)
+    growth = {}
+    for label, sc in (("posterior", calibrated), ("hand-set", hand_set)):
+        c = series(sc, materialize(sc, 8192), "compute")
+        growth[label] = np.median(np.log(c[12, :, 0] / c[0, :, 0]))  # us, one year
+    prior_median = float(np.exp(baseline.prior.loc.growth0[0]))
+    assert observed > prior_median  # the data say faster than the hand-set prior
+    assert growth["posterior"] > growth["hand-set"]
+    assert abs(growth["posterior"] - observed) < abs(growth["hand-set"] - observed)
+
+
+def test_posterior_file_is_a_table_of_draws():
+    with xr.open_dataset(shipped_path(), group="posterior", engine="h5netcdf") as ds:
+        names = json.loads(ds.attrs["kernel_params"])
+        assert {"adoption0", "growth0", "g_alg", "enterprise_growth0"} <= set(names)
+        assert ds["adoption0"].dims == ("chain", "draw", "region")
+        assert ds.sizes["chain"] * ds.sizes["draw"] >= 4000
+        assert np.all(ds["growth0"].sel(region="china").isnull())  # left to the scenario
+
+
+def test_coverage_counts_exactly():
+    import arviz as az
+
+    from priors.posterior import coverage
+
+    draws = np.tile(np.arange(100, dtype=float), (1, 1, 1)).reshape(1, 100, 1).repeat(3, axis=2)
+    y = np.array([50.0, 3.0, 200.0])
+    idata = az.InferenceData(
+        posterior_predictive=xr.Dataset({"m__obs": (("chain", "draw", "row"), draws)}),
+        observed_data=xr.Dataset({"m__obs": (("row",), y), "m__obs_train": (("row",), np.array([True, False, False]))}))
+    c = coverage(idata, "m", "obs")
+    assert c["n"] == 2 and c["in50"] == 0.0 and c["in90"] == 0.0
+    c = coverage(idata, "m", "obs", rows="all")
+    assert c["n"] == 3 and c["in50"] == pytest.approx(1 / 3) and c["in90"] == pytest.approx(1 / 3)
+
+
+def test_mismatched_start_is_refused(baseline):
+    raw = sc_mod._raw(baseline)
+    raw["start"] = "2027-01"
+    raw["params"] = {k: v for k, v in raw["params"].items()}
+    for k in ("moratorium_start", "moratorium_end", "buildout_start", "buildout_end", "guarantee_start"):
+        raw["params"][k]["value"] = "2028-01"
+    raw["calibration"] = "shipped"
+    with pytest.raises(sc_mod.ScenarioError, match="start"):
+        sc_mod.from_dict(raw)
+
+
+def test_calibrated_scenarios_share_draws():
+    """Two calibrated scenarios run with one seed pick the same posterior row per
+    trajectory (common random numbers): a moratorium never raises US compute."""
+    base, mor = sc_mod.load("baseline"), sc_mod.load("moratorium")
+    b, m = materialize(base, 1024), materialize(mor, 1024)
+    t = 12 * 4
+    us_b, us_m = series(base, b, "compute")[t, :, 0], series(mor, m, "compute")[t, :, 0]
+    assert np.all(us_m <= us_b * (1 + 1e-5))
+    assert np.mean(us_m < us_b * 0.99) > 0.5
+
+
+def test_saved_posterior_opens_with_arviz_and_checks_cover():
+    """The whole file reads back; in-sample, the posterior predictive 90% bands hold most
+    observations of every site (a posterior predictive check)."""
+    import arviz as az
+
+    from priors.posterior import coverage, sites
+
+    idata = az.from_netcdf(shipped_path())
+    assert {"posterior", "sample_stats", "observed_data", "prior_predictive", "posterior_predictive"} <= set(
+        idata.groups())
+    found = sites(idata)
+    assert {m for m, _ in found} == {"adoption", "demand", "prices", "compute"}
+    for model, site in found:
+        c = coverage(idata, model, site, rows="all")
+        assert c["n"] == idata.observed_data[f"{model}__{site}"].size
+        assert c["in90"] >= 0.7, (model, site, c)
