@@ -87,8 +87,7 @@ def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=N
         if progress:
             progress(i, len(names), n)
         fits[n] = fit(MODELS[n], prepared[n], settings)
-        for name, values in MODELS[n].kernel(fits[n].samples, prepared[n], ctx).items():
-            kernel[name] = values if name not in kernel else np.where(np.isnan(kernel[name]), values, kernel[name])
+        kernel.update(MODELS[n].kernel(fits[n].samples, prepared[n], ctx))  # disjoint KERNEL_PARAMS
     if progress:
         progress(len(names), len(names), "done")
     problems = [f"{n}: {p}" for n, f in fits.items() for p in f.problems]
@@ -119,10 +118,11 @@ def draw_table(scenario, path, allow_unconverged=False):
     """(draws (n, n_entries) float32, mask (n_entries,) bool, info dict) for the kernel."""
     import xarray as xr
 
+    from forecast.scenario import _unconstrain
+
     path = resolve(path)
     if not path.is_file():
-        raise CalibrationFileError(f"posterior file {str(path)!r} does not exist"
-                                   + (" (run `forecast calibrate -o` to make one)" if str(path) else ""))
+        raise CalibrationFileError(f"posterior file {str(path)!r} does not exist (`forecast calibrate -o` makes one)")
     try:
         with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
             ds = ds.load()
@@ -171,7 +171,7 @@ def draw_table(scenario, path, allow_unconverged=False):
         good = ~np.isnan(values).any(axis=0)
         if not good.any():
             continue
-        u = _unconstrain(spec.support, values[:, good])
+        u = _unconstrain(spec.support, values[:, good])  # forecast.scenario's inverse of constrain
         if not np.isfinite(u).all():
             raise CalibrationFileError(f"{path}: {name} has draws outside its support ({spec.support})")
         cols = offsets[i] + np.flatnonzero(good)
@@ -182,12 +182,3 @@ def draw_table(scenario, path, allow_unconverged=False):
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return table, mask, info
 
-
-def _unconstrain(support, x):
-    x = np.asarray(x, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if support == "positive":
-            return np.log(x)
-        if support == "unit":
-            return np.log(x) - np.log1p(-x)
-    return x

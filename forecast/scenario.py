@@ -312,15 +312,15 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconver
     return replace(scenario, prior=scenario.prior._replace(draws=draws, from_draws=mask), calibration_info=info)
 
 
-def _unconstrain(support: str, x) -> list[float]:
+def _unconstrain(support: str, x) -> np.ndarray:
     """Inverse of kernels.params.constrain (0 and 1 map to -inf and inf in logit space)."""
     x = np.asarray(x, np.float64)
     with np.errstate(divide="ignore"):
         if support == "positive":
-            return list(np.log(x))
+            return np.log(x)
         if support == "unit":
-            return list(np.log(x) - np.log1p(-x))
-    return list(x)
+            return np.log(x) - np.log1p(-x)
+    return x
 
 
 def _to_unconstrained(dist: str, args: dict, support: str) -> tuple[list[float], list[float]]:

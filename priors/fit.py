@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import arviz as az
 import jax
 import numpy as np
-import xarray as xr
 from numpyro.infer import MCMC, NUTS, Predictive
 
 MAX_RHAT = 1.01
@@ -65,24 +64,9 @@ def fit(module, prepared, settings: Settings = Settings(), progress=None) -> Fit
         prior={k: np.asarray(v) for k, v in prior.items()},
         posterior_predictive={k: np.asarray(post[k]) for k in sites},
     )
-    idata = _observed(idata, prepared)
     result = Fit(module.NAME, idata, samples, seconds=time.perf_counter() - t0)
     result.diagnostics, result.problems = diagnose(idata)
     return result
-
-
-def _observed(idata, prepared):
-    """Observed data for every site (all rows, with a train flag), whatever numpyro recorded."""
-    obs = {}
-    for name, site in prepared.sites.items():
-        dim = f"{name}_dim_0"
-        obs[name] = xr.DataArray(site.rows["y"].to_numpy(np.float64), dims=(dim,))
-        obs[f"{name}_train"] = xr.DataArray(site.rows["train"].to_numpy(), dims=(dim,))
-    ds = xr.Dataset(obs)
-    if "observed_data" in idata.groups():
-        del idata.observed_data
-    idata.add_groups(observed_data=ds)
-    return idata
 
 
 def diagnose(idata) -> tuple[dict, list[str]]:

@@ -33,8 +33,8 @@ def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict):
     """One InferenceData from per-model fits and the merged forecast-parameter draws."""
     import arviz as az
 
-    n_chain, n_draw = next(iter(fits.values())).idata.posterior.sizes["chain"], \
-        next(iter(fits.values())).idata.posterior.sizes["draw"]
+    sizes = next(iter(fits.values())).idata.posterior.sizes
+    n_chain, n_draw = sizes["chain"], sizes["draw"]
     post, stats, obs, prior_pp, post_pp = {}, {}, {}, {}, {}
     coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw), "region": list(ctx.regions)}
     for name, values in kernel.items():

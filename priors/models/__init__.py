@@ -85,6 +85,18 @@ def rows_of(data: pd.DataFrame, metrics) -> pd.DataFrame:
     return out[np.isfinite(out["value_num"].to_numpy(np.float64))]
 
 
+def lognormal(name, loc_scale):
+    """A positive forecast parameter with its hand-set lognormal prior, non-centred:
+    exp(loc + scale z), z ~ N(0, 1) sampled as "z_<name>", the value recorded as <name>."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    loc, scale = loc_scale
+    z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))
+    return numpyro.deterministic(name, jnp.exp(loc + scale * z))
+
+
 from priors.models import adoption, compute, demand, prices  # noqa: E402
 
 MODELS = {m.NAME: m for m in (adoption, demand, prices, compute)}

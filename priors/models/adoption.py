@@ -73,7 +73,6 @@ def prepare(data, ctx) -> Prepared:
         "country": jnp.asarray(rows["entity"].map(c_index).to_numpy()),
         "region_of_c": jnp.asarray(region_of_c),
         "multi": jnp.asarray((n_in_region[region_of_c] > 1).astype(np.float32)),
-        "internet": jnp.asarray(internet, jnp.float32),
         # logit of the headroom (A - s) / (1 - s) that puts a country at share s = TYPICAL
         # at its ceiling A = internet access
         "headroom": jnp.asarray(np.log(internet - TYPICAL) - np.log1p(-internet), jnp.float32),
@@ -85,7 +84,7 @@ def prepare(data, ctx) -> Prepared:
 
 
 def model(inputs, observed=True):
-    n_r = inputs["internet"].shape[0]
+    n_r = inputs["headroom"].shape[0]
     n_c = inputs["region_of_c"].shape[0]
     with numpyro.plate("region", n_r):
         mu_s = numpyro.sample("mu_share0", dist.Normal(logit(0.2), 1.5))

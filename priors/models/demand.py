@@ -20,7 +20,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from priors.models import CalibrationError, Prepared, Site, rows_of
+from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
 
 NAME = "demand"
 KERNEL_PARAMS = ("enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife")
@@ -65,12 +65,6 @@ def prepare(data, ctx) -> Prepared:
     return Prepared(inputs, {"obs": Site(rows, "exp", "tokens/month")}, {"series": series})
 
 
-def _lognormal(name, loc_scale):
-    loc, scale = loc_scale
-    z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))
-    return numpyro.deterministic(name, jnp.exp(loc + scale * z))
-
-
 def cumulative_growth(t, g0, g_inf, halflife):
     """Integral from 0 to t of g_inf + (g0 - g_inf) 2^(-u / halflife)."""
     lam = jnp.log(2.0) / halflife
@@ -79,9 +73,9 @@ def cumulative_growth(t, g0, g_inf, halflife):
 
 def model(inputs, observed=True):
     p = inputs["prior"]
-    g0 = _lognormal("enterprise_growth0", p["enterprise_growth0"])
-    g_inf = _lognormal("enterprise_growth_inf", p["enterprise_growth_inf"])
-    h = _lognormal("enterprise_halflife", p["enterprise_halflife"])
+    g0 = lognormal("enterprise_growth0", p["enterprise_growth0"])
+    g_inf = lognormal("enterprise_growth_inf", p["enterprise_growth_inf"])
+    h = lognormal("enterprise_halflife", p["enterprise_halflife"])
     mean, sd = inputs["offset"]
     d = numpyro.sample("other_growth", dist.Normal(mean, max(sd, 1e-3)))
     with numpyro.plate("series", inputs["mean_y"].shape[0]):

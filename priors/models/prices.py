@@ -23,7 +23,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, rows_of
+from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
 
 NAME = "prices"
 KERNEL_PARAMS = ("g_hw", "g_serve", "g_alg", "g_front")
@@ -88,14 +88,8 @@ def prepare(data, ctx) -> Prepared:
     return Prepared(inputs, sites, {})
 
 
-def _lognormal(name, loc_scale):
-    loc, scale = loc_scale
-    z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))
-    return numpyro.deterministic(name, jnp.exp(loc + scale * z))
-
-
 def model(inputs, observed=True):
-    g = {n: _lognormal(n, inputs["prior"][n]) for n in KERNEL_PARAMS}
+    g = {n: lognormal(n, inputs["prior"][n]) for n in KERNEL_PARAMS}
     decline = numpyro.deterministic("fixed_capability_decline", g["g_hw"] + g["g_serve"] + g["g_alg"])
     tau = numpyro.sample("tau", dist.HalfNormal(1.5))
     with numpyro.plate("declines", inputs["d_y"].shape[0]):
