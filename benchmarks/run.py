@@ -41,8 +41,8 @@ from benchmarks import reference_numpy
 from forecast.run import N_BINS, WORKERS, batch_size
 from kernels import keys, output_sizes, run_chunk
 from kernels.params import SPECS, constrain
-from kernels.simulate import init
-from kernels.state import noise_size
+from kernels.simulate import flatten, initial_state, step
+from kernels.state import noise_size, split_noise
 
 README = Path(__file__).with_name("README.md")
 MARK = "<!-- table:{tag}:{end} -->"
@@ -154,9 +154,8 @@ def numpyro_predictive(sc, n):
             z = numpyro.sample(spec.name, dist.Normal(0.0, 1.0).expand(shape).to_event(len(shape)))
             values.append(constrain(spec.support, jnp.where(scale > 0, loc + scale * z, loc)))
         p = type(sc.prior.loc)(*values)
-        _, state = init(jax.random.key(0), sc.prior._replace(loc=p, scale=p))  # state from the drawn values
-        state = state._replace(log_compute=jnp.log(p.compute0), log_cost=jnp.log(p.cost_frontier0),
-                               log_enterprise=jnp.log(p.enterprise0))
+        z_once = numpyro.sample("once", dist.Normal(0.0, 1.0).expand((r,)).to_event(1))
+        state = initial_state(p, z_once)
         noise = numpyro.sample("noise", dist.Normal(0.0, 1.0).expand((sc.months, noise_size(r))).to_event(2))
 
         def body(s, tz):
@@ -175,14 +174,8 @@ def numpyro_predictive(sc, n):
 
 def step_with_noise(p, s, t, z):
     """The kernel's month step fed a given noise vector (numpyro draws it as a site)."""
-    import kernels.simulate as simulate
-
-    real_normal = jax.random.normal
-    try:
-        jax.random.normal = lambda *a, **k: z  # step draws its month's normals here
-        return simulate.step(p, s, t, jax.random.key(0))
-    finally:
-        jax.random.normal = real_normal
+    new, out = step(p, s, t, split_noise(z, p.compute0.shape[0]))
+    return new, flatten(out, z.dtype)
 
 
 BUILDERS = {"engine": engine_kernel, "bands": engine_bands, "numpy": numpy_reference, "rng": rng_floor,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kernels import SPECS
+from kernels import SPECS, Params, constrain
 
 SHIPPED = "shipped"
 NONE = "none"
@@ -43,8 +43,7 @@ def _unconstrained_samples(scenario, names, n=20_000, seed=0) -> dict[str, np.nd
         if spec.name in names:
             loc, scale = np.asarray(loc, np.float64), np.asarray(scale, np.float64)
             u = loc + scale * rng.standard_normal((n,) + loc.shape)
-            out[spec.name] = np.exp(u) if spec.support == "positive" else (
-                1 / (1 + np.exp(-u)) if spec.support == "unit" else u)
+            out[spec.name] = np.asarray(constrain(spec.support, u), np.float64)
     return out
 
 
@@ -115,7 +114,9 @@ def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=N
 
 # ------------------------------------------------------------------ posterior -> kernel
 def draw_table(scenario, path, allow_unconverged=False):
-    """(draws (n, n_entries) float32, mask (n_entries,) bool, info dict) for the kernel."""
+    """(draws, masks, info) for the kernel: draws is Params-shaped with (n_draws, *shape)
+    float32 leaves (unconstrained), masks Params-shaped with bool leaves of the entries the
+    posterior supplies."""
     import xarray as xr
 
     from forecast.scenario import _unconstrain
@@ -145,10 +146,8 @@ def draw_table(scenario, path, allow_unconverged=False):
                                    f"{scenario.name!r} starts {scenario.start}; parameters 'at the start' would "
                                    "not match (recalibrate with `forecast calibrate --scenario`)")
     n_draws = ds.sizes["chain"] * ds.sizes["draw"]
-    sizes = [int(np.size(l)) for l in scenario.prior.loc]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    table = np.zeros((n_draws, offsets[-1]), np.float32)
-    mask = np.zeros(offsets[-1], bool)
+    draws = [np.zeros((n_draws,) + np.shape(l), np.float32) for l in scenario.prior.loc]
+    masks = [np.zeros(np.shape(l), bool) for l in scenario.prior.loc]
     used, kept = [], []
     spec_index = {s.name: i for i, s in enumerate(SPECS)}
     for name in names:
@@ -167,17 +166,17 @@ def draw_table(scenario, path, allow_unconverged=False):
             values = np.stack(cols, axis=1)
         elif spec.dims == "tier":
             raise CalibrationFileError(f"{path}: per-tier parameter {name!r} cannot come from a draw table")
-        values = values.reshape(n_draws, -1)
+        values = values.reshape((n_draws,) + np.shape(scenario.prior.loc[i]))
         good = ~np.isnan(values).any(axis=0)
         if not good.any():
             continue
-        u = _unconstrain(spec.support, values[:, good])  # forecast.scenario's inverse of constrain
+        u = np.where(good, _unconstrain(spec.support, np.where(good, values, 1.0)), 0.0)
         if not np.isfinite(u).all():
             raise CalibrationFileError(f"{path}: {name} has draws outside its support ({spec.support})")
-        cols = offsets[i] + np.flatnonzero(good)
-        table[:, cols] = u
-        mask[cols] = True
+        draws[i] = u.astype(np.float32)
+        masks[i] = np.asarray(good)
         used.append(name)
+    table, mask = Params(*draws), Params(*masks)
     info = {"path": str(path), "used": used, "kept_scenario": kept, "n_draws": n_draws,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return table, mask, info

@@ -11,22 +11,6 @@ import xarray as xr
 
 from kernels import OUTPUTS, output_sizes
 
-UNITS = {
-    "compute": ("H100e", "installed AI compute"),
-    "cost_frontier": ("USD per 1M tokens", "cost of serving frontier tokens"),
-    "cost_fixed_capability": ("USD per 1M tokens", "cost of the start's frontier capability"),
-    "price": ("USD per 1M tokens", "price of frontier tokens"),
-    "demand_tokens": ("tokens per month", "frontier-token demand after the price response"),
-    "served_tokens": ("tokens per month", "frontier tokens served"),
-    "tokens_per_capita": ("tokens per person per month", "frontier tokens served per working-age person"),
-    "north_south_ratio": ("1", "Global North over Global South frontier tokens per capita"),
-    "access_gini": ("1", "population-weighted Gini of frontier tokens per capita across regions"),
-    "unmet_share": ("1", "share of frontier demand not served (falls back to lagging models)"),
-    "capability_lag": ("months", "months behind the frontier of what is used"),
-    "adoption": ("1", "share of the working-age population using generative AI"),
-}
-
-
 def engine_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -46,7 +30,7 @@ def build_dataset(sc, values, rank_error, mean, std, quantiles, nonfinite, info)
         shape = tuple(len(coords[d]) for d in dims)
         sl = slice(offset, offset + size)
         offset += size
-        unit, long_name = UNITS[spec.name]
+        unit, long_name = spec.units, spec.long_name
         band = np.moveaxis(values[:, sl, :], 2, 0).reshape((len(quantiles), sc.months) + shape)
         attrs = {"units": unit, "long_name": long_name,
                  "nonfinite_values": int(nonfinite[:, sl].sum()),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels import N_TIERS, SPEC_BY_NAME, SPECS, Prior, Params
+from kernels import N_TIERS, SPEC_BY_NAME, SPECS, Prior, Params, unconstrain
 
 TIERS = ("trusted", "enterprise", "consumer")
 assert len(TIERS) == N_TIERS
@@ -293,12 +293,12 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconver
     calibration = raw.get("calibration", "none")
     if not isinstance(calibration, str) or not calibration:
         raise ScenarioError(f"calibration: expected \"shipped\", \"none\" or a posterior file path, got {calibration!r}")
-    n = sum(x.size for x in locs)
     scenario = Scenario(
         name=str(raw.get("name", "scenario")), description=str(raw.get("description", "")),
         start=start_text, months=months, regions=tuple(regions), tiers=TIERS,
         params=resolved, text=text,
-        prior=Prior(Params(*locs), Params(*scales), np.zeros((1, n), np.float32), np.zeros(n, bool)),
+        prior=Prior(Params(*locs), Params(*scales), Params(*(np.zeros((1,) + x.shape, np.float32) for x in locs)),
+                    Params(*(np.zeros(x.shape, bool) for x in locs))),
         calibration=calibration, allow_unconverged=allow_unconverged,
     )
     if calibration == "none":
@@ -313,14 +313,8 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconver
 
 
 def _unconstrain(support: str, x) -> np.ndarray:
-    """Inverse of kernels.params.constrain (0 and 1 map to -inf and inf in logit space)."""
-    x = np.asarray(x, np.float64)
-    with np.errstate(divide="ignore"):
-        if support == "positive":
-            return np.log(x)
-        if support == "unit":
-            return np.log(x) - np.log1p(-x)
-    return x
+    """kernels.params.unconstrain as a host array (0 and 1 map to -inf and inf in logit space)."""
+    return np.asarray(unconstrain(support, np.asarray(x, np.float64)), np.float64)
 
 
 def _to_unconstrained(dist: str, args: dict, support: str) -> tuple[list[float], list[float]]:

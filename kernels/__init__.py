@@ -2,11 +2,14 @@
 
 Imports jax only. Labels, files and scenarios live in `forecast`.
 """
-from kernels.params import NAMES, SPECS, SPEC_BY_NAME, ParamSpec, Params, Prior, n_entries, param_shape, sample_params
-from kernels.simulate import N_TIERS, OUTPUTS, OutputSpec, TRACE_COUNT, output_sizes, run_chunk
-from kernels.state import State
+from kernels.params import (NAMES, SPECS, SPEC_BY_NAME, ParamSpec, Params, Prior, constrain, param_shape,
+                            sample_params, unconstrain)
+from kernels.simulate import (N_TIERS, OUTPUTS, OUTPUT_BY_NAME, TRACE_COUNT, OutputSpec, Outputs, output_sizes,
+                              run_chunk)
+from kernels.state import Noise, State
 
 __all__ = [
-    "NAMES", "SPECS", "SPEC_BY_NAME", "ParamSpec", "Params", "Prior", "n_entries", "param_shape", "sample_params",
-    "N_TIERS", "OUTPUTS", "OutputSpec", "TRACE_COUNT", "output_sizes", "run_chunk", "State",
+    "NAMES", "SPECS", "SPEC_BY_NAME", "ParamSpec", "Params", "Prior", "constrain", "param_shape", "sample_params",
+    "unconstrain", "N_TIERS", "OUTPUTS", "OUTPUT_BY_NAME", "TRACE_COUNT", "OutputSpec", "Outputs", "output_sizes",
+    "run_chunk", "Noise", "State",
 ]

@@ -9,6 +9,8 @@ Enterprise demand: log E_r(t+dt) = log E_r + trend_E(t) dt + sigma_E sqrt(dt) z_
                    scaled by the agentic mix relative to the start, ((1-s)+sM)/((1-s0)+s0 M).
 Trusted demand is trusted_share_r of enterprise demand, and the enterprise tier the rest.
 All demand responds to the frontier cost with elasticity eps: (c_F / c_F0)^(-eps).
+This is demand for frontier tokens; what is not served as frontier falls to lagging models
+(allocation.py), token for token.
 """
 from __future__ import annotations
 
@@ -40,16 +42,24 @@ def enterprise_step(p: Params, log_enterprise, z, t, dt):
     return log_enterprise + g * dt + p.enterprise_vol * jnp.sqrt(dt) * z
 
 
+def tokens_per_user(p: Params, t_years):
+    """Frontier tokens a consumer user wants per month, u(t) (before any price response)."""
+    return p.tokens_assisted * jnp.exp(p.assisted_growth * t_years) * agentic_mix(p, t_years)
+
+
+def plan_tokens(p: Params, t_years):
+    """Tokens in a basic (assisted-use) plan per month: what affordability prices. Agentic
+    use on top scales with what a user can spend, through the price response."""
+    return p.tokens_assisted * jnp.exp(p.assisted_growth * t_years)
+
+
 def unconstrained(p: Params, log_enterprise, log_cost, t_years):
     """(region, tier) frontier-token demand per month at scarcity multiplier 1.
 
     Tiers in priority order: trusted, enterprise, consumer.
     """
-    mix = agentic_mix(p, t_years)
-    consumer = p.population * adoption(p, t_years) * p.tokens_assisted * jnp.exp(
-        p.assisted_growth * t_years
-    ) * mix
-    enterprise = jnp.exp(log_enterprise) * mix / agentic_mix(p, 0.0)
+    consumer = p.population * adoption(p, t_years) * tokens_per_user(p, t_years)
+    enterprise = jnp.exp(log_enterprise) * agentic_mix(p, t_years) / agentic_mix(p, 0.0)
     price_response = jnp.exp(-p.elasticity * (log_cost - jnp.log(p.cost_frontier0)))
     tiers = jnp.stack(
         [p.trusted_share * enterprise, (1.0 - p.trusted_share) * enterprise, consumer], axis=-1

@@ -3,8 +3,9 @@
 Restriction (a two-state Markov chain, one step a month):
     not restricted -> restricted      with probability h  = restrict_hazard
     restricted     -> not restricted  with probability 1/D, D = restrict_duration
-While restricted, the public frontier is frozen: non-trusted tiers (and trusted tiers in
-regions without trusted access) fall further behind by the time frozen,
+While restricted, non-trusted tiers (and trusted tiers in regions without trusted access)
+lose the frontier: their frontier demand goes to lagging models, the best of which is the
+last public release, frozen months behind, or an open-weight model, whichever is nearer,
     freeze(t+1) = freeze(t) + 1  while restricted,   u  in the month it starts,   0 otherwise,
 where u in (0, 1) is the part of the month left after the restriction began (uniform: a
 restriction can start on any day). A Bernoulli(p) event is drawn as z < Phi^{-1}(p) from a
@@ -42,13 +43,12 @@ def restriction_step(p: Params, restricted, freeze_months, z_start, z_end):
     return now.astype(freeze_months.dtype), frozen
 
 
-def frozen_lag(p: Params, freeze_months, n_tiers: int):
-    """(region, tier) months behind the frontier caused by restrictions.
-
-    Tier 0 (trusted) keeps frontier access where trusted_access is 1.
-    """
-    lag = jnp.broadcast_to(freeze_months, (p.trusted_access.shape[0], n_tiers))
-    return lag.at[:, 0].multiply(1.0 - p.trusted_access)
+def blocked(p: Params, n_tiers: int):
+    """(region, tier) 1.0 where a restricted release is withheld: every tier but trusted,
+    and trusted too where the region has no trusted access (trusted_access = 0)."""
+    r = p.trusted_access.shape[0]
+    out = jnp.ones((r, n_tiers), p.trusted_access.dtype)
+    return out.at[:, 0].set(1.0 - p.trusted_access)
 
 
 def moratorium_active(p: Params, hit, t):

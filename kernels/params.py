@@ -11,11 +11,11 @@ for positive parameters (a lognormal prior), the logistic function for parameter
 ``scale = 0``. Because the family is a property of the parameter, not of the scenario,
 changing any prior's numbers never changes the compiled program.
 
-A calibrated prior adds a table of posterior draws (``draws``, one row per draw, columns
-in the flat registry order, unconstrained) and a mask of the entries it supplies
-(``from_draws``): each trajectory picks one row by its own key and takes those entries from
-it; every other entry comes from ``loc + scale * z`` as before. An uncalibrated prior has a
-one-row table and an all-false mask, so both cases are one program.
+A calibrated prior adds posterior draws (``draws``, a Params-shaped pytree whose leaves are
+``(n_draws, *shape)``, unconstrained) and a mask per leaf of the entries they supply
+(``from_draws``): each trajectory picks one draw index by its own key and takes those
+entries from it; every other entry comes from ``loc + scale * z`` as before. An
+uncalibrated prior has one draw and all-false masks, so both cases are one program.
 """
 from __future__ import annotations
 
@@ -36,38 +36,53 @@ class ParamSpec(NamedTuple):
 SUPPORTS = ("positive", "unit", "real", "month")
 
 SPECS: tuple[ParamSpec, ...] = (
-    # compute supply (supply.py)
+    # compute supply: power, hardware, retirement (supply.py)
     ParamSpec("compute0", "region", "positive", "H100e", "installed AI compute at the start"),
-    ParamSpec("growth0", "region", "positive", "1/yr", "initial log growth rate of compute"),
-    ParamSpec("growth_inf", "region", "positive", "1/yr", "long-run log growth rate of compute"),
+    ParamSpec("growth0", "region", "positive", "1/yr", "initial log growth rate of the compute buildout wanted"),
+    ParamSpec("growth_inf", "region", "positive", "1/yr", "long-run log growth rate of the compute buildout wanted"),
     ParamSpec("growth_halflife", "", "positive", "yr", "half-life of the move from growth0 to growth_inf"),
     ParamSpec("growth_reversion", "", "positive", "1/yr", "mean-reversion rate of growth-rate shocks"),
     ParamSpec("growth_vol", "", "positive", "1/yr^1.5", "volatility of growth-rate shocks"),
     ParamSpec("compute_vol", "", "positive", "1/yr^0.5", "volatility of log compute level shocks"),
     ParamSpec("shock_corr", "", "unit", "1", "share of shock variance common to all regions"),
+    ParamSpec("hardware_lifetime", "", "positive", "yr", "mean service life of AI hardware before retirement"),
+    ParamSpec("fleet_kw0", "", "positive", "kW/H100e", "facility power per H100e of the installed fleet at the start"),
+    ParamSpec("kw_per_h100e0", "", "positive", "kW/H100e", "facility power per H100e of hardware installed at the start"),
+    ParamSpec("g_power_eff", "", "positive", "1/yr", "log rate at which new hardware's power per H100e falls"),
+    ParamSpec("power_headroom0", "", "positive", "1", "AI power capacity over the fleet's draw at the start, minus 1"),
+    ParamSpec("power_growth0", "region", "positive", "1/yr", "initial log growth rate of AI power capacity"),
+    ParamSpec("power_growth_inf", "", "positive", "1/yr", "long-run log growth rate of AI power capacity"),
+    ParamSpec("power_halflife", "", "positive", "yr", "half-life of the move from power_growth0 to power_growth_inf"),
+    ParamSpec("power_vol", "", "positive", "1/yr^0.5", "volatility of log power capacity shocks"),
     ParamSpec("inference_share", "", "unit", "1", "share of compute serving inference"),
-    ParamSpec("tokens_per_h100e", "", "positive", "tokens/(H100e month)", "frontier tokens one H100e serves per month at the start"),
+    ParamSpec("scarcity0", "", "positive", "1", "frontier demand over frontier capacity at the start"),
     # policies acting on supply (supply.py)
     ParamSpec("moratorium_probability", "region", "unit", "1", "probability that the region's moratorium happens"),
     ParamSpec("moratorium_start", "", "month", "month", "first month of the moratorium"),
     ParamSpec("moratorium_end", "", "month", "month", "first month after the moratorium"),
-    ParamSpec("moratorium_growth_factor", "", "unit", "1", "growth multiplier while a moratorium holds"),
-    ParamSpec("buildout_extra_growth", "region", "real", "1/yr", "log growth added by an accelerated or sovereign buildout"),
+    ParamSpec("moratorium_growth_factor", "", "unit", "1", "power-capacity growth multiplier while a moratorium holds"),
+    ParamSpec("buildout_extra_growth", "region", "real", "1/yr", "log growth added to power and hardware by an accelerated or sovereign buildout"),
     ParamSpec("buildout_start", "", "month", "month", "first month of the buildout"),
     ParamSpec("buildout_end", "", "month", "month", "first month after the buildout"),
-    ParamSpec("growth_cap", "region", "positive", "1/yr", "cap on the log growth rate (export controls)"),
-    # inference cost (cost.py)
+    ParamSpec("growth_cap", "region", "positive", "1/yr", "cap on the hardware growth rate (export controls)"),
+    # inference cost: frontier, lagging, floor (cost.py)
     ParamSpec("cost_frontier0", "", "positive", "USD/1M tokens", "cost of serving frontier tokens at the start"),
     ParamSpec("g_hw", "", "positive", "1/yr", "log rate of hardware price-performance improvement"),
-    ParamSpec("g_alg", "", "positive", "1/yr", "log rate at which algorithms cut the cost of a fixed capability"),
+    ParamSpec("g_alg", "", "positive", "1/yr", "log rate at which algorithms cut the cost of a fixed capability above its floor"),
     ParamSpec("g_front", "", "positive", "1/yr", "log growth of frontier compute per token"),
-    ParamSpec("g_serve", "", "positive", "1/yr", "log rate of serving efficiency gains for the frontier model"),
+    ParamSpec("g_serve", "", "positive", "1/yr", "initial log rate of serving efficiency gains"),
+    ParamSpec("serve_halflife", "", "positive", "yr", "half-life of the serving efficiency gain rate (the gains saturate)"),
     ParamSpec("cost_vol", "", "positive", "1/yr^0.5", "volatility of log frontier cost"),
+    ParamSpec("hardware_cost0", "", "positive", "USD/H100e", "purchase cost of one H100e of new hardware at the start"),
+    ParamSpec("electricity_price", "", "positive", "USD/kWh", "price of electricity for data centres"),
+    ParamSpec("floor_tokens_per_h100e", "", "positive", "tokens/(H100e month)", "tokens per H100e-month of the smallest model with the start's frontier capability"),
+    # frontier vs lagging models (cost.py, simulate.py)
+    ParamSpec("open_lag", "", "positive", "month", "how far open-weight models trail the frontier"),
+    ParamSpec("stack_lag", "region", "positive", "month", "how far the region's own model stack trails the frontier"),
     # prices (prices.py)
     ParamSpec("markup", "tier", "positive", "1", "price over cost per tier"),
-    ParamSpec("scarcity_passthrough", "tier", "unit", "1", "exponent on the scarcity multiplier in each tier's price"),
+    ParamSpec("scarcity_passthrough", "tier", "unit", "1", "exponent on the market-clearing multiplier in each tier's price"),
     ParamSpec("elasticity", "", "positive", "1", "price elasticity of token demand"),
-    ParamSpec("scarcity_cap", "", "positive", "1", "largest scarcity multiplier the market sustains"),
     # token demand (demand.py)
     ParamSpec("population", "region", "positive", "people", "working-age (15-64) population"),
     ParamSpec("north", "region", "unit", "1", "1 for Global North regions, 0 for Global South"),
@@ -86,11 +101,18 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("enterprise_halflife", "", "positive", "yr", "half-life of the move between the two growth rates"),
     ParamSpec("enterprise_vol", "", "positive", "1/yr^0.5", "volatility of log enterprise demand"),
     ParamSpec("trusted_share", "region", "unit", "1", "trusted-tier demand as a share of enterprise demand"),
-    # allocation (allocation.py)
-    ParamSpec("access_weight", "region", "unit", "1", "regional access weight within a tier when rationed"),
-    ParamSpec("guarantee", "region", "unit", "1", "1 where an access guarantee sets the weight to 1"),
+    # affordability (affordability.py)
+    ParamSpec("gni_per_capita", "region", "positive", "USD/yr", "gross national income per capita (the mean of the income distribution)"),
+    ParamSpec("income_gini", "region", "unit", "1", "Gini coefficient of income within the region"),
+    ParamSpec("ai_budget_share", "tier", "unit", "1", "share of income a user (or an employer, per worker) will spend on the tier's plan"),
+    # regional pools and trade (allocation.py)
+    ParamSpec("hosts_frontier", "region", "unit", "1", "1 where the region's capacity may serve the frontier model"),
+    ParamSpec("frontier_access", "region", "unit", "1", "1 where the region's users may be served the frontier model"),
+    ParamSpec("frontier_home", "region", "unit", "1", "1 for the region(s) whose capacity backs access guarantees"),
+    ParamSpec("import_friction", "region", "unit", "1", "share of imported tokens lost to sovereignty and latency friction"),
+    ParamSpec("access_weight", "region", "unit", "1", "regional priority weight within a tier when imports are rationed"),
+    ParamSpec("guarantee", "region", "unit", "1", "share of the home region's frontier capacity reserved for the region"),
     ParamSpec("guarantee_start", "", "month", "month", "first month of access guarantees"),
-    ParamSpec("fallback_lag", "", "positive", "month", "how far behind the frontier the fallback model is"),
     # security restrictions (events.py)
     ParamSpec("restrict_hazard", "", "unit", "1/month", "monthly probability that a frontier release is restricted"),
     ParamSpec("restrict_duration", "", "positive", "month", "mean duration of a restriction"),
@@ -107,32 +129,39 @@ Params = NamedTuple("Params", [(n, jax.Array) for n in NAMES])  # type: ignore[m
 class Prior(NamedTuple):
     """Priors in unconstrained space; each leaf of loc and scale has the parameter's shape.
 
-    draws: (n_draws, n_entries) posterior draws, unconstrained, in the flat registry order;
-    from_draws: (n_entries,) bool, the entries taken from the trajectory's draw.
+    draws: Params whose leaves are (n_draws, *shape) posterior draws, unconstrained;
+    from_draws: Params of bool leaves with the parameter's shape, True for the entries the
+    trajectory takes from its draw.
     """
 
     loc: Params
     scale: Params
-    draws: jax.Array
-    from_draws: jax.Array
-
-
-def n_entries(loc: Params) -> int:
-    """Length of the flat parameter vector (every parameter raveled, registry order)."""
-    return sum(int(jnp.size(l)) for l in loc)
+    draws: Params
+    from_draws: Params
 
 
 def param_shape(spec: ParamSpec, n_regions: int, n_tiers: int) -> tuple[int, ...]:
     return {"": (), "region": (n_regions,), "tier": (n_tiers,)}[spec.dims]
 
 
-def constrain(support: str, u: jax.Array) -> jax.Array:
-    """Map an unconstrained value to the parameter's support."""
+def constrain(support: str, u):
+    """Map an unconstrained value to the parameter's support (exp, logistic or identity)."""
     if support == "positive":
         return jnp.exp(u)
     if support == "unit":
         return jax.nn.sigmoid(u)
     return u
+
+
+def unconstrain(support: str, x):
+    """Inverse of constrain: log, logit or identity (0 and 1 map to -inf and inf in logit
+    space). Scenarios and posterior files use it on host arrays (float32 results)."""
+    x = jnp.asarray(x, jnp.float32)
+    if support == "positive":
+        return jnp.log(x)
+    if support == "unit":
+        return jnp.log(x) - jnp.log1p(-x)
+    return x
 
 
 def sample_params(key: jax.Array, prior: Prior, draw_key: jax.Array) -> Params:
@@ -141,19 +170,19 @@ def sample_params(key: jax.Array, prior: Prior, draw_key: jax.Array) -> Params:
     The draw order is the registry order, so a scenario that fixes a parameter (scale 0)
     still consumes its normals and leaves every other parameter's draw unchanged: common
     random numbers across scenarios. draw_key picks the trajectory's row of the posterior
-    table (uniformly); entries flagged in prior.from_draws come from that row.
+    draws (uniformly); entries flagged in prior.from_draws come from that row.
     """
     sizes = [int(jnp.size(l)) for l in prior.loc]
     dtype = prior.loc[0].dtype
     z = jax.random.normal(key, (sum(sizes),), dtype=dtype)
-    row = prior.draws[jax.random.randint(draw_key, (), 0, prior.draws.shape[0])].astype(dtype)
+    n_draws = prior.draws[0].shape[0]
+    row = jax.random.randint(draw_key, (), 0, n_draws)
     out, offset = [], 0
-    for spec, loc, scale, size in zip(SPECS, prior.loc, prior.scale, sizes):
+    for spec, loc, scale, draws, mask, size in zip(SPECS, prior.loc, prior.scale, prior.draws, prior.from_draws,
+                                                   sizes):
         zi = z[offset : offset + size].reshape(jnp.shape(loc))
-        di = row[offset : offset + size].reshape(jnp.shape(loc))
-        mi = prior.from_draws[offset : offset + size].reshape(jnp.shape(loc))
         offset += size
         # scale == 0 keeps infinite locs (a fixed 0 or 1 in logit space) finite: no inf*0.
-        u = jnp.where(mi, di, jnp.where(scale > 0, loc + scale * zi, loc))
+        u = jnp.where(mask, draws[row].astype(dtype), jnp.where(scale > 0, loc + scale * zi, loc))
         out.append(constrain(spec.support, u))
     return Params(*out)

@@ -1,12 +1,12 @@
-"""Prices per tier and market clearing.
+"""Prices per tier from market clearing, with partial pass-through.
 
-Unconstrained demand D1 (at scarcity multiplier 1) against capacity F sets the scarcity
-multiplier
-    m = clip((sum D1 / F)^(1/eps), 1, m_max),
-the price a multiplier at which demand with elasticity eps would fit the capacity, capped
-at what the market sustains. Tier k's frontier price and demand:
+Frontier demand D1 (at multiplier 1, from users with access) against the capacity that may
+serve the frontier, F, sets the market-clearing multiplier
+    m = max(1, (sum D1 / F)^(1/eps)),
+the price multiplier at which demand with elasticity eps would fit the capacity: no cap.
+Tier k passes the share pass_k (in log terms) of it on; what the price does not clear is
+rationed (allocation.py):
     price_k = c_F markup_k m^(pass_k),        D_rk = D1_rk m^(-eps pass_k).
-Demand above capacity at m_max is rationed by allocation.py.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from kernels.params import Params
 
 def scarcity(p: Params, total_demand, capacity):
     ratio = total_demand / jnp.maximum(capacity, 1e-30)
-    return jnp.clip(ratio ** (1.0 / p.elasticity), 1.0, jnp.maximum(p.scarcity_cap, 1.0))
+    return jnp.maximum(ratio, 1.0) ** (1.0 / p.elasticity)
 
 
 def tier_prices(p: Params, frontier_cost, multiplier):

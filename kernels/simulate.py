@@ -1,10 +1,11 @@
 """One month of one trajectory, the time loop, and chunks of trajectories.
 
-A month, top to bottom: events -> supply -> cost -> demand -> prices -> allocation ->
-outputs. The chunk runner vmaps the month over trajectories, scans it over months and
-hands each month's (trajectory, series) outputs to a reducer, so that no
-trajectories x months x series array is ever built (except by the `materialize` reducer,
-which exists for tests on small runs).
+A month, top to bottom (docs/model.md): events -> supply (power, hardware) -> cost
+(frontier, lagging, floor) -> demand -> affordability -> prices -> allocation (regional
+pools, guarantees, trade, lagging) -> outputs. The chunk runner draws each month's shocks,
+vmaps the month over trajectories, scans it over months and hands each month's
+(trajectory, series) outputs to a reducer, so that no trajectories x months x series array
+is ever built (except by the `materialize` reducer, which exists for tests on small runs).
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from kernels import allocation, cost, demand, events, keys, prices, reduce, supply
+from kernels import affordability, allocation, cost, demand, events, keys, prices, reduce, supply
 from kernels.params import Params, Prior, sample_params
-from kernels.state import State, noise_size, split_noise
+from kernels.state import Noise, State, noise_size, split_noise
 
 N_TIERS = 3  # trusted, enterprise, consumer: priority order
 DT = 1.0 / 12.0  # years per step
+RATIO_OFFSET = 1.0  # tokens per person per month added to both sides of north_south_ratio
 
 
 class OutputSpec(NamedTuple):
@@ -27,22 +29,39 @@ class OutputSpec(NamedTuple):
     dims: str  # "", "region", "tier" or "region,tier"
     log_scale: bool  # bands are resolved in log space (non-negative quantities spanning
     # orders of magnitude; exact zeros are a point mass counted apart)
+    units: str
+    long_name: str
 
 
 OUTPUTS: tuple[OutputSpec, ...] = (
-    OutputSpec("compute", "region", True),
-    OutputSpec("cost_frontier", "", True),
-    OutputSpec("cost_fixed_capability", "", True),
-    OutputSpec("price", "tier", True),
-    OutputSpec("demand_tokens", "region,tier", True),
-    OutputSpec("served_tokens", "region,tier", True),
-    OutputSpec("tokens_per_capita", "region", True),
-    OutputSpec("north_south_ratio", "", True),
-    OutputSpec("access_gini", "", False),
-    OutputSpec("unmet_share", "", True),
-    OutputSpec("capability_lag", "region,tier", True),
-    OutputSpec("adoption", "region", False),
+    OutputSpec("compute", "region", True, "H100e", "installed AI compute"),
+    OutputSpec("power", "region", True, "GW", "AI data-centre power capacity"),
+    OutputSpec("cost_frontier", "", True, "USD per 1M tokens", "cost of serving frontier tokens"),
+    OutputSpec("cost_fixed_capability", "", True, "USD per 1M tokens", "cost of the start's frontier capability"),
+    OutputSpec("cost_floor", "", True, "USD per 1M tokens",
+               "floor cost of the start's frontier capability (hardware and energy)"),
+    OutputSpec("price", "tier", True, "USD per 1M tokens", "price of frontier tokens"),
+    OutputSpec("demand_tokens", "region,tier", True, "tokens per month",
+               "frontier-token demand after the price response"),
+    OutputSpec("frontier_tokens", "region,tier", True, "tokens per month", "frontier tokens served"),
+    OutputSpec("lagging_tokens", "region,tier", True, "tokens per month",
+               "lagging-model tokens served in place of frontier tokens"),
+    OutputSpec("tokens_per_capita", "region", True, "tokens per person per month",
+               "frontier tokens served per working-age person"),
+    OutputSpec("north_south_ratio", "", True, "1", "Global North over Global South frontier tokens per capita"),
+    OutputSpec("access_gini", "", False, "1",
+               "population-weighted Gini of frontier tokens per capita across regions"),
+    OutputSpec("unmet_share", "", True, "1",
+               "share of frontier demand from users with access not served for lack of capacity"),
+    OutputSpec("capability_lag", "region,tier", True, "months",
+               "months behind the frontier of the tokens served (token-weighted)"),
+    OutputSpec("priced_out", "region,tier", True, "1", "share of adults for whom the tier's plan is too dear"),
+    OutputSpec("adoption", "region", False, "1", "share of the working-age population using generative AI"),
 )
+OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
+
+# A month's outputs, one field per OUTPUTS entry (same order), each with its dims' shape.
+Outputs = NamedTuple("Outputs", [(o.name, jax.Array) for o in OUTPUTS])  # type: ignore[misc]
 
 # Debug aid and test hook: how many times the chunk runner has been traced.
 TRACE_COUNT = {"run_chunk": 0}
@@ -59,84 +78,138 @@ def log_scale_mask(n_regions: int) -> jax.Array:
     return jnp.array(flags)
 
 
+def flatten(out: Outputs, dtype) -> jax.Array:
+    """(series,) the month's outputs in OUTPUTS order, each raveled."""
+    return jnp.concatenate([jnp.ravel(o) for o in out]).astype(dtype)
+
+
+def month_noise(traj_key, t, n_regions: int, dtype) -> Noise:
+    """Month t's shocks: a pure function of the trajectory's key and t."""
+    z = jax.random.normal(keys.month_key(traj_key, t), (noise_size(n_regions),), dtype)
+    return split_noise(z, n_regions)
+
+
+def eligible(p: Params, wanted, priced, restricted):
+    """(region, tier) frontier demand from users with access, not withheld, not priced out."""
+    withheld = restricted * events.blocked(p, N_TIERS)
+    return wanted * (1.0 - priced) * p.frontier_access[:, None] * (1.0 - withheld)
+
+
+def market(p: Params, log_cost, log_enterprise, capacity, restricted, t_years):
+    """Demand, prices and priced-out shares for the month: a dict of (region, tier) and
+    (tier,) arrays. Affordability is evaluated at the multiplier-1 prices to set the
+    market-clearing multiplier, then again at the cleared prices."""
+    d1 = demand.unconstrained(p, log_enterprise, log_cost, t_years)
+    u = demand.plan_tokens(p, t_years)
+    frontier_cost = jnp.exp(log_cost)
+    price1 = prices.tier_prices(p, frontier_cost, 1.0)
+    e1 = eligible(p, d1, affordability.priced_out(p, price1, u), restricted)
+    hosted = jnp.sum(capacity * p.hosts_frontier)
+    multiplier = prices.scarcity(p, jnp.sum(e1), hosted)
+    price = prices.tier_prices(p, frontier_cost, multiplier)
+    wanted = prices.respond(p, d1, multiplier)
+    priced = affordability.priced_out(p, price, u)
+    return dict(e1=e1, price=price, wanted=wanted, priced=priced,
+                eligible=eligible(p, wanted, priced, restricted))
+
+
 def init(traj_key, prior: Prior) -> tuple[Params, State]:
     """A trajectory's parameters and starting state."""
     p = sample_params(keys.stream_key(traj_key, keys.PARAMS), prior, keys.stream_key(traj_key, keys.POSTERIOR))
-    n_regions = p.compute0.shape[0]
-    z_once = jax.random.normal(keys.stream_key(traj_key, keys.ONCE), (n_regions,), p.compute0.dtype)
-    zero = jnp.zeros((), p.compute0.dtype)
-    state = State(
-        log_compute=jnp.log(p.compute0),
-        growth_dev=jnp.zeros_like(p.compute0),
-        log_cost=jnp.log(p.cost_frontier0),
-        log_enterprise=jnp.log(p.enterprise0),
-        restricted=zero,
-        restricted_months=zero,
-        moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(zero.dtype),
-        finite=jnp.array(True),
+    z_once = jax.random.normal(keys.stream_key(traj_key, keys.ONCE), p.compute0.shape, p.compute0.dtype)
+    return p, initial_state(p, z_once)
+
+
+def initial_state(p: Params, z_once) -> State:
+    """The starting state of a trajectory with parameters p; z_once: (region,) normals that
+    decide the once-per-trajectory events (whether each region's moratorium happens).
+
+    The start's frontier throughput is set from scarcity0: frontier demand from users with
+    access (at multiplier 1) over the capacity that may serve it equals scarcity0."""
+    dtype = p.compute0.dtype
+    zero = jnp.zeros((), dtype)
+    compute, draw, log_power = supply.initial(p)
+    log_cost = jnp.log(p.cost_frontier0)
+    log_enterprise = jnp.log(p.enterprise0)
+    m = market(p, log_cost, log_enterprise, jnp.ones_like(compute), zero, zero)
+    units = jnp.sum(supply.capacity(p, compute, 1.0) * p.hosts_frontier)
+    throughput0 = jnp.sum(m["e1"]) / (p.scarcity0 * jnp.maximum(units, 1e-30))
+    return State(
+        compute=compute, power_draw=draw, log_power=log_power, growth_dev=jnp.zeros_like(p.compute0),
+        log_cost=log_cost, log_enterprise=log_enterprise, restricted=zero, restricted_months=zero,
+        moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
+        throughput0=throughput0, finite=jnp.array(True),
     )
-    return p, state
 
 
-def step(p: Params, s: State, t, traj_key) -> tuple[State, jax.Array]:
-    """One month: returns the new state and the month's (series,) output vector."""
-    n_regions = p.compute0.shape[0]
+def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
+    """One month: the new state and the month's outputs. nz: the month's shocks."""
     dtype = p.compute0.dtype
     t = t.astype(dtype)
     t_years = t * DT
-    z = jax.random.normal(keys.month_key(traj_key, t.astype(jnp.int32)), (noise_size(n_regions),), dtype)
-    nz = split_noise(z, n_regions)
 
     restricted, frozen = events.restriction_step(
         p, s.restricted, s.restricted_months, nz.restrict_start, nz.restrict_end
     )
-    log_compute, growth_dev = supply.step(p, s.log_compute, s.growth_dev, s.moratorium_hit, nz, t, DT)
-    log_cost = cost.step(p, s.log_cost, nz.cost, DT)
+    compute, draw, log_power, growth_dev = supply.step(
+        p, s.compute, s.power_draw, s.log_power, s.growth_dev, s.moratorium_hit, nz, t, DT)
+    log_cost = cost.step(p, s.log_cost, nz.cost, t_years, DT)
     log_enterprise = demand.enterprise_step(p, s.log_enterprise, nz.enterprise, t, DT)
 
-    capacity = supply.inference_capacity(p, log_compute, cost.throughput(p, t_years))
-    demand1 = demand.unconstrained(p, log_enterprise, log_cost, t_years)
-    multiplier = prices.scarcity(p, jnp.sum(demand1), capacity)
-    wanted = prices.respond(p, demand1, multiplier)
-    weight = jnp.maximum(p.access_weight, p.guarantee * events.window(p.guarantee_start, jnp.inf, t))
-    fill = allocation.allocate(wanted, weight, capacity)  # exactly 1.0 where fully served
-    served = wanted * fill
-    unserved = 1.0 - fill
-    lag = events.frozen_lag(p, frozen, N_TIERS) + unserved * p.fallback_lag
-    per_capita = jnp.sum(served, axis=1) / p.population
+    capacity = supply.capacity(p, compute, cost.throughput(p, s.throughput0, t_years))
+    m = market(p, log_cost, log_enterprise, capacity, restricted, t_years)
+    guarantee_on = events.window(p.guarantee_start, jnp.inf, t)
+    front, shortfall, left = allocation.frontier(p, m["eligible"], capacity, guarantee_on)
+
+    # The best lagging model: open weights or the region's own stack, or, for users a
+    # restriction withholds the frontier from, the last public release if that is nearer.
+    best = jnp.minimum(p.open_lag, p.stack_lag)[:, None]
+    withheld = restricted * events.blocked(p, N_TIERS) * p.frontier_access[:, None]
+    lag_model = jnp.where(withheld > 0, jnp.minimum(frozen, best), best)
+    frontier_cost = jnp.exp(log_cost)
+    rho = jnp.minimum(cost.lagged(p, log_cost, lag_model, t_years) / frontier_cost, 1.0)
+    wanted = m["wanted"]
+    # Lagging demand: what was never eligible for the frontier plus what it did not serve.
+    lag_tokens = allocation.lagging(p, wanted - m["eligible"] + shortfall, rho, left, jnp.sum(wanted, axis=1))
+
+    served = front + lag_tokens
+    lag = jnp.where(served > 0, lag_model * lag_tokens / jnp.maximum(served, 1e-30), lag_model)
+    per_capita = jnp.sum(front, axis=1) / p.population
     north = p.north
-    ratio = (jnp.sum(north * per_capita * p.population) / jnp.sum(north * p.population)) / (
-        jnp.sum((1 - north) * per_capita * p.population) / jnp.sum((1 - north) * p.population)
+    # One token per person per month added to both sides keeps the ratio finite while a
+    # restriction leaves the South no frontier tokens at all (~1e7 then; ~1e4-1e5 is usual).
+    ratio = (jnp.sum(north * per_capita * p.population) / jnp.sum(north * p.population) + RATIO_OFFSET) / (
+        jnp.sum((1 - north) * per_capita * p.population) / jnp.sum((1 - north) * p.population) + RATIO_OFFSET
     )
     share = p.population / jnp.sum(p.population)
     mean_pc = jnp.sum(share * per_capita)
-    gini = jnp.sum(share[:, None] * share[None, :] * jnp.abs(per_capita[:, None] - per_capita[None, :])) / (
-        2.0 * mean_pc
+    spread = jnp.sum(share[:, None] * share[None, :] * jnp.abs(per_capita[:, None] - per_capita[None, :]))
+    gini = jnp.where(mean_pc > 0, spread / (2.0 * jnp.maximum(mean_pc, 1e-30)), 0.0)
+    total_eligible = jnp.sum(m["eligible"])
+    unmet = jnp.where(total_eligible > 0, jnp.sum(shortfall) / jnp.maximum(total_eligible, 1e-30), 0.0)
+    out = Outputs(
+        compute=compute,
+        power=jnp.exp(log_power),
+        cost_frontier=frontier_cost,
+        cost_fixed_capability=cost.lagged(p, log_cost, 12.0 * t_years, t_years),
+        cost_floor=cost.floor(p, t_years),
+        price=m["price"],
+        demand_tokens=wanted,
+        frontier_tokens=front,
+        lagging_tokens=lag_tokens,
+        tokens_per_capita=per_capita,
+        north_south_ratio=ratio,
+        access_gini=gini,
+        unmet_share=unmet,
+        capability_lag=lag,
+        priced_out=m["priced"],
+        adoption=demand.adoption(p, t_years),
     )
-    outputs = (
-        jnp.exp(log_compute),
-        jnp.exp(log_cost),
-        cost.lagged(p, log_cost, 12.0 * t_years),
-        prices.tier_prices(p, jnp.exp(log_cost), multiplier),
-        wanted,
-        served,
-        per_capita,
-        ratio,
-        gini,
-        jnp.sum(wanted * unserved) / jnp.sum(wanted),  # exactly 0 when all is served
-        lag,
-        demand.adoption(p, t_years),
-    )
-    out = jnp.concatenate([jnp.ravel(o) for o in outputs]).astype(dtype)
     state = State(
-        log_compute=log_compute,
-        growth_dev=growth_dev,
-        log_cost=log_cost,
-        log_enterprise=log_enterprise,
-        restricted=restricted,
-        restricted_months=frozen,
-        moratorium_hit=s.moratorium_hit,
-        finite=s.finite & jnp.all(jnp.isfinite(out)),
+        compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,
+        log_enterprise=log_enterprise, restricted=restricted, restricted_months=frozen,
+        moratorium_hit=s.moratorium_hit, throughput0=s.throughput0,
+        finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
     )
     return state, out
 
@@ -166,8 +239,14 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     log_mask = log_scale_mask(n_regions)
     reduce_fn = reduce.REDUCERS[reducer]
 
+    dtype = prior.loc.compute0.dtype
+
+    def one(p, st, t, key):
+        new, out = step(p, st, t, month_noise(key, t, n_regions, dtype))
+        return new, flatten(out, dtype)
+
     def body(state, t):
-        state, out = jax.vmap(step, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
+        state, out = jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
         # Values and their bin-space transform are computed once, behind a barrier, so that
         # every pass's program sees bit-identical numbers (XLA may otherwise recompute them
         # inside different fusions, where vectorised exp/log can differ by an ulp).

@@ -9,23 +9,30 @@ import jax
 class State(NamedTuple):
     """State of one trajectory at the start of a month.
 
-    log_compute:       (region,) log of installed AI compute [log H100e]
-    growth_dev:        (region,) deviation of the compute growth rate from its trend [1/yr]
+    compute:           (region,) installed AI compute [H100e]
+    power_draw:        (region,) facility power the installed hardware draws [GW]
+    log_power:         (region,) log of AI data-centre power capacity [log GW]
+    growth_dev:        (region,) deviation of the wanted hardware growth rate from its trend [1/yr]
     log_cost:          ()        log cost of serving frontier tokens [log USD/1M tokens]
     log_enterprise:    (region,) log enterprise frontier-token demand [log tokens/month]
     restricted:        ()        1.0 while the current frontier release is restricted
     restricted_months: ()        months the public frontier has been frozen [month]
     moratorium_hit:    (region,) 1.0 where this trajectory's moratorium happens (drawn once)
+    throughput0:       ()        frontier tokens per H100e-month at the start, set so that
+                                 frontier demand / capacity = scarcity0 [tokens/(H100e month)]
     finite:            ()        True while every output so far was finite
     """
 
-    log_compute: jax.Array
+    compute: jax.Array
+    power_draw: jax.Array
+    log_power: jax.Array
     growth_dev: jax.Array
     log_cost: jax.Array
     log_enterprise: jax.Array
     restricted: jax.Array
     restricted_months: jax.Array
     moratorium_hit: jax.Array
+    throughput0: jax.Array
     finite: jax.Array
 
 
@@ -33,13 +40,16 @@ class Noise(NamedTuple):
     """One month's standard-normal shocks for one trajectory.
 
     compute_level: (region,)  compute_common: ()  growth: (region,)  growth_common: ()
-    cost: ()  enterprise: (region,)  restrict_start: ()  restrict_end: ()
+    power: (region,)  power_common: ()  cost: ()  enterprise: (region,)
+    restrict_start: ()  restrict_end: ()
     """
 
     compute_level: jax.Array
     compute_common: jax.Array
     growth: jax.Array
     growth_common: jax.Array
+    power: jax.Array
+    power_common: jax.Array
     cost: jax.Array
     enterprise: jax.Array
     restrict_start: jax.Array
@@ -47,19 +57,21 @@ class Noise(NamedTuple):
 
 
 def noise_size(n_regions: int) -> int:
-    return 3 * n_regions + 5
+    return 4 * n_regions + 6
 
 
 def split_noise(z: jax.Array, n_regions: int) -> Noise:
-    """Split a (3R + 5,) normal vector into named shocks, always in the same order."""
+    """Split a (4R + 6,) normal vector into named shocks, always in the same order."""
     r = n_regions
     return Noise(
         compute_level=z[0:r],
         compute_common=z[r],
         growth=z[r + 1 : 2 * r + 1],
         growth_common=z[2 * r + 1],
-        cost=z[2 * r + 2],
-        enterprise=z[2 * r + 3 : 3 * r + 3],
-        restrict_start=z[3 * r + 3],
-        restrict_end=z[3 * r + 4],
+        power=z[2 * r + 2 : 3 * r + 2],
+        power_common=z[3 * r + 2],
+        cost=z[3 * r + 3],
+        enterprise=z[3 * r + 4 : 4 * r + 4],
+        restrict_start=z[4 * r + 4],
+        restrict_end=z[4 * r + 5],
     )

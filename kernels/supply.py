@@ -1,14 +1,22 @@
-"""Compute supply: installed AI compute per region, K_r(t) in H100-equivalents.
+"""Compute supply by region, limited by power, with hardware retirement.
 
-Growth rate (annual, log) of region r:
-    trend_r(t) = g_inf_r + (g0_r - g_inf_r) * 2^(-t / halflife)
+Power capacity P_r (GW of AI data-centre capacity) grows by a trend plus shocks:
+    gP_r(t) = gP_inf + (gP0_r - gP_inf) 2^(-t / power_halflife) + buildout_r 1[window]
+    log P_r(t+dt) = log P_r + f_r (gP_r dt + sigma_P sqrt(dt) e''_r)
+with f_r = moratorium_growth_factor while region r's moratorium holds (construction stops),
+else 1. Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
+of both retires (L = hardware_lifetime: exponential lifetimes, the average vintage goes);
+the buildout wanted is
+    A_r = max(K_r (exp(g_r dt + sigma_K sqrt(dt) e'_r) - 1) + K_r dt / L, 0)
+with the wanted growth rate (calibrated to shipments)
+    trend_r(t) = g_inf_r + (g0_r - g_inf_r) 2^(-t / halflife)
     dev_r(t+dt) = dev_r(t) - kappa dev_r(t) dt + sigma_g sqrt(dt) e_r
-    g_r(t) = min(trend_r + dev_r + buildout_r * 1[buildout window], cap_r)
-    log K_r(t+dt) = log K_r(t) + f_r (g_r dt + sigma_K sqrt(dt) e'_r)
-where e_r = sqrt(rho) z_common + sqrt(1 - rho) z_r (regional shocks with a common factor),
-f_r = moratorium_growth_factor while region r's moratorium holds, else 1. dt = 1/12 yr.
-With sigma_g = 0 and a constant trend, log K is a random walk with drift: log K(T) is
-normal with mean log K0 + g T and variance sigma_K^2 T.
+    g_r = min(trend_r + dev_r + buildout_r 1[window], cap_r)
+and only what the power left over can run is installed, at the power per H100e of new
+hardware w(t) = kw_per_h100e0 exp(-g_power_eff t) [kW]:
+    add_r = min(A_r, max(P_r - W_r, 0) 1e6 / w(t)),  K_r += add_r,  W_r += add_r w(t) / 1e6.
+Since every vintage draws at least w(t) per H100e, K_r <= W_r 1e6 / w(t) <= P_r 1e6 / w(t).
+Shocks are regional with a common factor: e = sqrt(rho) z_common + sqrt(1 - rho) z_r.
 """
 from __future__ import annotations
 
@@ -16,6 +24,8 @@ import jax.numpy as jnp
 
 from kernels import events
 from kernels.params import Params
+
+KW_PER_GW = 1e6
 
 
 def trend(g0, g_inf, halflife, t_years):
@@ -27,25 +37,43 @@ def correlated(rho, z_common, z):
     return jnp.sqrt(rho) * z_common + jnp.sqrt(1.0 - rho) * z
 
 
-def step(p: Params, log_compute, growth_dev, moratorium_hit, noise, t, dt):
-    """One month of compute supply; returns (log_compute, growth_dev)."""
+def kw_new(p: Params, t_years):
+    """Facility power per H100e of hardware installed at time t [kW]."""
+    return p.kw_per_h100e0 * jnp.exp(-p.g_power_eff * t_years)
+
+
+def initial(p: Params):
+    """(compute, power_draw, log_power) at the start. The fleet draws at least what new
+    hardware would (older hardware is never more efficient)."""
+    draw = p.compute0 * jnp.maximum(p.fleet_kw0, p.kw_per_h100e0) / KW_PER_GW
+    return p.compute0, draw, jnp.log(draw * (1.0 + p.power_headroom0))
+
+
+def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, noise, t, dt):
+    """One month of supply; returns (compute, power_draw, log_power, growth_dev)."""
     t_years = t * dt
     sqdt = jnp.sqrt(dt)
-    dev = (
-        growth_dev
-        - p.growth_reversion * growth_dev * dt
-        + p.growth_vol * sqdt * correlated(p.shock_corr, noise.growth_common, noise.growth)
-    )
-    growth = trend(p.growth0, p.growth_inf, p.growth_halflife, t_years) + dev
-    growth = growth + p.buildout_extra_growth * events.window(p.buildout_start, p.buildout_end, t)
+    building = events.window(p.buildout_start, p.buildout_end, t)
+    factor = jnp.where(events.moratorium_active(p, moratorium_hit, t) > 0, p.moratorium_growth_factor, 1.0)
+    g_power = trend(p.power_growth0, p.power_growth_inf, p.power_halflife, t_years) + p.buildout_extra_growth * building
+    shock = p.power_vol * sqdt * correlated(p.shock_corr, noise.power_common, noise.power)
+    log_power = log_power + factor * (g_power * dt + shock)
+
+    dev = (growth_dev - p.growth_reversion * growth_dev * dt
+           + p.growth_vol * sqdt * correlated(p.shock_corr, noise.growth_common, noise.growth))
+    growth = trend(p.growth0, p.growth_inf, p.growth_halflife, t_years) + dev + p.buildout_extra_growth * building
     growth = jnp.minimum(growth, p.growth_cap)
-    factor = jnp.where(
-        events.moratorium_active(p, moratorium_hit, t) > 0, p.moratorium_growth_factor, 1.0
-    )
     level = p.compute_vol * sqdt * correlated(p.shock_corr, noise.compute_common, noise.compute_level)
-    return log_compute + factor * (growth * dt + level), dev
+    retire = dt / p.hardware_lifetime
+    wanted = jnp.maximum(compute * (jnp.expm1(growth * dt + level) + retire), 0.0)
+    compute = compute * (1.0 - retire)
+    power_draw = power_draw * (1.0 - retire)
+    w = kw_new(p, t_years + dt)  # hardware installed during the month is the month's newest
+    room = jnp.maximum(jnp.exp(log_power) - power_draw, 0.0) * KW_PER_GW / w
+    added = jnp.minimum(wanted, room)
+    return compute + added, power_draw + added * w / KW_PER_GW, log_power, dev
 
 
-def inference_capacity(p: Params, log_compute, throughput):
-    """Frontier tokens per month the global inference pool can serve."""
-    return p.inference_share * jnp.sum(jnp.exp(log_compute)) * throughput
+def capacity(p: Params, compute, throughput):
+    """(region,) frontier tokens per month each region's inference fleet can serve."""
+    return p.inference_share * compute * throughput
