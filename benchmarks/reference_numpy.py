@@ -181,8 +181,8 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         f = np.where(mor > 0, p["moratorium_growth_factor"][:, None], 1.0)
         gp = p["power_growth_inf"][:, None] + (p["power_growth0"] - p["power_growth_inf"][:, None]) * np.exp2(
             -ty / p["power_halflife"][:, None]) + p["buildout_extra_growth"] * building
-        log_p = log_p + f * (gp * DT + p["power_vol"][:, None] * sq * (np.sqrt(rho) * zpc[:, None]
-                                                                        + np.sqrt(1 - rho) * zp))
+        x_p = gp * DT + p["power_vol"][:, None] * sq * (np.sqrt(rho) * zpc[:, None] + np.sqrt(1 - rho) * zp)
+        log_p = log_p + np.where(x_p > 0, f * x_p, x_p)
         # Hardware within the power.
         dev = dev - p["growth_reversion"][:, None] * dev * DT + p["growth_vol"][:, None] * sq * (
             np.sqrt(rho) * zgc[:, None] + np.sqrt(1 - rho) * zg)

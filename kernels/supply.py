@@ -2,9 +2,9 @@
 
 Power capacity P_r (GW of AI data-centre capacity) grows by a trend plus shocks:
     gP_r(t) = gP_inf + (gP0_r - gP_inf) 2^(-t / power_halflife) + buildout_r 1[window]
-    log P_r(t+dt) = log P_r + f_r (gP_r dt + sigma_P sqrt(dt) e''_r)
-with f_r = moratorium_growth_factor while region r's moratorium holds (construction stops),
-else 1. Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
+    x_r = gP_r dt + sigma_P sqrt(dt) e''_r,   log P_r(t+dt) = log P_r + (f_r x_r if x_r > 0 else x_r)
+with f_r = moratorium_growth_factor while region r's moratorium holds (construction stops;
+setbacks still happen), else 1. Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
 of both retires (L = hardware_lifetime: exponential lifetimes, the average vintage goes);
 the buildout wanted is
     A_r = max(K_r (exp(g_r dt + sigma_K sqrt(dt) e'_r) - 1) + K_r dt / L, 0)
@@ -57,7 +57,8 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     factor = jnp.where(events.moratorium_active(p, moratorium_hit, t) > 0, p.moratorium_growth_factor, 1.0)
     g_power = trend(p.power_growth0, p.power_growth_inf, p.power_halflife, t_years) + p.buildout_extra_growth * building
     shock = p.power_vol * sqdt * correlated(p.shock_corr, noise.power_common, noise.power)
-    log_power = log_power + factor * (g_power * dt + shock)
+    change = g_power * dt + shock
+    log_power = log_power + jnp.where(change > 0, factor * change, change)  # a moratorium stops growth only
 
     dev = (growth_dev - p.growth_reversion * growth_dev * dt
            + p.growth_vol * sqdt * correlated(p.shock_corr, noise.growth_common, noise.growth))

@@ -146,13 +146,12 @@ def test_unconverged_fit_writes_nothing_and_runs_refuse_it(tmp_path):
 def test_draw_table_mechanism(baseline):
     """Entries flagged in the mask come from a uniformly chosen row of the draw table."""
     sc = sc_mod.with_months(baseline, 1)
-    draws = np.zeros((2, sc.prior.draws.shape[1]), np.float32)
-    mask = np.zeros(sc.prior.draws.shape[1], bool)
-    sizes = [int(np.size(x)) for x in sc.prior.loc]
-    start = sum(sizes[:[s.name for s in __import__("kernels").SPECS].index("adoption0")])
+    draws = sc.prior.loc._replace(**{k: np.zeros((2,) + np.shape(v), np.float32)
+                                     for k, v in sc.prior.loc._asdict().items()})
+    mask = sc.prior.loc._replace(**{k: np.zeros(np.shape(v), bool) for k, v in sc.prior.loc._asdict().items()})
     values = np.array([0.1, 0.3])
-    draws[:, start] = np.log(values) - np.log1p(-values)  # adoption0[us] is 0.1 or 0.3
-    mask[start] = True
+    draws.adoption0[:, 0] = np.log(values) - np.log1p(-values)  # adoption0[us] is 0.1 or 0.3
+    mask.adoption0[0] = True
     from dataclasses import replace
 
     sc2 = replace(sc, prior=sc.prior._replace(draws=draws, from_draws=mask))

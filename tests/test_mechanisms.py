@@ -98,7 +98,7 @@ DIRECTIONS = {
     "buildout": [("compute", (slice(None), 0), "higher"), ("price", (slice(None), 2), "lower")],
     "sovereign_compute": [("tokens_per_capita", (slice(None), 4), "higher"), ("north_south_ratio", (slice(None), 0), "lower")],
     "rationed_frontier": [("capability_lag", (slice(None), 0, 1), "higher"),
-                          ("frontier_tokens", (slice(None), 0, 2), "lower")],
+                          ("frontier_tokens", (slice(None), 0, 1), "lower")],
     "cheap_inference": [("cost_frontier", (slice(None), 0), "lower"), ("price", (slice(None), 2), "lower")],
     "agentic_surge": [("demand_tokens", (slice(None), 0, 2), "higher")],
 }

@@ -8,14 +8,15 @@ from forecast.scenario import with_months, with_params
 from kernels import OUTPUTS, TRACE_COUNT
 from tests.conftest import materialize, series
 
-TINY = 1e-12  # a fixed "zero" for positive (volatility) parameters
 
 
 def random_walk_only(baseline, months=24):
-    """Noise off everywhere but the compute level: log K is a random walk with drift."""
+    """Power capacity with a constant growth rate and no moratorium: log P is a random walk
+    with drift from P0 = compute0 x kW per H100e x (1 + headroom) = 1e6 x 1 kW x 2 = 2 GW."""
     fixed = lambda v: {"dist": "fixed", "value": v}  # noqa: E731
-    sc = with_params(baseline, compute0=fixed(1.0e6), growth0=fixed(0.6), growth_inf=fixed(0.6),
-                     growth_vol=fixed(TINY), compute_vol=fixed(0.3))
+    sc = with_params(baseline, compute0=fixed(1.0e6), fleet_kw0=fixed(1.0), kw_per_h100e0=fixed(1.0),
+                     power_headroom0=fixed(1.0), power_growth0=fixed(0.6), power_growth_inf=fixed(0.6),
+                     power_vol=fixed(0.3))
     return with_months(sc, months)
 
 
@@ -26,12 +27,12 @@ def test_random_walk_bands_match_lognormal_quantiles(baseline):
     q = np.asarray(ds["quantile"])
     for t in (0, 11, 23):
         years = (t + 1) / 12
-        mu, sd = np.log(1.0e6) + 0.6 * years, 0.3 * np.sqrt(years)
-        got = np.log(ds["compute"].isel(time=t).sel(region="us").values)
+        mu, sd = np.log(2.0) + 0.6 * years, 0.3 * np.sqrt(years)
+        got = np.log(ds["power"].isel(time=t).sel(region="us").values)
         want = mu + sd * stats.norm.ppf(q)
         se = sd * np.sqrt(q * (1 - q) / n) / stats.norm.pdf(stats.norm.ppf(q))
         assert np.all(np.abs(got - want) < 4.5 * se), (t, got - want, se)
-        mean = ds["compute_mean"].isel(time=t).sel(region="us").item()
+        mean = ds["power_mean"].isel(time=t).sel(region="us").item()
         want_mean = np.exp(mu + sd**2 / 2)
         assert abs(mean - want_mean) < 4.5 * want_mean * np.sqrt(np.expm1(sd**2) / n)
 

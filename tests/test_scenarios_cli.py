@@ -53,9 +53,9 @@ def test_cli_run_writes_readable_dataset(tmp_path):
     result = CliRunner().invoke(main, ["run", "baseline", "-n", "300", "--seed", "3", "-o", str(out)])
     assert result.exit_code == 0, result.output
     ds = xr.open_dataset(out)
-    for name in ("compute", "cost_frontier", "cost_fixed_capability", "price", "demand_tokens", "served_tokens",
-                 "tokens_per_capita", "north_south_ratio", "access_gini", "unmet_share", "capability_lag",
-                 "adoption"):
+    for name in ("compute", "power", "cost_frontier", "cost_fixed_capability", "cost_floor", "price",
+                 "demand_tokens", "frontier_tokens", "lagging_tokens", "tokens_per_capita", "north_south_ratio",
+                 "access_gini", "unmet_share", "capability_lag", "priced_out", "adoption"):
         assert name in ds and f"{name}_mean" in ds and ds[name].attrs["units"]
     assert ds.attrs["seed"] == 3 and ds.attrs["n_trajectories"] == 300
     assert list(ds["quantile"].values) == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
