@@ -1,5 +1,5 @@
 """AI access inequality forecasts: scenarios in, uncertainty bands (xarray) out."""
-from forecast.run import DEFAULT_QUANTILES, RunError, batch_size, run, save
+from forecast.run import DEFAULT_QUANTILES, RunError, batch_size, compare, run, save
 from forecast.scenario import Scenario, ScenarioError, builtin_names, load
 
-__all__ = ["DEFAULT_QUANTILES", "RunError", "Scenario", "batch_size", "ScenarioError", "builtin_names", "load", "run", "save"]
+__all__ = ["DEFAULT_QUANTILES", "RunError", "compare", "Scenario", "batch_size", "ScenarioError", "builtin_names", "load", "run", "save"]

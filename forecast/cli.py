@@ -17,6 +17,8 @@ SUMMARY = (  # (variable, selection, label)
     ("unmet_share", {}, "unmet frontier demand"),
     ("price", {"tier": "consumer"}, "consumer price, USD/1M"),
     ("capability_lag", {"region": "global_south", "tier": "consumer"}, "South consumer lag, months"),
+    ("priced_out", {"region": "global_south", "tier": "consumer"}, "South consumers priced out"),
+    ("power", {"region": "us"}, "US AI power, GW"),
 )
 SUMMARY_YEARS = (2027, 2030, 2035)
 
@@ -67,6 +69,7 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)
     output = output or Path(f"{sc.name}.nc")
+    _check_output(output, console)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"{sc.name}: compiling", total=None)
@@ -85,25 +88,192 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
     console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s)")
 
 
-def summary_table(ds) -> Table:
-    """Medians and 90% bands of a few key metrics in January of the summary years."""
-    table = Table(title=f"{ds.attrs['scenario']}: median [5%, 95%]")
+def _check_output(output: Path, console):
+    """Refuse an output the run could not write, before simulating anything."""
+    import os
+
+    parent = output.resolve().parent
+    problem = None
+    if output.suffix != ".nc":
+        problem = "results are written as netCDF; give a path ending in .nc (or use `forecast export --csv`)"
+    elif not parent.is_dir():
+        problem = f"the folder {str(parent)!r} does not exist"
+    elif not os.access(parent, os.W_OK):
+        problem = f"the folder {str(parent)!r} is not writable"
+    if problem:
+        console.print(f"[red]error:[/red] {output}: {problem}")
+        sys.exit(2)
+
+
+def summary_table(ds, scenario=None) -> Table:
+    """Medians and 90% bands of a few key metrics in January of the summary years, with
+    the mean beside them and, where the metric has a point mass at zero, P(>0): a median
+    alone misleads there. scenario: which one, in a comparison's dataset."""
+    name = scenario or ds.attrs["scenario"]
+    table = Table(title=f"{name}: median [5%, 95%]; mean; P(>0) where zero is possible")
     table.add_column("metric")
     years = [y for y in SUMMARY_YEARS if str(y) in set(ds.time.dt.year.astype(str).values)]
     for y in years:
         table.add_column(str(y), justify="right")
+    pick = {"scenario": scenario} if scenario is not None and "scenario" in ds.dims else {}
     for var, sel, label in SUMMARY:
         cells = []
         for y in years:
-            da = ds[var].sel(sel).sel(time=f"{y}-01").squeeze()
+            at = dict(sel, **pick)
+            da = ds[var].sel(at).sel(time=f"{y}-01").squeeze()
             q = {float(k): float(v) for k, v in zip(da["quantile"].values, da.values)}
-            cells.append(f"{_fmt(q[0.5])} [{_fmt(q[0.05])}, {_fmt(q[0.95])}]")
+            mean = float(ds[f"{var}_mean"].sel(at).sel(time=f"{y}-01").squeeze())
+            cell = f"{_fmt(q[0.5])} [{_fmt(q[0.05])}, {_fmt(q[0.95])}]; mean {_fmt(mean)}"
+            if f"{var}_p_positive" in ds:
+                p = float(ds[f"{var}_p_positive"].sel(at).sel(time=f"{y}-01").squeeze())
+                if p < 1.0:
+                    cell += f"; P(>0) {p:.2f}"
+            cells.append(cell)
         table.add_row(label, *cells)
+    return table
+
+
+def compare_table(ds) -> Table:
+    """P(higher than the first scenario) of the summary metrics, per compared scenario."""
+    first = ds.attrs["compared_against"]
+    table = Table(title=f"P(higher than {first}) [P(equal)], paired trajectories")
+    table.add_column("metric")
+    table.add_column("scenario")
+    years = [y for y in SUMMARY_YEARS if str(y) in set(ds.time.dt.year.astype(str).values)]
+    for y in years:
+        table.add_column(str(y), justify="right")
+    for var, sel, label in SUMMARY:
+        for other in ds["compared"].values:
+            cells = []
+            for y in years:
+                at = dict(sel, compared=other, time=f"{y}-01")
+                hi = float(ds[f"{var}_p_higher"].sel(at).squeeze())
+                eq = float(ds[f"{var}_p_equal"].sel(at).squeeze())
+                cells.append(f"{hi:.2f} [{eq:.2f}]")
+            table.add_row(label, str(other), *cells)
     return table
 
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True)
+@click.option("-n", "--n-trajectories", type=int, default=10_000, show_default=True, help="trajectories to simulate")
+@click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same shocks)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("compare.nc"),
+              show_default=True, help="netCDF file to write")
+@click.option("--chunk-size", type=int, default=None, help="as for `forecast run`")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="as for `forecast run`")
+@click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
+              help="posterior for every scenario [default: each scenario's `calibration`]")
+@click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
+def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged):
+    """Run SCENARIOS on the same trajectories and compare each with the first (paired).
+
+    Writes every scenario's bands (dimension `scenario`) and, for each scenario after the
+    first, the bands of the paired difference and P(higher), P(equal) per metric and month."""
+    from forecast.run import RunError, compare as compare_scenarios, save
+
+    _compilation_cache(cache_dir)
+    console = Console(stderr=True)
+    if len(scenarios) < 2:
+        console.print("[red]error:[/red] compare needs at least two scenarios")
+        sys.exit(2)
+    _check_output(output, console)
+    try:
+        scs = [load(s, calibration=priors, allow_unconverged=allow_unconverged) for s in scenarios]
+    except ScenarioError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("compare: compiling", total=None)
+
+        def progress(done, total, phase):
+            bar.update(task, completed=done, total=total, description=f"compare: {phase}")
+
+        try:
+            ds = compare_scenarios(scs, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
+                                   progress=progress)
+        except (RunError, ScenarioError) as e:
+            console.print(f"[red]error:[/red] {e}")
+            sys.exit(2)
+    save(ds, output)
+    for name in ds["scenario"].values:
+        console.print(summary_table(ds, str(name)))
+    console.print(compare_table(ds))
+    console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s)")
+
+
+def _open_results(path, console):
+    import xarray as xr
+
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf").load()
+    except FileNotFoundError:
+        console.print(f"[red]error:[/red] results file {str(path)!r} does not exist")
+        sys.exit(2)
+    except Exception as e:  # not netCDF
+        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run` or `compare` ({e})")
+        sys.exit(2)
+    if "engine_version" not in ds.attrs or "quantile" not in ds.dims:
+        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run` or `compare`")
+        sys.exit(2)
+    return ds
+
+
+def _writable_parent(path: Path, console):
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        console.print(f"[red]error:[/red] {path}: the folder {str(parent)!r} does not exist")
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="HTML file to write (self-contained: figures embedded)")
+def report(results, output):
+    """Write a self-contained HTML report of RESULTS (from `forecast run` or `forecast compare`)."""
+    from forecast.report import write_report
+
+    console = Console(stderr=True)
+    ds = _open_results(results, console)
+    _writable_parent(output, console)
+    write_report(ds, output)
+    console.print(f"wrote {output}")
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("figures"),
+              show_default=True, help="folder for the figures (PNG and SVG)")
+def plot(results, output):
+    """Write every standard figure of RESULTS as PNG and SVG."""
+    from forecast.report import write_figures
+
+    console = Console(stderr=True)
+    ds = _open_results(results, console)
+    paths = write_figures(ds, output)
+    console.print(f"wrote {len(paths)} files to {output}")
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="tidy long CSV to write: one row per value")
+def export(results, csv_path):
+    """Export RESULTS as a tidy long table (variable, statistic, quantile, coordinates, value)."""
+    from forecast.report import write_csv
+
+    console = Console(stderr=True)
+    ds = _open_results(results, console)
+    _writable_parent(csv_path, console)
+    write_csv(ds, csv_path)
+    console.print(f"wrote {csv_path}")
 
 
 @main.command()

@@ -20,33 +20,85 @@ def engine_version() -> str:
         return "unknown"
 
 
-def build_dataset(sc, values, rank_error, mean, std, quantiles, nonfinite, info) -> xr.Dataset:
-    """values, rank_error: (time, series, quantile); mean, std, nonfinite: (time, series)."""
+WIDENING = ("north_south_ratio", "access_gini")  # gap measures: P(value at t > value at the start)
+
+
+def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, probabilities, info) -> xr.Dataset:
+    """values, rank_error: (time, series, quantile); mean, std, nonfinite and each of
+    probabilities["positive" | "zero" | "above_start"]: (time, series). scs: the scenarios
+    (one, or several compared: series laid out as kernels.simulate.log_scale_mask says)."""
+    sc = scs[0]
+    n_scen = len(scs)
     time = pd.date_range(pd.Timestamp(sc.start + "-01"), periods=sc.months, freq="MS")
     coords = {"time": time, "region": list(sc.regions), "tier": list(sc.tiers), "quantile": list(quantiles)}
-    data, offset = {}, 0
-    for spec, size in zip(OUTPUTS, output_sizes(len(sc.regions))):
+    lead = ()
+    if n_scen > 1:
+        coords["scenario"] = [s.name for s in scs]
+        coords["compared"] = [s.name for s in scs[1:]]
+        lead = ("scenario",)
+    sizes = output_sizes(len(sc.regions))
+    block = sum(sizes)
+    data = {}
+
+    def blocks(arr, offset, size, count, first):
+        """(count, time, ...) from `count` consecutive series blocks starting at `first`."""
+        return np.stack([arr[:, (first + b) * block + offset:(first + b) * block + offset + size]
+                         for b in range(count)])
+
+    offset = 0
+    for spec, size in zip(OUTPUTS, sizes):
         dims = tuple(d for d in spec.dims.split(",") if d)
         shape = tuple(len(coords[d]) for d in dims)
-        sl = slice(offset, offset + size)
-        offset += size
         unit, long_name = spec.units, spec.long_name
-        band = np.moveaxis(values[:, sl, :], 2, 0).reshape((len(quantiles), sc.months) + shape)
-        attrs = {"units": unit, "long_name": long_name,
-                 "nonfinite_values": int(nonfinite[:, sl].sum()),
-                 "max_quantile_rank_error": float(np.nanmax(rank_error[:, sl, :]))}
-        data[spec.name] = (("quantile", "time") + dims, band.astype(np.float64), attrs)
-        for stat, arr in (("mean", mean), ("std", std)):
-            data[f"{spec.name}_{stat}"] = (("time",) + dims, arr[:, sl].reshape((sc.months,) + shape),
-                                           {"units": unit, "long_name": f"{stat} of {long_name}"})
+        nq = len(quantiles)
+
+        def put(name, first, count, dim, what, units, long):
+            band = blocks(values, offset, size, count, first)  # (count, time, size, q)
+            band = np.moveaxis(band, 3, 1).reshape((count, nq, sc.months) + shape)
+            err = blocks(rank_error, offset, size, count, first)
+            attrs = {"units": units, "long_name": long,
+                     "nonfinite_values": int(blocks(nonfinite, offset, size, count, first).sum()),
+                     "max_quantile_rank_error": float(np.nanmax(err))}
+            lead_dim = (dim,) if n_scen > 1 else ()
+            cut = (lambda a: a) if n_scen > 1 else (lambda a: a[0])
+            data[name] = (lead_dim + ("quantile", "time") + dims, cut(band).astype(np.float64), attrs)
+            for stat, arr in what:
+                v = blocks(arr, offset, size, count, first).reshape((count, sc.months) + shape)
+                data[f"{name}_{stat[0]}"] = (lead_dim + ("time",) + dims, cut(v).astype(np.float64), stat[1])
+
+        stats = [(("mean", {"units": unit, "long_name": f"mean of {long_name}"}), mean),
+                 (("std", {"units": unit, "long_name": f"standard deviation of {long_name}"}), std)]
+        if spec.log_scale:  # non-negative: a point mass at zero is possible
+            stats.append((("p_positive", {"units": "1", "long_name": f"probability that {long_name} > 0"}),
+                          probabilities["positive"]))
+        if spec.name in WIDENING:
+            stats.append((("p_widening", {"units": "1", "long_name": f"probability that {long_name} is above "
+                                                                      "its value in the first month"}),
+                          probabilities["above_start"]))
+        put(spec.name, 0, n_scen, "scenario", [(k, a) for k, a in stats], unit, long_name)
+        if n_scen > 1:
+            diff_unit = "1 (log ratio)" if spec.log_scale else unit
+            diff_long = (f"log ratio of {long_name} to {sc.name}'s, paired" if spec.log_scale
+                         else f"difference of {long_name} from {sc.name}'s, paired")
+            put(f"{spec.name}_diff", n_scen, n_scen - 1, "compared",
+                [(("mean", {"units": diff_unit, "long_name": f"mean {diff_long}"}), mean),
+                 (("p_higher", {"units": "1", "long_name": f"probability that {long_name} is higher than under "
+                                                           f"{sc.name}"}), probabilities["positive"]),
+                 (("p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"}),
+                  probabilities["zero"])], diff_unit, diff_long)
+        offset += size
+    for name in list(data):  # <name>_diff_p_higher -> <name>_p_higher (shorter, as documented)
+        if "_diff_p_" in name:
+            data[name.replace("_diff_p_", "_p_")] = data.pop(name)
     devices = jax.devices()
     attrs = {
-        "title": f"AI access forecast: {sc.name}",
+        "title": f"AI access forecast: {', '.join(s.name for s in scs)}",
         "engine_version": engine_version(),
-        "scenario": sc.name,
-        "scenario_description": sc.description,
-        "scenario_text": sc.text,
-        "scenario_hash": sc.hash,
+        "scenario": sc.name if n_scen == 1 else ", ".join(s.name for s in scs),
+        "scenario_description": sc.description if n_scen == 1 else " | ".join(
+            f"{s.name}: {s.description}" for s in scs),
+        "scenario_text": sc.text if n_scen == 1 else "\n# ==== next scenario\n".join(s.text for s in scs),
+        "scenario_hash": sc.hash if n_scen == 1 else ",".join(s.hash for s in scs),
         "seed": info["seed"],
         "n_trajectories": info["n_trajectories"],
         "chunk_size": info["chunk_size"],
@@ -61,7 +113,9 @@ def build_dataset(sc, values, rank_error, mean, std, quantiles, nonfinite, info)
         "python_version": platform.python_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": round(info["wall_seconds"], 3),
-        "priors_source": sc.priors_source,
+        "priors_source": sc.priors_source if n_scen == 1 else " | ".join(
+            f"{s.name}: {s.priors_source}" for s in scs),
+        "compared_against": sc.name if n_scen > 1 else "",
         "Conventions": "CF-1.8",
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

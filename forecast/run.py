@@ -27,9 +27,9 @@ import xarray as xr
 from forecast import quantiles as qmod
 from forecast.outputs import build_dataset
 from forecast.scenario import Scenario, load
-from kernels import output_sizes, run_chunk
+from kernels import run_chunk
 from kernels.reduce import LOG_TINY
-from kernels.simulate import log_scale_mask
+from kernels.simulate import log_scale_mask, n_series as series_count
 
 DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 PILOT = 4096  # trajectories that fix the histogram ranges
@@ -93,9 +93,68 @@ def run(
     scenario: a Scenario, a built-in name or a TOML path. chunk_size: trajectories per host
     round trip (progress step), a multiple of the backend's batch size (`batch_size()`:
     8192 on CPU, 262144 on GPU); results do not depend on it. Returns an xarray.Dataset with
-    quantile bands, means and standard deviations for every output (see docs/model.md).
+    quantile bands, means, standard deviations and probabilities for every output (see
+    docs/model.md).
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
+    return _run([sc], n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction)
+
+
+def compare(
+    scenarios,
+    n_trajectories: int = 10_000,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    quantiles=DEFAULT_QUANTILES,
+    progress: Callable[[int, int, str], None] | None = None,
+    max_nonfinite_fraction: float = 1e-3,
+) -> xr.Dataset:
+    """Run several scenarios on the same trajectories (common random numbers) in one pass.
+
+    Every trajectory uses the same parameter normals, posterior row, events and monthly
+    shocks in every scenario, so differences are paired. Returns the usual variables with a
+    `scenario` dimension, plus for each scenario after the first (dimension `compared`)
+    the bands of the paired difference against the first (`<name>_diff`: the log ratio
+    for log-scale outputs, the difference otherwise) and `<name>_p_higher`,
+    `<name>_p_equal`: the exact fractions of trajectories where it is higher or equal.
+    """
+    scs = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
+    if len(scs) < 2:
+        raise RunError(f"compare needs at least two scenarios, got {len(scs)}")
+    names = [s.name for s in scs]
+    if len(set(names)) != len(names):
+        raise RunError(f"compare needs distinct scenario names, got {names}")
+    first = scs[0]
+    for s in scs[1:]:
+        for field in ("start", "months", "regions"):
+            if getattr(s, field) != getattr(first, field):
+                raise RunError(f"scenario {s.name!r} has {field} {getattr(s, field)!r} but {first.name!r} has "
+                               f"{getattr(first, field)!r}; compared scenarios must share start, months and regions")
+    return _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction)
+
+
+def stack_priors(scs):
+    """The scenarios' priors on a leading scenario axis, posterior draws padded to one count.
+
+    Uncalibrated scenarios (one draw, no entry taken from it) are padded with zeros; two
+    calibrations must have the same number of draws so that each trajectory's row index
+    is the one its separate runs would use."""
+    counts = {s.prior.draws[0].shape[0] for s in scs if np.any([np.any(m) for m in s.prior.from_draws])}
+    if len(counts) > 1:
+        raise RunError(f"compared scenarios use posteriors with different numbers of draws {sorted(counts)}; "
+                       "use one posterior (or --priors none) for all of them")
+    n_draws = counts.pop() if counts else 1
+
+    def pad(d):
+        d = np.asarray(d)
+        return d if d.shape[0] == n_draws else np.zeros((n_draws,) + d.shape[1:], d.dtype)
+
+    priors = [s.prior._replace(draws=jax.tree.map(pad, s.prior.draws)) for s in scs]
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *priors)
+
+
+def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction):
+    sc = scs[0]
     n = _check_int("n_trajectories", n_trajectories, 1)
     seed = _check_int("seed", seed, 0)
     if n >= 2**31:
@@ -113,10 +172,11 @@ def run(
                            f"({jax.default_backend()}), got {chunk}")
     report = Progress(progress)
     t_start = time.perf_counter()
-    pass_ = _Passes(jax.random.key(seed), sc, n, batch, chunk)
-    n_series = sum(output_sizes(len(sc.regions)))
+    prior = sc.prior if len(scs) == 1 else stack_priors(scs)
+    pass_ = _Passes(jax.random.key(seed), prior, sc.months, n, batch, chunk)
+    n_series = series_count(len(sc.regions), len(scs))
     months = sc.months
-    log_scale = np.asarray(log_scale_mask(len(sc.regions)))
+    log_scale = np.asarray(log_scale_mask(len(sc.regions), len(scs)))
     n_batches = -(-n // batch)
     total_units = 1 + 2 * n_batches
     report(0, total_units, "pilot")
@@ -137,7 +197,7 @@ def run(
     moments = qmod.Moments((months, n_series))
     acc = pass_.sweep("pass_a", (lo, inv_w), (N_BINS,), report, 1, total_units, "pass A",
                       merge=dict(hist="sum", ymin_above="min", xmin="min", xmax="max", nonfinite="sum",
-                                 finite="sum"),
+                                 finite="sum", positive="sum", zero="sum", above_start="sum"),
                       each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]))
     bad = n - int(acc["finite"])
     if bad > max_nonfinite_fraction * n:
@@ -165,9 +225,11 @@ def run(
         values = np.where(better, res_c["value"], values)
         errors = np.where(better, res_c["error"], errors)
     report(total_units, total_units, "done")
+    count = np.maximum(hist.sum(axis=2), 1)
     return build_dataset(
-        sc, values=values, rank_error=errors, mean=moments.mean, std=moments.std, quantiles=q,
-        nonfinite=acc["nonfinite"], info=dict(
+        scs, values=values, rank_error=errors, mean=moments.mean, std=moments.std, quantiles=q,
+        nonfinite=acc["nonfinite"], probabilities={k: acc[k] / count for k in ("positive", "zero", "above_start")},
+        info=dict(
             seed=seed, n_trajectories=n, chunk_size=chunk, batch_size=batch, bad_trajectories=bad,
             wall_seconds=time.perf_counter() - t_start,
         ),
@@ -189,8 +251,8 @@ class _Passes:
     MERGE = {"sum": jnp.add, "min": jnp.minimum, "max": jnp.maximum}
     HOST_MERGE = {"sum": np.add, "min": np.minimum, "max": np.maximum}
 
-    def __init__(self, key, sc, n, batch, chunk):
-        self.key, self.sc, self.n, self.batch, self.chunk = key, sc, n, batch, chunk
+    def __init__(self, key, prior, months, n, batch, chunk):
+        self.key, self.prior, self.months, self.n, self.batch, self.chunk = key, prior, months, n, batch, chunk
 
     def sweep(self, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None):
         """Trajectories [0, n) (default: all) through the reducer, batch by batch; `merge`
@@ -205,8 +267,8 @@ class _Passes:
         consts = tuple(jnp.asarray(c) for c in consts)
 
         def call(start):
-            ys, finite = run_chunk(self.key, self.sc.prior, start, min(self.batch, n - start), consts,
-                                   batch_size=self.batch, n_months=self.sc.months, reducer=reducer,
+            ys, finite = run_chunk(self.key, self.prior, start, min(self.batch, n - start), consts,
+                                   batch_size=self.batch, n_months=self.months, reducer=reducer,
                                    config=config)
             return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
 
@@ -238,10 +300,11 @@ class _Passes:
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write netCDF (or Zarr for a .zarr path) atomically: a temporary file, then a rename."""
+    """Write netCDF atomically: a temporary file, then a rename. (`forecast export --csv`
+    writes a tidy table; Zarr is not supported.)"""
     path = Path(path)
-    if path.suffix == ".zarr":
-        raise RunError("Zarr output needs the zarr package; install it or write .nc")
+    if path.suffix != ".nc":
+        raise RunError(f"{path}: results are written as netCDF; give a path ending in .nc")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         ds.to_netcdf(tmp, engine="h5netcdf")

@@ -6,7 +6,8 @@ for bit):
 
 - pass A: a histogram of n_bins equal bins over [lo, lo + n_bins / inv_w) per series in a
   transformed space (log for positive quantities), with an underflow and an overflow bin;
-  plus the batch's moments, the per-series min/max and the non-finite count.
+  plus the batch's moments, the per-series min/max, the non-finite count, and the exact
+  counts behind the probabilities (values > 0, == 0, > the trajectory's first month).
 - refine (pass B, and pass C where needed): the bins that hold target quantiles ("slots")
   are split into n_sub sub-bins and counted again, with the min and max of the values in
   every sub-bin, so that a reported quantile is always one of the simulated values.
@@ -52,8 +53,13 @@ def moments(x, ok):
     return count, mean, jnp.sum(dev * dev, axis=0), scale
 
 
-def pass_a(x, y, valid, consts, config):
-    """x: (traj, series) values; y: the same in bin space (transform); valid: (traj,)."""
+def pass_a(x, y, x0, valid, consts, config):
+    """x: (traj, series) values; y: the same in bin space (transform); x0: each
+    trajectory's first-month values; valid: (traj,).
+
+    Besides the histogram and moments, exact counts of values above zero (P(>0): for a
+    difference series, P(higher)), equal to zero (for a difference, P(equal)) and above
+    the trajectory's first month (P(widening) for a gap measure)."""
     lo, inv_w = consts
     (n_bins,) = config
     n, s = x.shape
@@ -76,10 +82,13 @@ def pass_a(x, y, valid, consts, config):
         xmin=jnp.min(jnp.where(ok, x, jnp.inf), axis=0),
         xmax=jnp.max(jnp.where(ok, x, -jnp.inf), axis=0),
         nonfinite=jnp.sum(valid[:, None] & ~finite, axis=0).astype(jnp.int32),
+        positive=jnp.sum(ok & (x > 0), axis=0).astype(jnp.int32),
+        zero=jnp.sum(ok & (x == 0), axis=0).astype(jnp.int32),
+        above_start=jnp.sum(ok & (x > x0), axis=0).astype(jnp.int32),
     )
 
 
-def refine(x, y, valid, consts, config):
+def refine(x, y, x0, valid, consts, config):
     """Count the values of the chosen bins into sub-bins, with each sub-bin's min and max.
 
     consts (per month): pass B gives the first seven, pass C all twelve:
@@ -126,7 +135,7 @@ def layout_index(x, y, lo, inv_w, eq_lo, eq_hi, n_sub):
     return jnp.where(x == eq_lo, 0, jnp.where(x == eq_hi, n_sub + 3, i))
 
 
-def materialize(x, y, valid, consts, config):
+def materialize(x, y, x0, valid, consts, config):
     """Every value, padding masked as NaN: for tests on small runs only."""
     return jnp.where(valid[:, None], x, jnp.nan)
 

@@ -72,10 +72,32 @@ def output_sizes(n_regions: int) -> list[int]:
     return [size[o.dims] for o in OUTPUTS]
 
 
-def log_scale_mask(n_regions: int) -> jax.Array:
-    """(series,) True for series whose bands are resolved in log space."""
+def log_scale_mask(n_regions: int, n_scenarios: int = 1) -> jax.Array:
+    """(series,) True for series whose bands are resolved in log space.
+
+    With several scenarios the series are the scenarios' outputs, one block each, then one
+    block of paired differences per scenario after the first (log ratios for log-scale
+    outputs, plain differences otherwise), which are resolved in linear space."""
     flags = [o.log_scale for o, n in zip(OUTPUTS, output_sizes(n_regions)) for _ in range(n)]
-    return jnp.array(flags)
+    return jnp.array(flags * n_scenarios + [False] * len(flags) * (n_scenarios - 1))
+
+
+def n_series(n_regions: int, n_scenarios: int = 1) -> int:
+    """Series per month: n_scenarios output blocks and n_scenarios - 1 difference blocks."""
+    return sum(output_sizes(n_regions)) * (2 * n_scenarios - 1)
+
+
+def paired_differences(out, log_mask):
+    """(scenario, series) outputs -> (scenario - 1, series) differences from scenario 0:
+    log(b / a) for log-scale series (zeros floored at reduce.TINY: 0 vs 0 is exactly 0), b - a
+    otherwise; positive exactly where b > a and zero exactly where b == a."""
+    y = jnp.where(log_mask, jnp.log(jnp.maximum(out, reduce.TINY)), out)
+    d = y[1:] - y[:1]
+    b, a = out[1:], out[:1]
+    # Keep the sign of b - a where float32 logs of nearly equal values coincide, so that
+    # P(higher) and P(equal) count the values themselves.
+    tiny = jnp.asarray(reduce.TINY, out.dtype)
+    return jnp.where(b > a, jnp.maximum(d, tiny), jnp.where(b < a, jnp.minimum(d, -tiny), jnp.where(b == a, 0.0, d)))
 
 
 def flatten(out: Outputs, dtype) -> jax.Array:
@@ -219,8 +241,10 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
               reducer: str, config: tuple = ()):
     """Simulate trajectories [start, start + batch_size) and reduce them month by month.
 
-    seed_key: the run's key; start: first global trajectory index; n_valid: how many of the
-    batch's trajectories are real (the rest pad the last batch and are masked out);
+    seed_key: the run's key; prior: one scenario's, or several stacked on a leading axis
+    (paired scenarios: see log_scale_mask for the series layout); start: first global
+    trajectory index; n_valid: how many of the batch's trajectories are real (the rest pad
+    the last batch and are masked out);
     consts: the reducer's arrays (bin layouts), each with a leading time axis; reducer:
     "pass_a", "refine" or "materialize"; config: the reducer's static integers. Returns the
     reducer's per-month outputs stacked over months, plus (batch,) flags of trajectories
@@ -234,25 +258,48 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     index = start + jnp.arange(batch_size, dtype=jnp.int32)
     valid = jnp.arange(batch_size) < n_valid
     traj_keys = jax.vmap(keys.trajectory_key, in_axes=(None, 0))(seed_key, index)
-    params, state = jax.vmap(init, in_axes=(0, None))(traj_keys, prior)
-    n_regions = prior.loc.compute0.shape[0]
-    log_mask = log_scale_mask(n_regions)
-    reduce_fn = reduce.REDUCERS[reducer]
-
+    many = prior.loc.compute0.ndim == 2  # a leading scenario axis: paired scenarios
+    n_regions = prior.loc.compute0.shape[-1]
+    n_scen = prior.loc.compute0.shape[0] if many else 1
     dtype = prior.loc.compute0.dtype
+    # Every scenario of a trajectory uses the trajectory's keys: the same parameter normals,
+    # posterior row, once-events and monthly shocks (common random numbers).
+    # Scenarios are unrolled, not vmapped: each one's ops then have exactly the shapes of a
+    # single-scenario run, so XLA computes the same bits and compare() reproduces run().
+    if many:
+        pick = [jax.tree.map(lambda a, i=i: a[i], prior) for i in range(n_scen)]
+        inits = [jax.vmap(init, in_axes=(0, None))(traj_keys, pr) for pr in pick]
+        params = [ps for ps, _ in inits]
+        state = [st for _, st in inits]
+    else:
+        params, state = jax.vmap(init, in_axes=(0, None))(traj_keys, prior)
+    base_mask = log_scale_mask(n_regions)
+    log_mask = log_scale_mask(n_regions, n_scen)
+    reduce_fn = reduce.REDUCERS[reducer]
 
     def one(p, st, t, key):
         new, out = step(p, st, t, month_noise(key, t, n_regions, dtype))
         return new, flatten(out, dtype)
 
-    def body(state, t):
-        state, out = jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
+    def body(carry, t):
+        state, x0 = carry
+        if many:
+            res = [jax.vmap(one, in_axes=(0, 0, None, 0))(params[i], state[i], t, traj_keys) for i in range(n_scen)]
+            state = [r[0] for r in res]
+            outs = jnp.stack([r[1] for r in res], axis=1)  # (traj, scenario, series)
+            diffs = jax.vmap(paired_differences, in_axes=(0, None))(outs, base_mask)
+            out = jnp.concatenate([outs.reshape(batch_size, -1), diffs.reshape(batch_size, -1)], axis=1)
+        else:
+            state, out = jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
         # Values and their bin-space transform are computed once, behind a barrier, so that
         # every pass's program sees bit-identical numbers (XLA may otherwise recompute them
         # inside different fusions, where vectorised exp/log can differ by an ulp).
         out, y = jax.lax.optimization_barrier((out, reduce.transform(out, log_mask)))
+        x0 = jnp.where(t == 0, out, x0)  # each trajectory's first month
         month_consts = jax.tree.map(lambda c: c[t], consts)  # consts lead with a time axis
-        return state, reduce_fn(out, y, valid, month_consts, config)
+        return (state, x0), reduce_fn(out, y, x0, valid, month_consts, config)
 
-    state, ys = jax.lax.scan(body, state, jnp.arange(n_months))
-    return ys, state.finite & valid
+    x0 = jnp.full((batch_size, log_mask.shape[0]), jnp.nan, dtype)
+    (state, _), ys = jax.lax.scan(body, (state, x0), jnp.arange(n_months))
+    finite = jnp.all(jnp.stack([s.finite for s in state]), axis=0) if many else state.finite
+    return ys, finite & valid

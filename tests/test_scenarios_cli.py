@@ -59,3 +59,11 @@ def test_cli_run_writes_readable_dataset(tmp_path):
         assert name in ds and f"{name}_mean" in ds and ds[name].attrs["units"]
     assert ds.attrs["seed"] == 3 and ds.attrs["n_trajectories"] == 300
     assert list(ds["quantile"].values) == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+
+
+@pytest.mark.parametrize("target", ["missing_dir/out.nc", "out.zarr", "out.csv"])
+def test_bad_output_path_is_refused_before_simulating(tmp_path, target):
+    out = tmp_path / target
+    result = CliRunner().invoke(main, ["run", "baseline", "-n", "10", "-o", str(out)])
+    assert result.exit_code == 2 and "error" in result.output and "compiling" not in result.output
+    assert not out.exists()

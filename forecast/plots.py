@@ -1,0 +1,156 @@
+"""Figures from a results Dataset (matplotlib). Each function takes a Dataset and returns a
+Figure; nothing is shown or saved here (`forecast plot` and `forecast report` do that).
+
+One style everywhere: the Okabe-Ito colour-blind-safe palette, fan charts with the 50%,
+80% and 90% bands and the median, axes labelled with the variable's long name and units,
+log scale for the outputs whose bands are resolved in log space.
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from kernels import OUTPUT_BY_NAME
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+BANDS = ((0.05, 0.95, 0.18), (0.1, 0.9, 0.28), (0.25, 0.75, 0.45))  # (low, high, alpha): 90%, 80%, 50%
+KEY_FIGURES = (  # (variable, selection, title) drawn by `forecast plot` and `forecast report`
+    ("north_south_ratio", {}, "North/South gap in frontier tokens per capita"),
+    ("access_gini", {}, "Inequality of frontier access across regions"),
+    ("unmet_share", {}, "Frontier demand left unserved"),
+    ("price", {"tier": "consumer"}, "Consumer frontier price"),
+    ("capability_lag", {"region": "global_south", "tier": "consumer"}, "Global South consumers: months behind"),
+    ("priced_out", {"region": "global_south", "tier": "consumer"}, "Global South consumers priced out"),
+)
+SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(da: xr.DataArray) -> str:
+    return f"{da.attrs.get('long_name', da.name)} [{da.attrs.get('units', '')}]"
+
+
+def _log(name: str) -> bool:
+    base = name[:-5] if name.endswith("_diff") else name
+    spec = OUTPUT_BY_NAME.get(base)
+    return bool(spec and spec.log_scale and not name.endswith("_diff"))
+
+
+def _fan(ax, da: xr.DataArray, colour, label=None):
+    """Draw the bands and median of a (quantile, time) DataArray on ax."""
+    t = da["time"].values
+    qs = [float(q) for q in da["quantile"].values]
+    for lo, hi, alpha in BANDS:
+        if lo in qs and hi in qs:
+            ax.fill_between(t, da.sel(quantile=lo).values, da.sel(quantile=hi).values, color=colour, alpha=alpha,
+                            linewidth=0, label=f"{int(round((hi - lo) * 100))}% band" if label is None else None)
+    ax.plot(t, da.sel(quantile=0.5).values, color=colour, linewidth=1.8, label=label or "median")
+
+
+def _style(ax, da, name):
+    ax.set_ylabel(_label(da))
+    ax.grid(True, alpha=0.3)
+    if _log(name):
+        values = da.values[np.isfinite(da.values)]
+        if values.size and values.min() > 0:
+            ax.set_yscale("log")
+
+
+def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, scenario=None):
+    """Bands (50/80/90%) and median of one variable over time; with a `scenario` dimension,
+    one fan per scenario (or only `scenario`)."""
+    plt = _plt()
+    sel = dict(sel or {})
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    da = ds[name].sel(sel)
+    if "scenario" in da.dims:
+        names = [scenario] if scenario is not None else list(da["scenario"].values)
+        for i, s in enumerate(names):
+            _fan(ax, da.sel(scenario=s), OKABE_ITO[i % len(OKABE_ITO)], label=str(s))
+    else:
+        _fan(ax, da, OKABE_ITO[0])
+    _style(ax, ds[name], name)
+    ax.set_xlabel("time")
+    ax.set_title(title or _label(ds[name]))
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def small_multiples(ds: xr.Dataset, name: str, scenario=None):
+    """One fan chart per region (rows) and tier (columns) of a variable."""
+    plt = _plt()
+    da = ds[name]
+    if "scenario" in da.dims:
+        da = da.sel(scenario=scenario if scenario is not None else da["scenario"].values[0])
+    rows = list(da["region"].values) if "region" in da.dims else [None]
+    cols = list(da["tier"].values) if "tier" in da.dims else [None]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.2 * len(cols) + 1, 2.1 * len(rows) + 0.8),
+                             sharex=True, squeeze=False, layout="constrained")
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            sel = {k: v for k, v in (("region", r), ("tier", c)) if v is not None}
+            ax = axes[i, j]
+            _fan(ax, da.sel(sel), OKABE_ITO[0])
+            if _log(name):
+                v = da.sel(sel).values
+                if np.isfinite(v).any() and np.nanmin(v) > 0:
+                    ax.set_yscale("log")
+            ax.grid(True, alpha=0.3)
+            ax.set_title(" / ".join(str(v) for v in sel.values()), fontsize=9)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(_label(ds[name]))
+    return fig
+
+
+def difference_chart(ds: xr.Dataset, name: str, compared, sel: dict | None = None):
+    """Paired difference against the first scenario (bands) and P(higher) over time."""
+    plt = _plt()
+    sel = dict(sel or {})
+    fig, (ax, ax_p) = plt.subplots(2, 1, figsize=(7.5, 5.6), sharex=True, height_ratios=(2, 1),
+                                   layout="constrained")
+    diff = ds[f"{name}_diff"].sel(sel).sel(compared=compared)
+    _fan(ax, diff, OKABE_ITO[1])
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_ylabel(_label(ds[f"{name}_diff"]))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    against = ds.attrs.get("compared_against", "first")
+    ax.set_title(f"{ds[name].attrs.get('long_name', name)}: {compared} vs {against} (paired)")
+    t = ds["time"].values
+    ax_p.plot(t, ds[f"{name}_p_higher"].sel(sel).sel(compared=compared).values, color=OKABE_ITO[0],
+              label=f"P(higher under {compared})")
+    ax_p.plot(t, ds[f"{name}_p_equal"].sel(sel).sel(compared=compared).values, color=OKABE_ITO[7],
+              linestyle="--", label="P(equal)")
+    ax_p.set_ylim(-0.02, 1.02)
+    ax_p.set_ylabel("probability [1]")
+    ax_p.set_xlabel("time")
+    ax_p.grid(True, alpha=0.3)
+    ax_p.legend(loc="best", fontsize=8)
+    return fig
+
+
+def all_figures(ds: xr.Dataset):
+    """(file stem, Figure) for every standard figure of a results file."""
+    out = []
+    for name, sel, title in KEY_FIGURES:
+        if name in ds:
+            stem = "_".join([name] + [str(v) for v in sel.values()])
+            out.append((f"fan_{stem}", fan_chart(ds, name, sel, title)))
+    for name in SMALL_MULTIPLES:
+        if name in ds:
+            out.append((f"regions_{name}", small_multiples(ds, name)))
+    if "compared" in ds.dims:
+        for other in ds["compared"].values:
+            for name, sel, _ in KEY_FIGURES:
+                if f"{name}_diff" in ds:
+                    stem = "_".join([name] + [str(v) for v in sel.values()])
+                    out.append((f"diff_{other}_{stem}", difference_chart(ds, name, str(other), sel)))
+    return out

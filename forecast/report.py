@@ -1,0 +1,186 @@
+"""A self-contained HTML report, a folder of figures and a tidy CSV from a results file.
+
+The report embeds its figures as PNG data URIs and its style inline: opening it fetches
+nothing from the network.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from forecast import plots
+
+YEARS = (2027, 2030, 2035)
+STATS = ("mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
+STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;
+text-align:right;overflow-wrap:anywhere}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;
+padding:.8em;overflow-x:auto;font-size:.85em}img{max-width:100%;margin:1em 0}.note{color:#555;font-size:.9em}"""
+
+
+def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
+
+
+def _val(da) -> float:
+    return float(np.asarray(da).squeeze())
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _years(ds):
+    present = set(ds["time"].dt.year.values.tolist())
+    return [y for y in YEARS if y in present]
+
+
+def metrics_table(ds: xr.Dataset, scenario=None) -> str:
+    """Key metrics at the summary years: median [5%, 95%], mean, P(>0) / P(widening)."""
+    years = _years(ds)
+    rows = ["<tr><th>metric</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
+    pick = {"scenario": scenario} if scenario is not None else {}
+    for name, sel, title in plots.KEY_FIGURES + (("power", {"region": "us"}, "US AI power"),
+                                                 ("compute", {"region": "us"}, "US AI compute")):
+        if name not in ds:
+            continue
+        units = ds[name].attrs.get("units", "")
+        cells = []
+        for y in years:
+            at = dict(sel, **pick, time=f"{y}-01")
+            band = ds[name].sel(at).squeeze()
+            q = {float(k): float(v) for k, v in zip(band["quantile"].values, band.values)}
+            text = f"{_fmt(q[0.5])} [{_fmt(q[0.05])}, {_fmt(q[0.95])}]<br>mean {_fmt(_val(ds[name + '_mean'].sel(at)))}"
+            for stat, label in (("p_positive", "P(&gt;0)"), ("p_widening", "P(widening)")):
+                if f"{name}_{stat}" in ds:
+                    text += f"<br>{label} {_val(ds[f'{name}_{stat}'].sel(at)):.2f}"
+            cells.append(text)
+        rows.append(f"<tr><td>{html.escape(title)} [{html.escape(units)}]</td>" + "".join(
+            f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def comparison_table(ds: xr.Dataset) -> str:
+    years = _years(ds)
+    rows = ["<tr><th>metric</th><th>scenario</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
+    for name, sel, title in plots.KEY_FIGURES:
+        if f"{name}_p_higher" not in ds:
+            continue
+        for other in ds["compared"].values:
+            cells = []
+            for y in years:
+                at = dict(sel, compared=other, time=f"{y}-01")
+                diff = ds[f"{name}_diff"].sel(at).squeeze()
+                cells.append(f"P(higher) {_val(ds[f'{name}_p_higher'].sel(at)):.2f}, "
+                             f"P(equal) {_val(ds[f'{name}_p_equal'].sel(at)):.2f}<br>"
+                             f"difference {_fmt(_val(diff.sel(quantile=0.5)))} "
+                             f"[{_fmt(_val(diff.sel(quantile=0.05)))}, {_fmt(_val(diff.sel(quantile=0.95)))}]")
+            rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(str(other))}</td>"
+                        + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _changes(text: str) -> str:
+    """The part of a scenario's TOML that changes its base (what follows 'extended by')."""
+    parts = text.split("# ---- extended by ")
+    return parts[-1].split("\n", 1)[1] if len(parts) > 1 else "(the base scenario itself)"
+
+
+def report_html(ds: xr.Dataset) -> str:
+    a = ds.attrs
+    names = list(ds["scenario"].values) if "scenario" in ds.dims else [a["scenario"]]
+    texts = a.get("scenario_text", "").split("\n# ==== next scenario\n")
+    descriptions = a.get("scenario_description", "")
+    body = [f"<h1>{html.escape(a.get('title', 'AI access forecast'))}</h1>",
+            f"<p class='note'>{html.escape(descriptions)}</p>", "<h2>Provenance</h2><table>"]
+    for key in ("engine_version", "scenario", "seed", "n_trajectories", "priors_source", "created", "device",
+                "jax_version", "nonfinite_trajectories", "scenario_hash"):
+        body.append(f"<tr><td>{key}</td><td style='text-align:left'>{html.escape(str(a.get(key, '')))}</td></tr>")
+    body.append("</table><h2>Scenarios and what they change</h2>")
+    for name, text in zip(names, texts + [""] * len(names)):
+        body.append(f"<h3>{html.escape(str(name))}</h3><pre>{html.escape(_changes(text).strip())}</pre>")
+    body.append("<h2>Key metrics</h2><p class='note'>Median [5%, 95%] over trajectories, the mean, and exact "
+                "probabilities; January of each year.</p>")
+    for name in names:
+        if len(names) > 1:
+            body.append(f"<h3>{html.escape(str(name))}</h3>")
+        body.append(metrics_table(ds, name if len(names) > 1 else None))
+    if "compared" in ds.dims:
+        body.append(f"<h2>Paired comparison against {html.escape(a.get('compared_against', ''))}</h2>"
+                    "<p class='note'>The same trajectories under every scenario (common random numbers): "
+                    "differences are paired (log ratios for log-scale metrics).</p>")
+        body.append(comparison_table(ds))
+    body.append("<h2>Figures</h2>")
+    for stem, fig in plots.all_figures(ds):
+        body.append(f"<img alt='{html.escape(stem)}' src='{_png(fig)}'>")
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
+            f"{html.escape(a.get('title', 'AI access forecast'))}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+
+
+def _atomic_write(path: Path, write) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_report(ds: xr.Dataset, path) -> Path:
+    text = report_html(ds)
+    return _atomic_write(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_figures(ds: xr.Dataset, folder) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for stem, fig in plots.all_figures(ds):
+        for ext in ("png", "svg"):
+            out.append(_atomic_write(folder / f"{stem}.{ext}", lambda p: fig.savefig(p, format=ext, dpi=130)))
+        plt.close(fig)
+    return out
+
+
+def tidy(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per value: variable, statistic (quantile, mean, std, p_...), quantile, the
+    variable's own coordinates (scenario, compared, time, region, tier) and value."""
+    frames = []
+    for name in ds.data_vars:
+        base, stat = name, "quantile"
+        for s in STATS:
+            if name.endswith("_" + s):
+                base, stat = name[: -len(s) - 1], s
+                break
+        df = ds[name].to_dataframe(name="value").reset_index()
+        df.insert(0, "statistic", stat)
+        df.insert(0, "variable", base)
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    cols = ["variable", "statistic", "quantile", "scenario", "compared", "time", "region", "tier", "value"]
+    return out[[c for c in cols if c in out.columns]]
+
+
+def write_csv(ds: xr.Dataset, path) -> Path:
+    df = tidy(ds)
+    return _atomic_write(Path(path), lambda p: df.to_csv(p, index=False))

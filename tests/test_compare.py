@@ -1,0 +1,93 @@
+"""Paired scenario comparisons and the probabilities every run reports, against exact
+counts on materialised trajectories."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import forecast
+from forecast.cli import main
+from forecast.outputs import WIDENING
+from forecast.scenario import load, with_months, with_params
+from kernels import OUTPUTS
+from tests.conftest import materialize, series
+
+MONTHS = 14
+N = 1500
+
+
+@pytest.fixture(scope="module")
+def short_baseline():
+    return with_months(load("baseline", calibration="none"), MONTHS)
+
+
+def more_us_compute(sc):
+    c0 = dict(zip(sc.regions, sc.params["compute0"]["median"]))
+    return replace(with_params(sc, compute0={"median": {**c0, "us": 1.5 * c0["us"]}}), name="more_us")
+
+
+def test_probabilities_equal_exact_fractions(short_baseline):
+    sc = short_baseline
+    ds = forecast.run(sc, n_trajectories=N, seed=4)
+    x = materialize(sc, n=N, seed=4)
+    for spec in OUTPUTS:
+        v = series(sc, x, spec.name)
+        if spec.log_scale:
+            want = (v > 0).mean(axis=1)
+            got = ds[f"{spec.name}_p_positive"].values
+            np.testing.assert_allclose(got, want.reshape(got.shape), atol=1e-12, err_msg=spec.name)
+        if spec.name in WIDENING:
+            want = (v > v[:1]).mean(axis=1)
+            got = ds[f"{spec.name}_p_widening"].values
+            np.testing.assert_allclose(got, want.reshape(got.shape), atol=1e-12, err_msg=spec.name)
+            assert got[0] == 0.0
+    assert 0 < float(ds["unmet_share_p_positive"].isel(time=-1)) < 1  # a real point mass
+
+
+def test_compare_with_itself_is_exactly_equal(short_baseline):
+    twin = replace(short_baseline, name="twin")
+    ds = forecast.compare([short_baseline, twin], n_trajectories=600, seed=2)
+    for spec in OUTPUTS:
+        assert np.all(ds[f"{spec.name}_diff"].values == 0), spec.name
+        assert np.all(ds[f"{spec.name}_p_equal"].values == 1.0), spec.name
+        assert np.all(ds[f"{spec.name}_p_higher"].values == 0.0), spec.name
+
+
+def test_more_us_compute_is_higher_in_every_trajectory(short_baseline):
+    ds = forecast.compare([short_baseline, more_us_compute(short_baseline)], n_trajectories=600, seed=3)
+    p = ds["compute_p_higher"].sel(compared="more_us", region="us").values
+    assert np.all(p == 1.0)
+    assert np.all(ds["compute_p_equal"].sel(compared="more_us", region="europe").values == 1.0)
+
+
+def test_compare_matches_separate_runs_and_brute_force(short_baseline):
+    other = more_us_compute(short_baseline)
+    n = 1200
+    ds = forecast.compare([short_baseline, other], n_trajectories=n, seed=5)
+    for i, sc in enumerate((short_baseline, other)):
+        alone = forecast.run(sc, n_trajectories=n, seed=5)
+        for spec in OUTPUTS:
+            np.testing.assert_array_equal(ds[spec.name].isel(scenario=i).values, alone[spec.name].values,
+                                          err_msg=f"{sc.name} {spec.name}")
+    a, b = materialize(short_baseline, n=n, seed=5), materialize(other, n=n, seed=5)
+    for spec in OUTPUTS:
+        va, vb = series(short_baseline, a, spec.name), series(other, b, spec.name)
+        got = ds[f"{spec.name}_p_higher"].isel(compared=0).values
+        np.testing.assert_allclose(got, (vb > va).mean(axis=1).reshape(got.shape), atol=1e-12, err_msg=spec.name)
+        got = ds[f"{spec.name}_p_equal"].isel(compared=0).values
+        np.testing.assert_allclose(got, (vb == va).mean(axis=1).reshape(got.shape), atol=1e-12, err_msg=spec.name)
+
+
+def test_compare_cli_writes_paired_dataset(tmp_path):
+    out = tmp_path / "c.nc"
+    r = CliRunner().invoke(main, ["compare", "baseline", "moratorium", "-n", "300", "--seed", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "P(higher than baseline)" in r.output and "P(>0)" in r.output
+    import xarray as xr
+
+    ds = xr.open_dataset(out)
+    assert list(ds["scenario"].values) == ["baseline", "moratorium"] and list(ds["compared"].values) == ["moratorium"]
+    assert "north_south_ratio_p_higher" in ds and "compute_diff" in ds
+    r = CliRunner().invoke(main, ["compare", "baseline", "-n", "10", "-o", str(tmp_path / "x.nc")])
+    assert r.exit_code == 2 and not (tmp_path / "x.nc").exists()
