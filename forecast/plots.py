@@ -26,16 +26,15 @@ SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend is the caller's (Agg when there is no display)
 
     return plt
 
 
-def _label(da: xr.DataArray) -> str:
-    return f"{da.attrs.get('long_name', da.name)} [{da.attrs.get('units', '')}]"
+def _label(da: xr.DataArray, width: int = 45) -> str:
+    import textwrap
+
+    return textwrap.fill(f"{da.attrs.get('long_name', da.name)} [{da.attrs.get('units', '')}]", width)
 
 
 def _log(name: str) -> bool:
@@ -44,11 +43,11 @@ def _log(name: str) -> bool:
     return bool(spec and spec.log_scale and not name.endswith("_diff"))
 
 
-def _fan(ax, da: xr.DataArray, colour, label=None):
+def _fan(ax, da: xr.DataArray, colour, label=None, bands=BANDS):
     """Draw the bands and median of a (quantile, time) DataArray on ax."""
     t = da["time"].values
     qs = [float(q) for q in da["quantile"].values]
-    for lo, hi, alpha in BANDS:
+    for lo, hi, alpha in bands:
         if lo in qs and hi in qs:
             ax.fill_between(t, da.sel(quantile=lo).values, da.sel(quantile=hi).values, color=colour, alpha=alpha,
                             linewidth=0, label=f"{int(round((hi - lo) * 100))}% band" if label is None else None)
@@ -73,13 +72,17 @@ def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | N
     da = ds[name].sel(sel)
     if "scenario" in da.dims:
         names = [scenario] if scenario is not None else list(da["scenario"].values)
+        # Several scenarios: the 50% band and median of each (wider bands would overlap).
         for i, s in enumerate(names):
-            _fan(ax, da.sel(scenario=s), OKABE_ITO[i % len(OKABE_ITO)], label=str(s))
+            _fan(ax, da.sel(scenario=s), OKABE_ITO[i % len(OKABE_ITO)], label=str(s),
+                 bands=BANDS[-1:] if len(names) > 1 else BANDS)
     else:
         _fan(ax, da, OKABE_ITO[0])
     _style(ax, ds[name], name)
     ax.set_xlabel("time")
-    ax.set_title(title or _label(ds[name]))
+    ax.set_title(title or _label(ds[name], 70))
+    if "scenario" in da.dims and len(da["scenario"]) > 1:
+        ax.text(0.99, 0.01, "bands: 50%", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
     ax.legend(loc="best", fontsize=8)
     return fig
 
@@ -119,11 +122,15 @@ def difference_chart(ds: xr.Dataset, name: str, compared, sel: dict | None = Non
     diff = ds[f"{name}_diff"].sel(sel).sel(compared=compared)
     _fan(ax, diff, OKABE_ITO[1])
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_ylabel(_label(ds[f"{name}_diff"]))
+    against = ds.attrs.get("compared_against", "first")
+    units = ds[f"{name}_diff"].attrs.get("units", "")
+    ax.set_ylabel(f"log ratio to {against} [1]" if "log ratio" in units else f"difference from {against} [{units}]")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    against = ds.attrs.get("compared_against", "first")
-    ax.set_title(f"{ds[name].attrs.get('long_name', name)}: {compared} vs {against} (paired)")
+    import textwrap
+
+    ax.set_title(textwrap.fill(f"{ds[name].attrs.get('long_name', name)}: {compared} vs {against} (paired)", 70),
+                 fontsize=10)
     t = ds["time"].values
     ax_p.plot(t, ds[f"{name}_p_higher"].sel(sel).sel(compared=compared).values, color=OKABE_ITO[0],
               label=f"P(higher under {compared})")

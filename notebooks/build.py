@@ -29,8 +29,6 @@ def code(text):
 
 SETUP = code('''
 import os
-import matplotlib
-matplotlib.use("Agg")
 import forecast
 N = int(os.environ.get("FORECAST_N", 20000))  # trajectories; the test suite sets a small number
 ''')
@@ -60,7 +58,7 @@ read the median together with it.
 """),
         code('''
 sel = dict(region="global_south", tier="consumer", time="2030-01")
-print("median lag:", float(ds["capability_lag"].sel(sel, quantile=0.5).squeeze()),
+print("median lag:", float(ds["capability_lag"].sel(sel).sel(quantile=0.5).squeeze()),
       "mean:", float(ds["capability_lag_mean"].sel(sel).squeeze()),
       "P(>0):", float(ds["capability_lag_p_positive"].sel(sel).squeeze()))
 '''),

@@ -30,7 +30,9 @@ def test_fan_chart_has_bands_labels_and_units(results):
     ax = fig.axes[0]
     assert "USD per 1M tokens" in ax.get_ylabel() and ax.get_yscale() == "log"
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"baseline", "moratorium"}
-    assert len(ax.collections) == 2 * 3  # three bands per scenario
+    assert len(ax.collections) == 2  # the 50% band per scenario when several are drawn
+    single = plots.fan_chart(ds, "price", {"tier": "consumer"}, scenario="moratorium").axes[0]
+    assert len(single.collections) == 3  # 50, 80 and 90% bands
 
 
 def test_small_multiples_and_difference_chart(results):
@@ -39,7 +41,7 @@ def test_small_multiples_and_difference_chart(results):
     assert len(fig.axes) == 5 * 3 and "share of adults" in fig._suptitle.get_text()
     fig = plots.difference_chart(ds, "north_south_ratio", "moratorium")
     ax, ax_p = fig.axes
-    assert "log ratio" in ax.get_ylabel() and ax_p.get_ylabel() == "probability [1]"
+    assert ax.get_ylabel() == "log ratio to baseline [1]" and ax_p.get_ylabel() == "probability [1]"
     assert "P(higher under moratorium)" in [t.get_text() for t in ax_p.get_legend().get_texts()]
 
 
