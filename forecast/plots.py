@@ -145,19 +145,18 @@ def difference_chart(ds: xr.Dataset, name: str, compared, sel: dict | None = Non
 
 
 def all_figures(ds: xr.Dataset):
-    """(file stem, Figure) for every standard figure of a results file."""
-    out = []
+    """(file stem, Figure) for every standard figure of a results file, one at a time (a
+    generator: close each figure when done with it)."""
     for name, sel, title in KEY_FIGURES:
         if name in ds:
             stem = "_".join([name] + [str(v) for v in sel.values()])
-            out.append((f"fan_{stem}", fan_chart(ds, name, sel, title)))
+            yield f"fan_{stem}", fan_chart(ds, name, sel, title)
     for name in SMALL_MULTIPLES:
         if name in ds:
-            out.append((f"regions_{name}", small_multiples(ds, name)))
+            yield f"regions_{name}", small_multiples(ds, name)
     if "compared" in ds.dims:
         for other in ds["compared"].values:
             for name, sel, _ in KEY_FIGURES:
                 if f"{name}_diff" in ds:
                     stem = "_".join([name] + [str(v) for v in sel.values()])
-                    out.append((f"diff_{other}_{stem}", difference_chart(ds, name, str(other), sel)))
-    return out
+                    yield f"diff_{other}_{stem}", difference_chart(ds, name, str(other), sel)
