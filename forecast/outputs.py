@@ -31,11 +31,9 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
     n_scen = len(scs)
     time = pd.date_range(pd.Timestamp(sc.start + "-01"), periods=sc.months, freq="MS")
     coords = {"time": time, "region": list(sc.regions), "tier": list(sc.tiers), "quantile": list(quantiles)}
-    lead = ()
     if n_scen > 1:
         coords["scenario"] = [s.name for s in scs]
         coords["compared"] = [s.name for s in scs[1:]]
-        lead = ("scenario",)
     sizes = output_sizes(len(sc.regions))
     block = sum(sizes)
     data = {}

@@ -9,7 +9,6 @@ them small and quickly.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 

@@ -1,7 +1,10 @@
 """The benchmark harness runs end to end on a tiny size and renders its table."""
+import pytest
+
 from benchmarks import run as bench
 
 
+@pytest.mark.slow
 def test_harness_smoke(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "README", tmp_path / "README.md")
     bench.main(["--sizes", "300", "--months", "3", "--repeats", "1", "--only", "engine,numpy,rng,numpyro",

@@ -54,6 +54,7 @@ def _recover(module, prepared, seed, names):
     ("prices", ["g_hw", "g_serve", "g_alg", "g_front", "fixed_capability_decline", "frontier_drift"]),
     ("demand", ["enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife", "sigma"]),
 ])
+@pytest.mark.slow
 def test_parameter_recovery(data, ctx, name, params):
     """True values (drawn from the prior) land inside 90% posterior intervals at the nominal
     rate: over seeds, the count inside is Binomial(n, 0.9) if the fit is calibrated; fail

@@ -79,6 +79,7 @@ def test_compare_matches_separate_runs_and_brute_force(short_baseline):
         np.testing.assert_allclose(got, (vb == va).mean(axis=1).reshape(got.shape), atol=1e-12, err_msg=spec.name)
 
 
+@pytest.mark.slow
 def test_compare_cli_writes_paired_dataset(tmp_path):
     out = tmp_path / "c.nc"
     r = CliRunner().invoke(main, ["compare", "baseline", "moratorium", "-n", "300", "--seed", "1", "-o", str(out)])

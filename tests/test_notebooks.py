@@ -1,5 +1,4 @@
 """The notebooks execute without errors (small trajectory counts), so they cannot rot."""
-import os
 from pathlib import Path
 
 import pytest

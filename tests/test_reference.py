@@ -7,6 +7,7 @@ empirical CDFs at one point has standard deviation sqrt(q (1 - q) (1/N1 + 1/N2))
 Point masses (exact zeros) are handled by accepting any CDF level in [F(v-), F(v)].
 """
 import numpy as np
+import pytest
 
 import forecast
 from forecast.scenario import with_months
@@ -18,6 +19,7 @@ N_ENGINE = 20_000
 N_REF = 10_000
 
 
+@pytest.mark.slow
 def test_reference_bands_agree_with_engine(baseline):
     sc = with_months(baseline, MONTHS)
     ds = forecast.run(sc, n_trajectories=N_ENGINE, seed=11)

@@ -14,6 +14,8 @@ from forecast.scenario import load, with_months
 
 MONTHS = 30  # reaches 2027-01 and 2028
 
+pytestmark = pytest.mark.slow  # compiles and runs whole comparisons
+
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):

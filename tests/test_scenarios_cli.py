@@ -48,6 +48,7 @@ def test_scenarios_command_lists_builtins():
     assert result.exit_code == 0 and "moratorium" in result.output
 
 
+@pytest.mark.slow
 def test_cli_run_writes_readable_dataset(tmp_path):
     out = tmp_path / "b.nc"
     result = CliRunner().invoke(main, ["run", "baseline", "-n", "300", "--seed", "3", "-o", str(out)])
