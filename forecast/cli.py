@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from forecast.plots import available
 from forecast.scenario import ScenarioError, builtin_descriptions, load
 
 SUMMARY = (  # (variable, selection, label)
@@ -117,6 +118,8 @@ def summary_table(ds, scenario=None) -> Table:
         table.add_column(str(y), justify="right")
     pick = {"scenario": scenario} if scenario is not None and "scenario" in ds.dims else {}
     for var, sel, label in SUMMARY:
+        if not available(ds, var, sel):
+            continue
         cells = []
         for y in years:
             at = dict(sel, **pick)
@@ -143,6 +146,8 @@ def compare_table(ds) -> Table:
     for y in years:
         table.add_column(str(y), justify="right")
     for var, sel, label in SUMMARY:
+        if not available(ds, f"{var}_p_higher", sel):
+            continue
         for other in ds["compared"].values:
             cells = []
             for y in years:

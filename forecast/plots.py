@@ -25,6 +25,12 @@ KEY_FIGURES = (  # (variable, selection, title) drawn by `forecast plot` and `fo
 SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
 
 
+def available(ds: xr.Dataset, var: str, sel: dict) -> bool:
+    """Whether a variable and the labels of a selection exist (custom scenarios may name
+    other regions than the built-in figures and tables use)."""
+    return var in ds and all(k in ds.coords and v in ds.coords[k].values for k, v in sel.items())
+
+
 def _plt():
     import matplotlib.pyplot as plt  # the backend is the caller's (Agg when there is no display)
 
@@ -148,7 +154,7 @@ def all_figures(ds: xr.Dataset):
     """(file stem, Figure) for every standard figure of a results file, one at a time (a
     generator: close each figure when done with it)."""
     for name, sel, title in KEY_FIGURES:
-        if name in ds:
+        if available(ds, name, sel):
             stem = "_".join([name] + [str(v) for v in sel.values()])
             yield f"fan_{stem}", fan_chart(ds, name, sel, title)
     for name in SMALL_MULTIPLES:
@@ -157,6 +163,6 @@ def all_figures(ds: xr.Dataset):
     if "compared" in ds.dims:
         for other in ds["compared"].values:
             for name, sel, _ in KEY_FIGURES:
-                if f"{name}_diff" in ds:
+                if available(ds, f"{name}_diff", sel):
                     stem = "_".join([name] + [str(v) for v in sel.values()])
                     yield f"diff_{other}_{stem}", difference_chart(ds, name, str(other), sel)

@@ -57,7 +57,7 @@ def metrics_table(ds: xr.Dataset, scenario=None) -> str:
     pick = {"scenario": scenario} if scenario is not None else {}
     for name, sel, title in plots.KEY_FIGURES + (("power", {"region": "us"}, "US AI power"),
                                                  ("compute", {"region": "us"}, "US AI compute")):
-        if name not in ds:
+        if not plots.available(ds, name, sel):
             continue
         units = ds[name].attrs.get("units", "")
         cells = []
@@ -79,7 +79,7 @@ def comparison_table(ds: xr.Dataset) -> str:
     years = _years(ds)
     rows = ["<tr><th>metric</th><th>scenario</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
     for name, sel, title in plots.KEY_FIGURES:
-        if f"{name}_p_higher" not in ds:
+        if not plots.available(ds, f"{name}_p_higher", sel):
             continue
         for other in ds["compared"].values:
             cells = []

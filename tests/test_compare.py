@@ -92,3 +92,14 @@ def test_compare_cli_writes_paired_dataset(tmp_path):
     assert "north_south_ratio_p_higher" in ds and "compute_diff" in ds
     r = CliRunner().invoke(main, ["compare", "baseline", "-n", "10", "-o", str(tmp_path / "x.nc")])
     assert r.exit_code == 2 and not (tmp_path / "x.nc").exists()
+
+
+def test_summary_and_report_tables_skip_rows_for_other_regions(short_baseline):
+    from forecast.cli import summary_table
+    from forecast.report import metrics_table
+
+    ds = forecast.run(short_baseline, n_trajectories=300, seed=1)
+    renamed = ds.assign_coords(region=["a", "b", "c", "d", "e"])
+    full, partial = summary_table(ds), summary_table(renamed)
+    assert partial.row_count == full.row_count - 3  # the three rows that name a region
+    assert "Global South" not in metrics_table(renamed) and "Inequality" in metrics_table(renamed)
