@@ -3,9 +3,9 @@
 `calibrate(data, scenario)` fits priors/models to usage data, with the scenario's hand-set
 priors where a model uses them, and returns the posterior (arviz InferenceData) and the
 fits. `draw_table(scenario, path)` reads a posterior file (xarray only) and returns the
-kernel's table of draws: (n_draws, n_entries) unconstrained values and the mask of the
-entries they supply. A parameter the scenario sets differently from the priors the
-posterior was fitted against keeps the scenario's prior (the scenario wins).
+kernel's posterior draws: Params-shaped (n_draws, *shape) unconstrained values and a mask
+per parameter of the entries they supply. A parameter the scenario sets differently from
+the priors the posterior was fitted against keeps the scenario's prior (the scenario wins).
 """
 from __future__ import annotations
 

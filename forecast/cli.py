@@ -60,7 +60,7 @@ def main():
 @click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
 def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file."""
-    from forecast.run import RunError, run as run_scenario, save
+    from forecast.run import run as run_scenario, save
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
@@ -71,22 +71,30 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         sys.exit(2)
     output = output or Path(f"{sc.name}.nc")
     _check_output(output, console)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"{sc.name}: compiling", total=None)
-
-        def progress(done, total, phase):
-            bar.update(task, completed=done, total=total, description=f"{sc.name}: {phase}")
-
-        try:
-            ds = run_scenario(sc, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
-                              progress=progress)
-        except (RunError, ScenarioError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            sys.exit(2)
+    ds = _simulate(run_scenario, sc, sc.name, console, n_trajectories=n_trajectories, seed=seed,
+                   chunk_size=chunk_size)
     save(ds, output)
     console.print(summary_table(ds))
     console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s)")
+
+
+def _simulate(fn, what, label, console, **kwargs):
+    """fn(what, progress=..., **kwargs) under a progress bar; a RunError or ScenarioError
+    becomes a message and exit 2."""
+    from forecast.run import RunError
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"{label}: compiling", total=None)
+
+        def progress(done, total, phase):
+            bar.update(task, completed=done, total=total, description=f"{label}: {phase}")
+
+        try:
+            return fn(what, progress=progress, **kwargs)
+        except (RunError, ScenarioError) as e:
+            console.print(f"[red]error:[/red] {e}")
+            sys.exit(2)
 
 
 def _check_output(output: Path, console):
@@ -180,7 +188,7 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
 
     Writes every scenario's bands (dimension `scenario`) and, for each scenario after the
     first, the bands of the paired difference and P(higher), P(equal) per metric and month."""
-    from forecast.run import RunError, compare as compare_scenarios, save
+    from forecast.run import compare as compare_scenarios, save
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
@@ -193,19 +201,8 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
     except ScenarioError as e:
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("compare: compiling", total=None)
-
-        def progress(done, total, phase):
-            bar.update(task, completed=done, total=total, description=f"compare: {phase}")
-
-        try:
-            ds = compare_scenarios(scs, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
-                                   progress=progress)
-        except (RunError, ScenarioError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            sys.exit(2)
+    ds = _simulate(compare_scenarios, scs, "compare", console, n_trajectories=n_trajectories, seed=seed,
+                   chunk_size=chunk_size)
     save(ds, output)
     for name in ds["scenario"].values:
         console.print(summary_table(ds, str(name)))
