@@ -50,44 +50,43 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         unit, long_name = spec.units, spec.long_name
         nq = len(quantiles)
 
-        def put(name, first, count, dim, what, units, long):
+        def put(name, first, count, dim, stats, units, long):
+            """Bands of `count` series blocks from `first` as `name`; stats: (variable name,
+            attrs, (time, series) array) read from the same blocks."""
             band = blocks(values, offset, size, count, first)  # (count, time, size, q)
             band = np.moveaxis(band, 3, 1).reshape((count, nq, sc.months) + shape)
-            err = blocks(rank_error, offset, size, count, first)
             attrs = {"units": units, "long_name": long,
                      "nonfinite_values": int(blocks(nonfinite, offset, size, count, first).sum()),
-                     "max_quantile_rank_error": float(np.nanmax(err))}
+                     "max_quantile_rank_error": float(np.nanmax(blocks(rank_error, offset, size, count, first)))}
             lead_dim = (dim,) if n_scen > 1 else ()
             cut = (lambda a: a) if n_scen > 1 else (lambda a: a[0])
             data[name] = (lead_dim + ("quantile", "time") + dims, cut(band).astype(np.float64), attrs)
-            for stat, arr in what:
+            for var, var_attrs, arr in stats:
                 v = blocks(arr, offset, size, count, first).reshape((count, sc.months) + shape)
-                data[f"{name}_{stat[0]}"] = (lead_dim + ("time",) + dims, cut(v).astype(np.float64), stat[1])
+                data[var] = (lead_dim + ("time",) + dims, cut(v).astype(np.float64), var_attrs)
 
-        stats = [(("mean", {"units": unit, "long_name": f"mean of {long_name}"}), mean),
-                 (("std", {"units": unit, "long_name": f"standard deviation of {long_name}"}), std)]
+        n = spec.name
+        stats = [(f"{n}_mean", {"units": unit, "long_name": f"mean of {long_name}"}, mean),
+                 (f"{n}_std", {"units": unit, "long_name": f"standard deviation of {long_name}"}, std)]
         if spec.log_scale:  # non-negative: a point mass at zero is possible
-            stats.append((("p_positive", {"units": "1", "long_name": f"probability that {long_name} > 0"}),
+            stats.append((f"{n}_p_positive", {"units": "1", "long_name": f"probability that {long_name} > 0"},
                           probabilities["positive"]))
-        if spec.name in WIDENING:
-            stats.append((("p_widening", {"units": "1", "long_name": f"probability that {long_name} is above "
-                                                                      "its value in the first month"}),
+        if n in WIDENING:
+            stats.append((f"{n}_p_widening", {"units": "1", "long_name": f"probability that {long_name} is above "
+                                                                          "its value in the first month"},
                           probabilities["above_start"]))
-        put(spec.name, 0, n_scen, "scenario", [(k, a) for k, a in stats], unit, long_name)
+        put(n, 0, n_scen, "scenario", stats, unit, long_name)
         if n_scen > 1:
             diff_unit = "1 (log ratio)" if spec.log_scale else unit
             diff_long = (f"log ratio of {long_name} to {sc.name}'s, paired" if spec.log_scale
                          else f"difference of {long_name} from {sc.name}'s, paired")
-            put(f"{spec.name}_diff", n_scen, n_scen - 1, "compared",
-                [(("mean", {"units": diff_unit, "long_name": f"mean {diff_long}"}), mean),
-                 (("p_higher", {"units": "1", "long_name": f"probability that {long_name} is higher than under "
-                                                           f"{sc.name}"}), probabilities["positive"]),
-                 (("p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"}),
+            put(f"{n}_diff", n_scen, n_scen - 1, "compared",
+                [(f"{n}_diff_mean", {"units": diff_unit, "long_name": f"mean {diff_long}"}, mean),
+                 (f"{n}_p_higher", {"units": "1", "long_name": f"probability that {long_name} is higher than "
+                                                                f"under {sc.name}"}, probabilities["positive"]),
+                 (f"{n}_p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"},
                   probabilities["zero"])], diff_unit, diff_long)
         offset += size
-    for name in list(data):  # <name>_diff_p_higher -> <name>_p_higher (shorter, as documented)
-        if "_diff_p_" in name:
-            data[name.replace("_diff_p_", "_p_")] = data.pop(name)
     devices = jax.devices()
     attrs = {
         "title": f"AI access forecast: {', '.join(s.name for s in scs)}",
