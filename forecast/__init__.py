@@ -1,5 +1,7 @@
 """AI access inequality forecasts: scenarios in, uncertainty bands (xarray) out."""
 from forecast.run import DEFAULT_QUANTILES, RunError, batch_size, compare, run, save
 from forecast.scenario import Scenario, ScenarioError, builtin_names, load
+from forecast.sensitivity import SensitivityError, sensitivity
 
-__all__ = ["DEFAULT_QUANTILES", "RunError", "compare", "Scenario", "batch_size", "ScenarioError", "builtin_names", "load", "run", "save"]
+__all__ = ["DEFAULT_QUANTILES", "RunError", "compare", "Scenario", "batch_size", "ScenarioError", "SensitivityError",
+           "builtin_names", "load", "run", "save", "sensitivity"]

@@ -210,6 +210,75 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
     console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s)")
 
 
+@main.command()
+@click.argument("scenario", default="baseline")
+@click.option("--metric", "metrics", multiple=True, metavar="OUTPUT",
+              help="output to analyse (repeat for several) [default: north_south_ratio]")
+@click.option("-n", "--n-base", type=int, default=4096, show_default=True,
+              help="base samples, a power of two; the engine runs n x (groups + 2) trajectories")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the design and the process noise")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="netCDF file to write [default: SCENARIO_sensitivity.nc]")
+@click.option("--ungroup", is_flag=True, help="one index per parameter entry (per region or tier), not per name")
+@click.option("--parameter", "parameters", multiple=True, metavar="NAME",
+              help="give only these parameters groups of their own (repeatable); the other uncertain "
+              "parameters are pooled in one group (fewer trajectories)")
+@click.option("--resamples", type=int, default=200, show_default=True, help="bootstrap resamples for the intervals")
+@click.option("--confidence", type=float, default=0.95, show_default=True, help="level of the bootstrap intervals")
+@click.option("--year", type=int, default=2030, show_default=True, help="year (January) of the printed table")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="as for `forecast run`")
+@click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
+              help="as for `forecast run`")
+@click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
+def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, resamples, confidence, year, cache_dir,
+                priors, allow_unconverged):
+    """Sobol' sensitivity indices of METRICs of SCENARIO at every month: which uncertain
+    assumptions drive them (first-order and total indices with bootstrap intervals)."""
+    from forecast.run import save
+    from forecast.sensitivity import sensitivity as analyse
+
+    _compilation_cache(cache_dir)
+    console = Console(stderr=True)
+    try:
+        sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
+    except ScenarioError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    output = output or Path(f"{sc.name}_sensitivity.nc")
+    _check_output(output, console)
+    ds = _simulate(analyse, sc, f"{sc.name} sensitivity", console, metrics=list(metrics) or ["north_south_ratio"],
+                   n=n_base, seed=seed, ungroup=ungroup, parameters=list(parameters) or None, resamples=resamples,
+                   confidence=confidence)
+    save(ds, output)
+    for table in sensitivity_tables(ds, year):
+        console.print(table)
+    dropped = ds.attrs["dropped_base_samples"]
+    console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds['parameter'].size} groups, "
+                  f"{ds.attrs['wall_seconds']:.1f} s" + (f"; {dropped} non-finite base samples dropped" if dropped
+                                                         else "") + ")")
+
+
+def sensitivity_tables(ds, year, k=8):
+    """Per metric (at its default cell): the k largest total indices in January of `year`
+    (or the nearest year simulated), with first-order indices and intervals."""
+    from forecast.sensitivity import default_cell, metric_names, top
+
+    years = sorted(set(ds["time"].dt.year.values.tolist()))
+    year = min(years, key=lambda y: abs(y - year))
+    conf = float(ds.attrs.get("confidence", 0.95))
+    for metric in metric_names(ds):
+        cell = default_cell(ds, metric)
+        where = "".join(f" {v}" for v in cell.values())
+        table = Table(title=f"{metric}{where}, January {year}: Sobol' indices [{conf:.0%} bootstrap interval]")
+        for col in ("parameter", "total", "first-order"):
+            table.add_column(col, justify="left" if col == "parameter" else "right")
+        for name, row in top(ds, metric, dict(cell, time=f"{year}-01"), k).iterrows():
+            table.add_row(str(name), f"{row.total:.3f} [{row.total_low:.3f}, {row.total_high:.3f}]",
+                          f"{row.first:.3f} [{row.first_low:.3f}, {row.first_high:.3f}]")
+        yield table
+
+
 def _open_results(path, console):
     import xarray as xr
 
@@ -219,10 +288,12 @@ def _open_results(path, console):
         console.print(f"[red]error:[/red] results file {str(path)!r} does not exist")
         sys.exit(2)
     except Exception as e:  # not netCDF
-        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run` or `compare` ({e})")
+        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run`, `compare` or "
+                      f"`sensitivity` ({e})")
         sys.exit(2)
-    if "engine_version" not in ds.attrs or "quantile" not in ds.dims:
-        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run` or `compare`")
+    if "engine_version" not in ds.attrs or ("quantile" not in ds.dims and ds.attrs.get("kind") != "sensitivity"):
+        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run`, `compare` or "
+                      "`sensitivity`")
         sys.exit(2)
     return ds
 

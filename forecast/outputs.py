@@ -87,8 +87,24 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
                  (f"{n}_p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"},
                   probabilities["zero"])], diff_unit, diff_long)
         offset += size
+    attrs = provenance(scs, info)
+    attrs.update({
+        "chunk_size": info["chunk_size"],
+        "batch_size": info["batch_size"],
+        "nonfinite_trajectories": info["bad_trajectories"],
+        "quantile_method": "inverted_cdf: simulated values of known rank from exact multi-pass counts; "
+                           "worst rank error per variable in its max_quantile_rank_error attribute",
+        "compared_against": sc.name if n_scen > 1 else "",
+    })
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def provenance(scs, info) -> dict:
+    """The attrs every results file carries: what was run (scenarios, their text and hash,
+    priors, seed, size), with what (engine, jax, device, dtype, PRNG) and when."""
+    sc, n_scen = scs[0], len(scs)
     devices = jax.devices()
-    attrs = {
+    return {
         "title": f"AI access forecast: {', '.join(s.name for s in scs)}",
         "engine_version": engine_version(),
         "scenario": sc.name if n_scen == 1 else ", ".join(s.name for s in scs),
@@ -98,11 +114,6 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "scenario_hash": sc.hash if n_scen == 1 else ",".join(s.hash for s in scs),
         "seed": info["seed"],
         "n_trajectories": info["n_trajectories"],
-        "chunk_size": info["chunk_size"],
-        "batch_size": info["batch_size"],
-        "nonfinite_trajectories": info["bad_trajectories"],
-        "quantile_method": "inverted_cdf: simulated values of known rank from exact multi-pass counts; "
-                           "worst rank error per variable in its max_quantile_rank_error attribute",
         "jax_version": jax.__version__,
         "device": f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}",
         "dtype": "float32",
@@ -112,7 +123,5 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "wall_seconds": round(info["wall_seconds"], 3),
         "priors_source": sc.priors_source if n_scen == 1 else " | ".join(
             f"{s.name}: {s.priors_source}" for s in scs),
-        "compared_against": sc.name if n_scen > 1 else "",
         "Conventions": "CF-1.8",
     }
-    return xr.Dataset(data, coords=coords, attrs=attrs)

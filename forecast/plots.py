@@ -150,9 +150,81 @@ def difference_chart(ds: xr.Dataset, name: str, compared, sel: dict | None = Non
     return fig
 
 
+def _nearest_year(ds: xr.Dataset, year: int) -> int:
+    years = sorted(set(ds["time"].dt.year.values.tolist()))
+    return min(years, key=lambda y: abs(y - year))
+
+
+def _cell_text(sel: dict) -> str:
+    return " / ".join(str(v) for v in sel.values())
+
+
+def tornado(ds: xr.Dataset, metric: str, year: int = 2030, sel: dict | None = None, k: int = 10):
+    """Total Sobol' indices of a sensitivity file's metric in January of `year`, largest
+    first, with their bootstrap intervals; first-order indices as inner bars."""
+    from forecast.sensitivity import default_cell, top
+
+    plt = _plt()
+    sel = default_cell(ds, metric) if sel is None else dict(sel)
+    year = _nearest_year(ds, year)
+    df = top(ds, metric, dict(sel, time=f"{year}-01"), k).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(df) + 1.6), layout="constrained")
+    y = np.arange(len(df))
+    err = np.vstack([df.total - df.total_low, df.total_high - df.total]).clip(0)
+    ax.barh(y, df.total, color=OKABE_ITO[0], alpha=0.85, label="total index", xerr=err,
+            error_kw={"ecolor": "black", "capsize": 3, "linewidth": 0.9})
+    ax.barh(y, df["first"].clip(lower=0), height=0.4, color=OKABE_ITO[1], label="first-order index")
+    ax.set_yticks(y, [str(p) for p in df.index])
+    ax.set_xlim(0, max(1.0, float(np.nanmax(df.total_high.values)) * 1.05) if len(df) else 1.0)
+    ax.set_xlabel("share of the variance [1]")
+    ax.grid(True, axis="x", alpha=0.3)
+    conf = float(ds.attrs.get("confidence", 0.95))
+    scale = ds[f"{metric}_total"].attrs.get("analysis_scale", "")
+    where = f" ({_cell_text(sel)})" if sel else ""
+    ax.set_title(f"What drives {'log ' if scale == 'log' else ''}{metric}{where}, January {year}\n"
+                 f"Sobol' indices, {conf:.0%} bootstrap intervals", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def indices_over_time(ds: xr.Dataset, metric: str, sel: dict | None = None, k: int = 6):
+    """Total Sobol' indices of a sensitivity file's metric at every month for the k groups
+    with the largest mean total index, with their bootstrap intervals."""
+    from forecast.sensitivity import default_cell
+
+    plt = _plt()
+    sel = default_cell(ds, metric) if sel is None else dict(sel)
+    total = ds[f"{metric}_total"].sel(sel)
+    order = total.mean("time", skipna=True).fillna(-1.0).values.argsort()[::-1][:k]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    t = ds["time"].values
+    for i, j in enumerate(order):
+        name = str(ds["parameter"].values[j])
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        ax.fill_between(t, ds[f"{metric}_total_low"].sel(sel).values[j], ds[f"{metric}_total_high"].sel(sel).values[j],
+                        color=colour, alpha=0.2, linewidth=0)
+        ax.plot(t, total.values[j], color=colour, linewidth=1.6, label=name)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("total Sobol' index [1]")
+    ax.set_xlabel("time")
+    ax.grid(True, alpha=0.3)
+    where = f" ({_cell_text(sel)})" if sel else ""
+    ax.set_title(f"Drivers of {metric}{where} over time (top {len(order)} by mean total index)", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
 def all_figures(ds: xr.Dataset):
     """(file stem, Figure) for every standard figure of a results file, one at a time (a
     generator: close each figure when done with it)."""
+    if ds.attrs.get("kind") == "sensitivity":
+        from forecast.sensitivity import default_cell, metric_names
+
+        for metric in metric_names(ds):
+            stem = "_".join([metric] + [str(v) for v in default_cell(ds, metric).values()])
+            yield f"tornado_{stem}", tornado(ds, metric)
+            yield f"indices_{stem}", indices_over_time(ds, metric)
+        return
     for name, sel, title in KEY_FIGURES:
         if available(ds, name, sel):
             stem = "_".join([name] + [str(v) for v in sel.values()])

@@ -18,7 +18,8 @@ import xarray as xr
 from forecast import plots
 
 YEARS = (2027, 2030, 2035)
-STATS = ("mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
+STATS = ("first_low", "first_high", "total_low", "total_high", "first", "total", "variance",  # sensitivity
+         "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
 STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;
@@ -101,6 +102,38 @@ def _changes(text: str) -> str:
     return parts[-1].split("\n", 1)[1] if len(parts) > 1 else "(the base scenario itself)"
 
 
+def sensitivity_section(ds: xr.Dataset) -> str:
+    """Tables of the largest total indices per metric (at its default cell) in January of
+    the summary years, with first-order indices and intervals."""
+    from forecast.sensitivity import default_cell, metric_names, top
+
+    years = _years(ds)
+    conf = float(ds.attrs.get("confidence", 0.95))
+    body = [f"<p class='note'>Sobol' indices: the share of a metric's variance (log variance for log-scale "
+            f"metrics) due to each group of uncertain inputs alone (first-order) and with all its interactions "
+            f"(total), with {conf:.0%} bootstrap intervals; {html.escape(str(ds.attrs.get('n_base_samples')))} base "
+            f"samples, {html.escape(str(ds.attrs.get('n_trajectories')))} trajectories; grouping "
+            f"{html.escape(str(ds.attrs.get('grouping')))}. See docs/sensitivity.md.</p>"]
+    for metric in metric_names(ds):
+        cell = default_cell(ds, metric)
+        where = f" ({' / '.join(str(v) for v in cell.values())})" if cell else ""
+        body.append(f"<h3>{html.escape(metric + where)}</h3>")
+        rows = ["<tr><th>rank</th>" + "".join(f"<th>{y}: total [interval]; first-order</th>" for y in years) + "</tr>"]
+        tops = [top(ds, metric, dict(cell, time=f"{y}-01"), 8) for y in years]
+        for r in range(max((len(t) for t in tops), default=0)):
+            cells = []
+            for t in tops:
+                if r >= len(t):
+                    cells.append("")
+                    continue
+                row = t.iloc[r]
+                cells.append(f"{html.escape(str(t.index[r]))}<br>{row.total:.3f} [{row.total_low:.3f}, "
+                             f"{row.total_high:.3f}]; {row['first']:.3f}")
+            rows.append(f"<tr><td>{r + 1}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        body.append("<table>" + "".join(rows) + "</table>")
+    return "\n".join(body)
+
+
 def report_html(ds: xr.Dataset) -> str:
     a = ds.attrs
     names = list(ds["scenario"].values) if "scenario" in ds.dims else [a["scenario"]]
@@ -114,8 +147,13 @@ def report_html(ds: xr.Dataset) -> str:
     body.append("</table><h2>Scenarios and what they change</h2>")
     for name, text in zip(names, texts + [""] * len(names)):
         body.append(f"<h3>{html.escape(str(name))}</h3><pre>{html.escape(_changes(text).strip())}</pre>")
-    body.append("<h2>Key metrics</h2><p class='note'>Median [5%, 95%] over trajectories, the mean, and exact "
-                "probabilities; January of each year.</p>")
+    if a.get("kind") == "sensitivity":
+        body.append("<h2>Sensitivity: what drives each metric</h2>")
+        body.append(sensitivity_section(ds))
+        names = []  # a sensitivity file has indices, not bands
+    else:
+        body.append("<h2>Key metrics</h2><p class='note'>Median [5%, 95%] over trajectories, the mean, and exact "
+                    "probabilities; January of each year.</p>")
     for name in names:
         if len(names) > 1:
             body.append(f"<h3>{html.escape(str(name))}</h3>")
@@ -167,6 +205,8 @@ def tidy(ds: xr.Dataset) -> pd.DataFrame:
     variable's own coordinates (scenario, compared, time, region, tier) and value."""
     frames = []
     for name in ds.data_vars:
+        if ds[name].dtype.kind not in "fiub":
+            continue  # labels (a sensitivity file's group members)
         base, stat = name, "quantile"
         for s in STATS:
             if name.endswith("_" + s):
@@ -177,7 +217,7 @@ def tidy(ds: xr.Dataset) -> pd.DataFrame:
         df.insert(0, "variable", base)
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
-    cols = ["variable", "statistic", "quantile", "scenario", "compared", "time", "region", "tier", "value"]
+    cols = ["variable", "statistic", "quantile", "scenario", "compared", "parameter", "time", "region", "tier", "value"]
     return out[[c for c in cols if c in out.columns]]
 
 

@@ -2,14 +2,15 @@
 
 Imports jax only. Labels, files and scenarios live in `forecast`.
 """
-from kernels.params import (NAMES, SPECS, SPEC_BY_NAME, ParamSpec, Params, Prior, constrain, param_shape,
-                            sample_params, unconstrain)
+from kernels.params import (NAMES, SPECS, SPEC_BY_NAME, ParamSpec, Params, Prior, constrain, n_entries,
+                            param_shape, params_from, sample_params, unconstrain)
 from kernels.simulate import (N_TIERS, OUTPUTS, OUTPUT_BY_NAME, TRACE_COUNT, OutputSpec, Outputs, output_sizes,
-                              run_chunk)
+                              run_chunk, run_paths)
 from kernels.state import Noise, State
 
 __all__ = [
-    "NAMES", "SPECS", "SPEC_BY_NAME", "ParamSpec", "Params", "Prior", "constrain", "param_shape", "sample_params",
+    "NAMES", "SPECS", "SPEC_BY_NAME", "ParamSpec", "Params", "Prior", "constrain", "n_entries", "param_shape", "params_from",
+    "sample_params",
     "unconstrain", "N_TIERS", "OUTPUTS", "OUTPUT_BY_NAME", "TRACE_COUNT", "OutputSpec", "Outputs", "output_sizes",
-    "run_chunk", "Noise", "State",
+    "run_chunk", "run_paths", "Noise", "State",
 ]

@@ -182,7 +182,36 @@ def sample_params(key: jax.Array, prior: Prior, draw_key: jax.Array) -> Params:
                                                    sizes):
         zi = z[offset : offset + size].reshape(jnp.shape(loc))
         offset += size
-        # scale == 0 keeps infinite locs (a fixed 0 or 1 in logit space) finite: no inf*0.
-        u = jnp.where(mask, draws[row].astype(dtype), jnp.where(scale > 0, loc + scale * zi, loc))
-        out.append(constrain(spec.support, u))
+        out.append(_value(spec, loc, scale, draws[row].astype(dtype), mask, zi))
+    return Params(*out)
+
+
+def _value(spec, loc, scale, drawn, mask, zi):
+    # scale == 0 keeps infinite locs (a fixed 0 or 1 in logit space) finite: no inf*0.
+    u = jnp.where(mask, drawn, jnp.where(scale > 0, loc + scale * zi, loc))
+    return constrain(spec.support, u)
+
+
+def n_entries(prior: Prior) -> int:
+    """Entries of all parameters together: the length of a trajectory's normal vector."""
+    return sum(int(jnp.size(l)) for l in prior.loc)
+
+
+def params_from(prior: Prior, z, rows) -> Params:
+    """One trajectory's parameters from given normals and posterior rows, entry by entry.
+
+    z: (n_entries,) normals in registry order (sample_params draws the same layout);
+    rows: (n_entries,) int, the posterior row each entry flagged in prior.from_draws takes
+    (a sensitivity design gives each fitted model its own row). Same values as
+    sample_params when every row is the trajectory's row and z its normals."""
+    dtype = prior.loc[0].dtype
+    out, offset = [], 0
+    for spec, loc, scale, draws, mask in zip(SPECS, prior.loc, prior.scale, prior.draws, prior.from_draws):
+        shape = jnp.shape(loc)
+        size = int(jnp.size(loc))
+        zi = z[offset : offset + size].reshape(shape)
+        ri = rows[offset : offset + size].reshape(shape)
+        offset += size
+        drawn = jnp.take_along_axis(draws, ri[None], axis=0)[0].astype(dtype)
+        out.append(_value(spec, loc, scale, drawn, mask, zi))
     return Params(*out)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels import affordability, allocation, cost, demand, events, keys, prices, reduce, supply
-from kernels.params import Params, Prior, sample_params
+from kernels.params import Params, Prior, params_from, sample_params
 from kernels.state import Noise, State, noise_size, split_noise
 
 N_TIERS = 3  # trusted, enterprise, consumer: priority order
@@ -64,7 +64,7 @@ OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 Outputs = NamedTuple("Outputs", [(o.name, jax.Array) for o in OUTPUTS])  # type: ignore[misc]
 
 # Debug aid and test hook: how many times the chunk runner has been traced.
-TRACE_COUNT = {"run_chunk": 0}
+TRACE_COUNT = {"run_chunk": 0, "run_paths": 0}
 
 
 def output_sizes(n_regions: int) -> list[int]:
@@ -303,3 +303,42 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     (state, _), ys = jax.lax.scan(body, (state, x0), jnp.arange(n_months))
     finite = jnp.all(jnp.stack([s.finite for s in state]), axis=0) if many else state.finite
     return ys, finite & valid
+
+
+@partial(jax.jit, static_argnames=("n_months", "select"))
+def run_paths(seed_key, prior: Prior, z, rows, noise_index, *, n_months: int, select: tuple):
+    """Trajectories from given inputs, with the selected series at every month kept.
+
+    For designed experiments (forecast.sensitivity): z (batch, n_entries) parameter normals
+    and rows (batch, n_entries) posterior rows, laid out as params.params_from takes them;
+    noise_index (batch, 2) int: the trajectory keys whose process noise the trajectory
+    uses, [:, 0] for the monthly market shocks (compute, power, cost, demand) and [:, 1]
+    for the events (whether a moratorium happens, when restrictions start and end), so
+    that a design can vary the two apart. select: indices into a month's flattened outputs
+    (flatten). Returns ((n_months, batch, len(select)) values, (batch,) flags of
+    trajectories that stayed finite)."""
+    TRACE_COUNT["run_paths"] += 1
+    key_shocks = jax.vmap(keys.trajectory_key, in_axes=(None, 0))(seed_key, noise_index[:, 0])
+    key_events = jax.vmap(keys.trajectory_key, in_axes=(None, 0))(seed_key, noise_index[:, 1])
+    dtype = prior.loc.compute0.dtype
+    n_regions = prior.loc.compute0.shape[-1]
+    pick = jnp.asarray(select, jnp.int32)
+
+    def start(key, zi, ri):
+        p = params_from(prior, zi, ri)
+        z_once = jax.random.normal(keys.stream_key(key, keys.ONCE), p.compute0.shape, dtype)
+        return p, initial_state(p, z_once)
+
+    params, state = jax.vmap(start)(key_events, z.astype(dtype), rows)
+
+    def one(p, st, t, ks, ke):
+        shocks, events = month_noise(ks, t, n_regions, dtype), month_noise(ke, t, n_regions, dtype)
+        nz = shocks._replace(restrict_start=events.restrict_start, restrict_end=events.restrict_end)
+        new, out = step(p, st, t, nz)
+        return new, flatten(out, dtype)[pick]
+
+    def body(state, t):
+        return jax.vmap(one, in_axes=(0, 0, None, 0, 0))(params, state, t, key_shocks, key_events)
+
+    state, ys = jax.lax.scan(body, state, jnp.arange(n_months))
+    return ys, state.finite

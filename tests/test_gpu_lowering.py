@@ -17,3 +17,19 @@ def test_run_chunk_lowers_for_cuda(baseline):
     text = lowered.as_text()
     assert "stablehlo.while" in text or "scan" in text  # the month loop is on the device
     assert "custom_call @xla_python" not in text and "callback" not in text.lower()
+
+
+def test_run_paths_lowers_for_cuda(baseline):
+    """The sensitivity design's kernel (explicit inputs, selected series kept)."""
+    from kernels import n_entries, run_paths
+
+    sc = with_months(baseline, 3)
+    n = 64
+    z = jnp.zeros((n, n_entries(sc.prior)))
+    rows = jnp.zeros((n, n_entries(sc.prior)), jnp.int32)
+    noise = jnp.zeros((n, 2), jnp.int32)
+    lowered = run_paths.trace(jax.random.key(0), sc.prior, z, rows, noise, n_months=sc.months,
+                              select=(0, 5, 40)).lower(lowering_platforms=("cuda",))
+    text = lowered.as_text()
+    assert "stablehlo.while" in text
+    assert "custom_call @xla_python" not in text and "callback" not in text.lower()
