@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from forecast.plots import available
@@ -58,8 +58,20 @@ def main():
               help="posterior file (from `forecast calibrate`) the calibrated parameters are drawn from; "
               "'none': hand-set priors [default: the scenario's `calibration`, 'shipped' for built-ins]")
 @click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
-def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged):
-    """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file."""
+@click.option("--devices", type=int, default=None,
+              help="use the first N local devices [default: all]; results do not depend on it")
+@click.option("--resume", is_flag=True,
+              help="continue an interrupted run from its checkpoint (OUTPUT.ckpt.npz); same bits as an "
+              "uninterrupted run")
+@click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
+              help="seconds between checkpoints within a pass (one is also written after each pass)")
+def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices, resume,
+        checkpoint_every):
+    """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file.
+
+    The run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz, removed
+    when the run completes): after a kill or Ctrl-C, the same command with --resume
+    continues where it stopped."""
     from forecast.run import run as run_scenario, save
 
     _compilation_cache(cache_dir)
@@ -71,30 +83,81 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         sys.exit(2)
     output = output or Path(f"{sc.name}.nc")
     _check_output(output, console)
-    ds = _simulate(run_scenario, sc, sc.name, console, n_trajectories=n_trajectories, seed=seed,
-                   chunk_size=chunk_size)
-    save(ds, output)
+    ds = _simulate(run_scenario, sc, sc.name, console, output=output, resume=resume, n_trajectories=n_trajectories,
+                   seed=seed, chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every)
+    _save(save, ds, output, console)
     console.print(summary_table(ds))
-    console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s)")
+    _done(ds, output, console)
 
 
-def _simulate(fn, what, label, console, **kwargs):
-    """fn(what, progress=..., **kwargs) under a progress bar; a RunError or ScenarioError
-    becomes a message and exit 2."""
+def _save(save, ds, output, console):
+    try:
+        save(ds, output)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/yellow] while writing {output}: nothing written")
+        sys.exit(130)
+
+
+def _done(ds, output, console):
+    bad = int(ds.attrs.get("nonfinite_trajectories", 0))
+    if bad:
+        n = int(ds.attrs["n_trajectories"])
+        console.print(f"[yellow]note:[/yellow] {bad} of {n} trajectories ({bad / n:.3%}) produced non-finite values "
+                      "and are left out of the bands (see each variable's nonfinite_values attribute)")
+    console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s"
+                  + (", resumed from a checkpoint" if ds.attrs.get("resumed_from_checkpoint") else "") + ")")
+
+
+def _simulate(fn, what, label, console, output=None, resume=False, **kwargs):
+    """fn(what, progress=..., **kwargs) under a progress bar with the rate and time left; a
+    RunError or ScenarioError becomes a message and exit 2, Ctrl-C a message and exit 130.
+    With `output`, the run checkpoints beside it (resume: continue from there)."""
+    import time
+
     from forecast.run import RunError
 
+    if output is not None:
+        from forecast.checkpoint import default_path
+
+        ck = default_path(output)
+        kwargs.update(checkpoint=ck, resume=resume)
+        if ck.exists() and not resume:
+            console.print(f"[yellow]note:[/yellow] {ck} holds an interrupted run; starting afresh (pass --resume to "
+                          "continue it instead)")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"{label}: compiling", total=None)
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"{label}: compiling", total=None, rate="")
+        seen = {"t0": None, "first": None, "told": False}
+        n = kwargs.get("n_trajectories")
 
         def progress(done, total, phase):
-            bar.update(task, completed=done, total=total, description=f"{label}: {phase}")
+            rate = ""
+            now = time.perf_counter()
+            if phase.startswith("pass") and seen["t0"] is None:
+                seen["t0"], seen["first"] = now, done  # after the pilot (and compilation)
+            elif seen["t0"] is not None and done > seen["first"] and n:
+                per_unit = (now - seen["t0"]) / (done - seen["first"])
+                units_per_pass = max((total - 1) // 2, 1)
+                rate = f"{n / units_per_pass / per_unit:,.0f} traj/s"
+                left = per_unit * (total - done)
+                if not seen["told"] and left > 60:
+                    console.print(f"estimated time left: {left / 60:.1f} min ({total - done} batches of work)")
+                    seen["told"] = True
+            bar.update(task, completed=done, total=total, description=f"{label}: {phase}", rate=rate)
 
         try:
             return fn(what, progress=progress, **kwargs)
         except (RunError, ScenarioError) as e:
             console.print(f"[red]error:[/red] {e}")
             sys.exit(2)
+        except KeyboardInterrupt:
+            bar.stop()
+            where = kwargs.get("checkpoint")
+            tail = (f"; the work done so far is in {where}: run the same command with --resume to continue"
+                    if where is not None and Path(where).exists() else "")
+            console.print(f"[yellow]interrupted[/yellow]: nothing written{tail}")
+            sys.exit(130)
 
 
 def _check_output(output: Path, console):
@@ -183,7 +246,11 @@ def _fmt(x: float) -> str:
 @click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
               help="posterior for every scenario [default: each scenario's `calibration`]")
 @click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
-def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged):
+@click.option("--devices", type=int, default=None, help="as for `forecast run`")
+@click.option("--resume", is_flag=True, help="as for `forecast run`")
+@click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="as for `forecast run`")
+def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices,
+            resume, checkpoint_every):
     """Run SCENARIOS on the same trajectories and compare each with the first (paired).
 
     Writes every scenario's bands (dimension `scenario`) and, for each scenario after the
@@ -201,13 +268,14 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
     except ScenarioError as e:
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)
-    ds = _simulate(compare_scenarios, scs, "compare", console, n_trajectories=n_trajectories, seed=seed,
-                   chunk_size=chunk_size)
-    save(ds, output)
+    ds = _simulate(compare_scenarios, scs, "compare", console, output=output, resume=resume,
+                   n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, devices=devices,
+                   checkpoint_every=checkpoint_every)
+    _save(save, ds, output, console)
     for name in ds["scenario"].values:
         console.print(summary_table(ds, str(name)))
     console.print(compare_table(ds))
-    console.print(f"wrote {output} ({ds.attrs['n_trajectories']} trajectories, {ds.attrs['wall_seconds']:.1f} s)")
+    _done(ds, output, console)
 
 
 @main.command()
@@ -250,7 +318,7 @@ def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, re
     ds = _simulate(analyse, sc, f"{sc.name} sensitivity", console, metrics=list(metrics) or ["north_south_ratio"],
                    n=n_base, seed=seed, ungroup=ungroup, parameters=list(parameters) or None, resamples=resamples,
                    confidence=confidence)
-    save(ds, output)
+    _save(save, ds, output, console)
     for table in sensitivity_tables(ds, year):
         console.print(table)
     dropped = ds.attrs["dropped_base_samples"]

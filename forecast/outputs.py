@@ -92,6 +92,8 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "chunk_size": info["chunk_size"],
         "batch_size": info["batch_size"],
         "nonfinite_trajectories": info["bad_trajectories"],
+        "devices_used": info.get("devices", 1),
+        "resumed_from_checkpoint": int(info.get("resumed", False)),
         "quantile_method": "inverted_cdf: simulated values of known rank from exact multi-pass counts; "
                            "worst rank error per variable in its max_quantile_rank_error attribute",
         "compared_against": sc.name if n_scen > 1 else "",

@@ -42,6 +42,13 @@ class Moments:
         self.m2 = self.m2 + m2b + delta**2 * self.n * nb / safe
         self.n = n
 
+    def dump(self) -> dict:
+        """The running state, for a checkpoint."""
+        return {"n": self.n, "mean": self.mean, "m2": self.m2}
+
+    def load(self, saved: dict):
+        self.n, self.mean, self.m2 = (np.asarray(saved[k], np.float64) for k in ("n", "mean", "m2"))
+
     @property
     def std(self):
         return np.sqrt(self.m2 / np.maximum(self.n - 1, 1))

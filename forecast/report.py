@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import plots
+from forecast.files import atomic
 
 YEARS = (2027, 2030, 2035)
 STATS = ("first_low", "first_high", "total_low", "total_high", "first", "total", "variance",  # sensitivity
@@ -172,13 +172,8 @@ def report_html(ds: xr.Dataset) -> str:
 
 
 def _atomic_write(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

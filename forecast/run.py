@@ -7,8 +7,10 @@
     pass C : only where pass B left a quantile unresolved (values tied inside a sub-bin)
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever the chunk size: results are bit-identical
-for any chunk size. Counts are integers, extremes exact, and moments are folded in global
-batch order.
+for any chunk size. Batches are spread over all local devices (batch i on device i mod D),
+each device merging its own; counts are integers, extremes exact, and moments are folded in
+global batch order, so results do not depend on the number of devices either. Each pass is
+checkpointed (forecast.checkpoint), so a killed run resumes with the same result.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from forecast import quantiles as qmod
+from forecast.files import atomic
 from forecast.outputs import build_dataset
 from forecast.scenario import Scenario, load
 from kernels import run_chunk
@@ -40,8 +43,9 @@ N_SUB = 128  # pass-B/C sub-bins per refined bin
 # shape is a different compiled program, which may round differently in the last bit.
 BATCH = {"cpu": 8192, "gpu": 262_144, "cuda": 262_144, "rocm": 262_144, "tpu": 262_144}
 BATCH_ENV = "FORECAST_BATCH"  # override (changes results in the last bit; recorded in attrs)
+SMALL_STEP = 1024  # a small run's batch is a multiple of this (one compiled program per size)
 CHUNK_BATCHES = 4  # default chunk: batches per host round trip (progress update)
-WORKERS = 2  # batches in flight at once
+WORKERS = 2  # batches in flight at once per device
 
 
 class RunError(ValueError):
@@ -73,6 +77,17 @@ def batch_size() -> int:
     return BATCH.get(jax.default_backend(), BATCH["cpu"])
 
 
+def run_batch(n: int) -> int:
+    """Trajectories per kernel call for a run of n: the backend's batch, or for a run of
+    fewer than WORKERS batches, n / WORKERS rounded up to a multiple of SMALL_STEP (so a
+    quick look simulates at most SMALL_STEP - 1 trajectories per call more than asked).
+    Depends on n and the backend only, never on devices or chunks: one program per run."""
+    full = batch_size()
+    if os.environ.get(BATCH_ENV) or n >= WORKERS * full:
+        return full
+    return min(full, SMALL_STEP * -(-(-(-n // WORKERS)) // SMALL_STEP))
+
+
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise RunError(f"{name} must be a whole number >= {minimum}, got {value!r}")
@@ -87,6 +102,10 @@ def run(
     quantiles=DEFAULT_QUANTILES,
     progress: Callable[[int, int, str], None] | None = None,
     max_nonfinite_fraction: float = 1e-3,
+    devices: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    checkpoint_every: float = 60.0,
 ) -> xr.Dataset:
     """Simulate `n_trajectories` trajectories of a scenario and return its bands.
 
@@ -95,9 +114,16 @@ def run(
     8192 on CPU, 262144 on GPU); results do not depend on it. Returns an xarray.Dataset with
     quantile bands, means, standard deviations and probabilities for every output (see
     docs/model.md).
+
+    devices: use the first `devices` local devices (default: all; results do not depend on
+    it). checkpoint: a file where the run's accumulators are saved every
+    `checkpoint_every` seconds and after each pass (removed when the run completes);
+    resume: continue from it (refused if it belongs to another run). A resumed run gives
+    the same bits as an uninterrupted one.
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
-    return _run([sc], n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction)
+    return _run([sc], n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
+                checkpoint, resume, checkpoint_every)
 
 
 def compare(
@@ -108,6 +134,10 @@ def compare(
     quantiles=DEFAULT_QUANTILES,
     progress: Callable[[int, int, str], None] | None = None,
     max_nonfinite_fraction: float = 1e-3,
+    devices: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    checkpoint_every: float = 60.0,
 ) -> xr.Dataset:
     """Run several scenarios on the same trajectories (common random numbers) in one pass.
 
@@ -117,6 +147,7 @@ def compare(
     the bands of the paired difference against the first (`<name>_diff`: the log ratio
     for log-scale outputs, the difference otherwise) and `<name>_p_higher`,
     `<name>_p_equal`: the exact fractions of trajectories where it is higher or equal.
+    devices, checkpoint, resume, checkpoint_every: as for run().
     """
     scs = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     if len(scs) < 2:
@@ -130,7 +161,8 @@ def compare(
             if getattr(s, field) != getattr(first, field):
                 raise RunError(f"scenario {s.name!r} has {field} {getattr(s, field)!r} but {first.name!r} has "
                                f"{getattr(first, field)!r}; compared scenarios must share start, months and regions")
-    return _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction)
+    return _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
+                checkpoint, resume, checkpoint_every)
 
 
 def stack_priors(scs):
@@ -153,7 +185,8 @@ def stack_priors(scs):
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *priors)
 
 
-def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction):
+def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices=None,
+         checkpoint=None, resume=False, checkpoint_every=60.0):
     sc = scs[0]
     n = _check_int("n_trajectories", n_trajectories, 1)
     seed = _check_int("seed", seed, 0)
@@ -162,18 +195,29 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     q = tuple(float(x) for x in quantiles)
     if not q or any(not 0.0 < x < 1.0 for x in q) or list(q) != sorted(set(q)):
         raise RunError(f"quantiles must be increasing, distinct and within (0, 1), got {quantiles!r}")
-    batch = batch_size()
+    batch = run_batch(n)
     if chunk_size is None:
         chunk = batch * CHUNK_BATCHES
     else:
         chunk = _check_int("chunk_size", chunk_size, batch)
         if chunk % batch:
-            raise RunError(f"chunk_size must be a multiple of the batch size {batch} on this backend "
-                           f"({jax.default_backend()}), got {chunk}")
+            raise RunError(f"chunk_size must be a multiple of the batch size {batch} of this run ({n} trajectories "
+                           f"on {jax.default_backend()}), got {chunk}")
+    used = local_devices(devices)
     report = Progress(progress)
     t_start = time.perf_counter()
     prior = sc.prior if len(scs) == 1 else stack_priors(scs)
-    pass_ = _Passes(jax.random.key(seed), prior, sc.months, n, batch, chunk)
+    from forecast.checkpoint import Checkpoint, CheckpointError
+    from forecast.outputs import engine_version
+
+    header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
+                  priors=[s.priors_source for s in scs], seed=seed, n_trajectories=n, quantiles=list(q),
+                  batch=batch, scenario_hash=[s.hash for s in scs])
+    try:
+        ck = Checkpoint(checkpoint, header, checkpoint_every, resume)
+    except CheckpointError as e:
+        raise RunError(str(e)) from None
+    pass_ = _Passes(jax.random.key(seed), prior, sc.months, n, batch, chunk, used, ck)
     n_series = series_count(len(sc.regions), len(scs))
     months = sc.months
     log_scale = np.asarray(log_scale_mask(len(sc.regions), len(scs)))
@@ -190,21 +234,21 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     lo0 = np.broadcast_to(np.where(log_scale, LOG_TINY, 0.0), (months, n_series)).astype(np.float32)
     inv0 = np.broadcast_to(np.where(log_scale, N_BINS / (70.0 - LOG_TINY), N_BINS),
                            (months, n_series)).astype(np.float32)
-    pilot = pass_.sweep("pass_a", (lo0, inv0), (N_BINS,), None, 0, 0, "", merge=dict(hist="sum"), n=n_pilot)
+    pilot = pass_.sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), None, 0, 0, "", merge=dict(hist="sum"),
+                        n=n_pilot)
     lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
     report(1, total_units, "pass A")
 
     moments = qmod.Moments((months, n_series))
-    acc = pass_.sweep("pass_a", (lo, inv_w), (N_BINS,), report, 1, total_units, "pass A",
+    acc = pass_.sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,), report, 1, total_units, "pass A",
                       merge=dict(hist="sum", ymin_above="min", xmin="min", xmax="max", nonfinite="sum",
                                  finite="sum", positive="sum", zero="sum", above_start="sum"),
-                      each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]))
+                      each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]), state=moments)
     bad = n - int(acc["finite"])
     if bad > max_nonfinite_fraction * n:
-        raise RunError(
-            f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
-            f"{max_nonfinite_fraction:g}); check the scenario's priors for extreme values"
-        )
+        raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
+                       f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check the "
+                       "scenario's priors for extreme values")
 
     hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
     total = hist.sum(axis=2)
@@ -214,30 +258,49 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], qmod.to_y(acc["xmin"], log_scale))
     plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, qmod.to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"],
                        N_SUB)
-    res = _refine(pass_, plan, report, 1 + n_batches, total_units, "pass B", total, q)
+    res = _refine(pass_, "pass B", plan, report, 1 + n_batches, total_units, total, q)
     values, errors = res["value"], res["error"]
     if not res["resolved"].all():
         # Values tied inside a sub-bin straddle the target rank: refine those sub-bins (pass C).
         total_units += n_batches
         plan_c = qmod.plan_c(plan, res, ~res["resolved"], log_scale, N_SUB)
-        res_c = _refine(pass_, plan_c, report, 1 + 2 * n_batches, total_units, "pass C", total, q)
+        res_c = _refine(pass_, "pass C", plan_c, report, 1 + 2 * n_batches, total_units, total, q)
         better = ~res["resolved"] & (res_c["resolved"] | (res_c["error"] < res["error"]))
         values = np.where(better, res_c["value"], values)
         errors = np.where(better, res_c["error"], errors)
     report(total_units, total_units, "done")
     count = np.maximum(hist.sum(axis=2), 1)
-    return build_dataset(
+    ds = build_dataset(
         scs, values=values, rank_error=errors, mean=moments.mean, std=moments.std, quantiles=q,
         nonfinite=acc["nonfinite"], probabilities={k: acc[k] / count for k in ("positive", "zero", "above_start")},
         info=dict(
             seed=seed, n_trajectories=n, chunk_size=chunk, batch_size=batch, bad_trajectories=bad,
-            wall_seconds=time.perf_counter() - t_start,
+            wall_seconds=time.perf_counter() - t_start, devices=len(used), resumed=bool(resume),
         ),
     )
+    ck.remove()
+    return ds
 
 
-def _refine(pass_, plan, report, unit0, total_units, phase, total, q):
-    acc = pass_.sweep("refine", plan["consts"], (N_BINS, N_SUB), report, unit0, total_units, phase,
+def _where_nonfinite(counts, sc, n_scen) -> str:
+    """Where the first non-finite values appeared: month and outputs."""
+    from kernels import OUTPUTS, output_sizes
+
+    counts = np.asarray(counts).reshape(sc.months, -1)
+    months = np.flatnonzero(counts.sum(axis=1))
+    if not months.size:
+        return ""
+    t = int(months[0])
+    names = [o.name for o, size in zip(OUTPUTS, output_sizes(len(sc.regions))) for _ in range(size)]
+    names = (names * (2 * n_scen - 1))[:counts.shape[1]]
+    hit = sorted({names[i] for i in np.flatnonzero(counts[t])})
+    year, month = (int(x) for x in sc.start.split("-"))
+    when = f"{year + (month - 1 + t) // 12}-{(month - 1 + t) % 12 + 1:02d}"
+    return f", first in {when} (month {t + 1} of {sc.months}) in {', '.join(hit)}"
+
+
+def _refine(pass_, name, plan, report, unit0, total_units, total, q):
+    acc = pass_.sweep(name, "refine", plan["consts"], (N_BINS, N_SUB), report, unit0, total_units, name,
                       merge=dict(counts="sum", sub_min="min", sub_max="max"))
     months, n_series, n_q = plan["rank"].shape
     shape = (months, n_series, n_q, N_SUB + 4)
@@ -245,71 +308,118 @@ def _refine(pass_, plan, report, unit0, total_units, phase, total, q):
                         acc["sub_max"].reshape(shape), total, q)
 
 
+def local_devices(devices=None) -> list:
+    """The devices a run uses: all local devices of the default backend, or the first
+    `devices` of them."""
+    found = jax.local_devices()
+    if devices is None:
+        return found
+    k = _check_int("devices", devices, 1)
+    if k > len(found):
+        raise RunError(f"devices: {k} requested but this machine has {len(found)} "
+                       f"{jax.default_backend()} device(s)")
+    return found[:k]
+
+
 class _Passes:
-    """Kernel calls over the run's batches, merged on the device and fetched once a chunk."""
+    """Kernel calls over the run's batches, spread over the run's devices, merged exactly
+    and fetched once a chunk; each sweep checkpointed (forecast.checkpoint)."""
 
     MERGE = {"sum": jnp.add, "min": jnp.minimum, "max": jnp.maximum}
     HOST_MERGE = {"sum": np.add, "min": np.minimum, "max": np.maximum}
 
-    def __init__(self, key, prior, months, n, batch, chunk):
+    def __init__(self, key, prior, months, n, batch, chunk, devices, checkpoint):
         self.key, self.prior, self.months, self.n, self.batch, self.chunk = key, prior, months, n, batch, chunk
+        self.devices, self.ck = devices, checkpoint
 
-    def sweep(self, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None):
+    def sweep(self, name, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None,
+              state=None):
         """Trajectories [0, n) (default: all) through the reducer, batch by batch; `merge`
         says how each output combines ("sum", "min", "max"); `each` sees every batch's other
-        outputs on the host, in batch order; `report` (or None) hears of every batch.
+        outputs on the host, in batch order; `report` (or None) hears of every batch;
+        `state` (an object with dump() and load(dict)) is what `each` builds, checkpointed
+        with the sweep.
 
-        WORKERS threads keep that many batches in flight: XLA's CPU runtime leaves cores
-        idle inside one call (scatters run on one thread), and concurrent calls fill them.
-        Merges are exact (integer sums, min, max) or done in batch order (moments), so the
-        result does not depend on which call finishes first."""
+        Batch i runs on device i mod D. WORKERS threads per device keep that many batches
+        in flight: XLA's CPU runtime leaves cores idle inside one call (scatters run on one
+        thread), and concurrent calls fill them. Each device keeps its own accumulators
+        (sums of integers, min, max: exact whatever the order), merged on the host at each
+        chunk's end; `each` runs in batch order. So the result does not depend on the
+        number of devices, on which call finishes first, or on where a run was resumed."""
+        done = self.ck.done(name)
+        if done is not None:
+            if state is not None:
+                state.load({k[len("state/"):]: v for k, v in done.items() if k.startswith("state/")})
+            return {k: v for k, v in done.items() if not k.startswith("state/")}
         n = self.n if n is None else n
         consts = tuple(jnp.asarray(c) for c in consts)
+        n_dev = len(self.devices)
 
-        def call(start):
-            ys, finite = run_chunk(self.key, self.prior, start, min(self.batch, n - start), consts,
-                                   batch_size=self.batch, n_months=self.months, reducer=reducer,
-                                   config=config)
-            return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
+        def call(i, start):
+            with jax.default_device(self.devices[i % n_dev]):
+                ys, finite = run_chunk(self.key, self.prior, start, min(self.batch, n - start), consts,
+                                       batch_size=self.batch, n_months=self.months, reducer=reducer,
+                                       config=config)
+                return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
 
-        acc, host, pending = None, None, []
-        starts = list(range(0, n, self.batch))
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            futures = [pool.submit(call, start) for start in starts[:WORKERS]]
+        host, first = None, 0
+        partial = self.ck.partial(name)
+        if partial is not None:
+            first, host, saved = partial
+            if state is not None:
+                state.load(saved)
+        accs, pending = [None] * n_dev, []
+        starts = list(range(first, n, self.batch))
+        index0 = first // self.batch
+        workers = WORKERS * n_dev
+        pool = ThreadPoolExecutor(max_workers=workers)
+        futures = [pool.submit(call, index0 + i, start) for i, start in enumerate(starts[:workers])]
+        try:
             for i, start in enumerate(starts):
                 ys = futures[i].result()
-                if i + WORKERS < len(starts):
-                    futures.append(pool.submit(call, starts[i + WORKERS]))
+                if i + workers < len(starts):
+                    futures.append(pool.submit(call, index0 + i + workers, starts[i + workers]))
                 futures[i] = None
                 if each is not None:
                     pending.append({k: v for k, v in ys.items() if k not in merge})
+                d = (index0 + i) % n_dev
                 part = {k: ys[k] for k in merge}
-                acc = part if acc is None else {k: self.MERGE[merge[k]](acc[k], part[k]) for k in merge}
+                accs[d] = part if accs[d] is None else {k: self.MERGE[merge[k]](accs[d][k], part[k]) for k in merge}
                 end = start + self.batch
                 if end % self.chunk == 0 or end >= n:  # a chunk is done: one round trip
                     for p in jax.device_get(pending):
                         each(p)
-                    fetched = jax.device_get(acc)
-                    fetched = {k: np.asarray(v, np.int64) if merge[k] == "sum" else v for k, v in fetched.items()}
-                    host = fetched if host is None else {
-                        k: self.HOST_MERGE[merge[k]](host[k], v) for k, v in fetched.items()}
-                    acc, pending = None, []
+                    for acc in accs:
+                        if acc is None:
+                            continue
+                        fetched = jax.device_get(acc)
+                        fetched = {k: np.asarray(v, np.int64) if merge[k] == "sum" else v for k, v in fetched.items()}
+                        host = fetched if host is None else {
+                            k: self.HOST_MERGE[merge[k]](host[k], v) for k, v in fetched.items()}
+                    accs, pending = [None] * n_dev, []
+                    if end < n:
+                        self.ck.progress(name, end, host, None if state is None else state.dump())
                 if report is not None:
-                    report(unit0 + i + 1, total_units, phase)
+                    report(unit0 + index0 + i + 1, total_units, phase)
+        finally:
+            # On an error or Ctrl-C: drop queued batches, let running ones finish (one batch
+            # each), so that no XLA call outlives the interpreter.
+            for f in futures:
+                if f is not None:
+                    f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+        extra = {} if state is None else {f"state/{k}": v for k, v in state.dump().items()}
+        self.ck.finish(name, {**host, **extra})
         return host
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write netCDF atomically: a temporary file, then a rename. (`forecast export --csv`
-    writes a tidy table; Zarr is not supported.)"""
+    """Write netCDF atomically: a temporary file, then a rename; temporary files of killed
+    runs are removed first. (`forecast export --csv` writes a tidy table; Zarr is not
+    supported.)"""
     path = Path(path)
     if path.suffix != ".nc":
         raise RunError(f"{path}: results are written as netCDF; give a path ending in .nc")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

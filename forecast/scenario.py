@@ -25,6 +25,7 @@ from kernels import N_TIERS, SPEC_BY_NAME, SPECS, Prior, Params, unconstrain
 
 TIERS = ("trusted", "enterprise", "consumer")
 assert len(TIERS) == N_TIERS
+MAX_MONTHS = 600  # 50 years; see the months check in from_dict
 TOP_KEYS = {"name", "description", "extends", "start", "months", "regions", "tiers", "params", "calibration"}
 PARAM_KEYS = {"doc", "unit", "source", "dist", "value", "median", "sigma", "mean", "sd"}
 META_KEYS = {"doc", "unit", "source"}
@@ -211,8 +212,11 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconver
         raise ScenarioError(f"start: expected a month as \"YYYY-MM\", got {start_text!r}")
     start = (int(start_text[:4]), int(start_text[5:7]))
     months = raw["months"]
-    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 1200:
-        raise ScenarioError(f"months: expected a whole number of months in 1..1200, got {months!r}")
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= MAX_MONTHS:
+        raise ScenarioError(
+            f"months: expected a whole number of months in 1..{MAX_MONTHS}, got {months!r}. Longer horizons are "
+            "refused: the growth laws are fitted to a few years of data, and after ~60 years exponential token "
+            "demand overflows float32 in some trajectories (0.6% of them by 100 years)")
     regions = raw["regions"]
     if (not isinstance(regions, list) or not regions or not all(isinstance(r, str) and r for r in regions)
             or len(set(regions)) != len(regions)):

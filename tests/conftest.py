@@ -1,23 +1,25 @@
 import os
 
-# One CPU device per NUTS chain (calibration tests); must be set before JAX starts.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+# Eight CPU devices: one per NUTS chain (calibration tests) and runs spread over several
+# devices (tests of device-count independence); must be set before JAX starts.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from forecast import scenario as sc_mod  # noqa: E402
-from forecast import batch_size  # noqa: E402
+from forecast.run import run_batch  # noqa: E402
 from kernels import OUTPUTS, output_sizes, run_chunk  # noqa: E402
 
 os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no compilation cache
 
 
-def materialize(scenario, n=512, seed=0, start=0):
+def materialize(scenario, n=512, seed=0, start=0, run_n=None):
     """(time, trajectory, series) outputs of trajectories [start, start + n), computed by
-    the same compiled program (one batch shape) that forecast.run uses."""
-    batch = batch_size()
+    the same compiled program (one batch shape) that forecast.run of run_n (default:
+    start + n) trajectories uses."""
+    batch = run_batch(run_n or start + n)
     parts = []
     for s in range(start, start + n, batch):
         ys, _ = run_chunk(jax.random.key(seed), scenario.prior, s, min(batch, start + n - s), (),

@@ -4,10 +4,10 @@ import pytest
 from scipy import stats
 
 import forecast
+from forecast.run import run_batch
 from forecast.scenario import with_months, with_params
 from kernels import OUTPUTS, TRACE_COUNT
 from tests.conftest import materialize, series
-
 
 
 def random_walk_only(baseline, months=24):
@@ -62,6 +62,7 @@ def test_same_seed_any_chunk_size_is_bit_identical(baseline):
     sc = with_months(baseline, 12)
     batch = forecast.batch_size()
     n = 2 * batch + 100
+    assert run_batch(n) == batch
     a = forecast.run(sc, n_trajectories=n, seed=7, chunk_size=batch)
     b = forecast.run(sc, n_trajectories=n, seed=7, chunk_size=2 * batch)
     c = forecast.run(sc, n_trajectories=n, seed=8, chunk_size=batch)
@@ -80,10 +81,106 @@ def test_values_and_seed_do_not_recompile(baseline):
 
 
 def test_bad_run_arguments():
-    batch = forecast.batch_size()
+    batch = run_batch(10)
     with pytest.raises(forecast.RunError, match="chunk_size must be a multiple of the batch size"):
         forecast.run("baseline", n_trajectories=10, chunk_size=batch + 1)
     with pytest.raises(forecast.RunError, match="chunk_size must be a whole number"):
         forecast.run("baseline", n_trajectories=10, chunk_size=1)
     with pytest.raises(forecast.RunError, match="n_trajectories"):
         forecast.run("baseline", n_trajectories=0)
+
+
+@pytest.mark.slow
+def test_devices_do_not_change_results(baseline):
+    import jax
+
+    assert len(jax.local_devices()) == 8  # tests/conftest.py
+    sc = with_months(baseline, 12)
+    n = 3 * forecast.batch_size() + 7
+    one = forecast.run(sc, n_trajectories=n, seed=3, devices=1)
+    eight = forecast.run(sc, n_trajectories=n, seed=3)
+    assert one.attrs["devices_used"] == 1 and eight.attrs["devices_used"] == 8
+    for name in one.data_vars:
+        np.testing.assert_array_equal(one[name].values, eight[name].values, err_msg=name)
+    with pytest.raises(forecast.RunError, match="devices: 9 requested"):
+        forecast.run(sc, n_trajectories=10, devices=9)
+
+
+def test_small_runs_simulate_little_more_than_asked(baseline):
+    sc = with_months(baseline, 6)
+    for n, batch in ((600, 1024), (3000, 2048), (10_000, 5120), (20_000, forecast.batch_size())):
+        calls = -(-n // batch)
+        # Below two full batches: under 1024 padding per call; above: under one batch.
+        assert run_batch(n) == batch and calls * batch - n < (calls * 1024 if n < 2 * forecast.batch_size() else batch)
+    ds = forecast.run(sc, n_trajectories=600, seed=0)
+    assert ds.attrs["batch_size"] == 1024 and ds.attrs["n_trajectories"] == 600
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_is_bit_identical(baseline, tmp_path):
+    import os
+
+    sc = with_months(baseline, 12)
+    os.environ["FORECAST_BATCH"] = "1024"
+    try:
+        n = 6 * 1024 + 5
+        whole = forecast.run(sc, n_trajectories=n, seed=9, chunk_size=1024)
+        ck = tmp_path / "run.ckpt.npz"
+        for stop_at in (4, 9, 15):  # inside pass A, inside pass B, after pass B's last batch
+            seen = []
+
+            def progress(done, total, phase, stop_at=stop_at):
+                seen.append(done)
+                if done == stop_at:
+                    raise Interrupt(phase)
+
+            with pytest.raises(Interrupt):
+                forecast.run(sc, n_trajectories=n, seed=9, chunk_size=1024, progress=progress, checkpoint=ck,
+                             checkpoint_every=0)
+            assert ck.exists()
+            again = forecast.run(sc, n_trajectories=n, seed=9, chunk_size=1024, checkpoint=ck, resume=True)
+            assert again.attrs["resumed_from_checkpoint"] == 1
+            assert not ck.exists()  # removed once the run completed
+            for name in whole.data_vars:
+                np.testing.assert_array_equal(whole[name].values, again[name].values, err_msg=(stop_at, name))
+    finally:
+        del os.environ["FORECAST_BATCH"]
+
+
+def test_checkpoint_of_another_run_is_refused(baseline, tmp_path):
+    sc = with_months(baseline, 6)
+    ck = tmp_path / "a.ckpt.npz"
+
+    def stop(done, total, phase):
+        if done == 2:
+            raise Interrupt(phase)
+
+    with pytest.raises(Interrupt):
+        forecast.run(sc, n_trajectories=5000, seed=1, progress=stop, checkpoint=ck, checkpoint_every=0)
+    with pytest.raises(forecast.RunError, match="its seed is 1, this run's is 2"):
+        forecast.run(sc, n_trajectories=5000, seed=2, checkpoint=ck, resume=True)
+    with pytest.raises(forecast.RunError, match="number of trajectories is 5000"):
+        forecast.run(sc, n_trajectories=5001, seed=1, checkpoint=ck, resume=True)
+    other = with_params(sc, g_alg={"median": 2.5})
+    with pytest.raises(forecast.RunError, match="scenario contents"):
+        forecast.run(other, n_trajectories=5000, seed=1, checkpoint=ck, resume=True)
+    with pytest.raises(forecast.RunError, match="nothing to resume"):
+        forecast.run(sc, n_trajectories=5000, seed=1, checkpoint=tmp_path / "none.npz", resume=True)
+    ck.write_bytes(b"truncated")
+    with pytest.raises(forecast.RunError, match="not a readable checkpoint"):
+        forecast.run(sc, n_trajectories=5000, seed=1, checkpoint=ck, resume=True)
+
+
+def test_save_removes_stale_temporary_files(tmp_path):
+    import xarray as xr
+
+    stale = tmp_path / ".out.nc.999999999.tmp"  # a dead process's
+    stale.write_text("half")
+    mine_running = tmp_path / f".out.nc.{1}.tmp"  # pid 1 is alive: not ours to remove
+    mine_running.write_text("busy")
+    forecast.save(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "out.nc")
+    assert not stale.exists() and mine_running.exists() and (tmp_path / "out.nc").exists()

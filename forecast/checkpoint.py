@@ -1,0 +1,139 @@
+"""Checkpoints of a run's accumulators, so that a killed run resumes where it stopped.
+
+A run is a fixed sequence of sweeps (pilot, pass A, pass B, maybe pass C) over batches of
+trajectories; everything between sweeps is computed on the host from their results. A
+checkpoint holds each finished sweep's merged accumulators, and for the sweep under way
+its accumulators so far, the next batch to simulate and any running state (the moments).
+Batch results are pure functions of (seed, trajectory index) and merges are exact or done
+in batch order, so a resumed run gives the same bits as an uninterrupted one.
+
+The file is one .npz, written to a temporary file and renamed (atomic), with a header that
+says which run it belongs to; a checkpoint from another run is refused by name.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from forecast.files import atomic
+
+HEADER_FIELDS = (  # checked in this order; the first difference is named
+    ("engine_version", "engine version"),
+    ("scenario", "scenario"),
+    ("priors", "posterior"),
+    ("seed", "seed"),
+    ("n_trajectories", "number of trajectories"),
+    ("quantiles", "quantiles"),
+    ("batch", "batch size"),
+    ("scenario_hash", "scenario contents (parameters, dimensions)"),
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used for this run: says which file and why."""
+
+
+class Checkpoint:
+    """path: the .npz file (None: no checkpointing); header: what identifies the run;
+    every: seconds between saves within a sweep (0: after every chunk); resume: start from
+    the file's contents (refused if it belongs to another run)."""
+
+    def __init__(self, path, header: dict, every: float = 60.0, resume: bool = False):
+        self.path = None if path is None else Path(path)
+        self.header = {k: json.dumps(header[k], sort_keys=True) for k, _ in HEADER_FIELDS}
+        self.every = float(every)
+        self.data: dict[str, np.ndarray] = {}
+        self.last = time.monotonic()
+        if resume:
+            if self.path is None or not self.path.exists():
+                raise CheckpointError(f"nothing to resume: no checkpoint at {self.path}")
+            self._load()
+
+    def _load(self):
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+        except Exception as e:  # truncated or not an npz: say so, never resume from it
+            raise CheckpointError(f"{self.path}: not a readable checkpoint ({e})") from None
+        theirs = {k[len("header/"):]: str(v) for k, v in data.items() if k.startswith("header/")}
+        for key, label in HEADER_FIELDS:
+            if theirs.get(key) != self.header[key]:
+                raise CheckpointError(
+                    f"{self.path} is from another run: its {label} is {_show(theirs.get(key))}, this run's is "
+                    f"{_show(self.header[key])}; resume with the same settings, or remove the file to start afresh")
+        self.data = {k: v for k, v in data.items() if not k.startswith("header/")}
+
+    # ------------------------------------------------------------------ sweeps
+    def done(self, phase: str) -> dict | None:
+        """A finished sweep's merged accumulators, or None."""
+        if f"{phase}#done" not in self.data:
+            return None
+        return self._prefixed(f"{phase}/acc/")
+
+    def partial(self, phase: str):
+        """(next batch start, accumulators so far, running state) of a sweep under way."""
+        if f"{phase}#next" not in self.data:
+            return None
+        return int(self.data[f"{phase}#next"]), self._prefixed(f"{phase}/acc/"), self._prefixed(f"{phase}/state/")
+
+    def progress(self, phase: str, next_start: int, acc: dict, state: dict | None = None, force=False):
+        """Record a sweep under way (written if `every` seconds have passed, or forced)."""
+        if self.path is None:
+            return
+        if not force and time.monotonic() - self.last < self.every:
+            return
+        self._drop(phase)
+        self.data[f"{phase}#next"] = np.asarray(next_start)
+        self._put(f"{phase}/acc/", acc)
+        self._put(f"{phase}/state/", state or {})
+        self._write()
+
+    def finish(self, phase: str, acc: dict):
+        """Record a finished sweep (always written)."""
+        if self.path is None:
+            return
+        self._drop(phase)
+        self.data[f"{phase}#done"] = np.asarray(1)
+        self._put(f"{phase}/acc/", acc)
+        self._write()
+
+    def remove(self):
+        """The run finished: its checkpoint is no longer needed."""
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+
+    # ------------------------------------------------------------------ storage
+    def _prefixed(self, prefix):
+        return {k[len(prefix):]: v for k, v in self.data.items() if k.startswith(prefix)}
+
+    def _put(self, prefix, arrays):
+        for k, v in arrays.items():
+            self.data[prefix + k] = np.asarray(v)
+
+    def _drop(self, phase):
+        for k in [k for k in self.data if k.startswith(f"{phase}/") or k.startswith(f"{phase}#")]:
+            del self.data[k]
+
+    def _write(self):
+        with atomic(self.path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{f"header/{k}": np.asarray(v) for k, v in self.header.items()}, **self.data)
+        self.last = time.monotonic()
+
+
+def _show(value) -> str:
+    if value is None:
+        return "missing"
+    try:
+        v = json.loads(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return repr(v[:16] + "...") if isinstance(v, str) and len(v) > 24 else repr(v)
+
+
+def default_path(output: Path) -> Path:
+    """Where `forecast run -o OUTPUT` keeps its checkpoint: beside the output."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.ckpt.npz")

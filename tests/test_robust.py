@@ -1,0 +1,109 @@
+"""Robust edges of a run: horizons, non-finite reports, Ctrl-C, kill -9 and --resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import forecast
+from forecast.run import _where_nonfinite
+from forecast.scenario import ScenarioError, load, with_months
+
+BATCH = "2048"  # small batches, so that a run has many checkpoints to be stopped between
+
+
+def test_horizon_beyond_fifty_years_is_refused_with_the_reason():
+    sc = load("baseline")
+    assert with_months(sc, 600).months == 600
+    with pytest.raises(ScenarioError, match=r"1\.\.600.*overflows float32"):
+        with_months(sc, 601)
+
+
+def test_nonfinite_report_names_month_and_outputs():
+    sc = with_months(load("baseline"), 24)
+    per_month = len(sc.regions) * 19 + 9  # series per month for 5 regions (kernels.output_sizes)
+    from kernels import output_sizes
+
+    assert sum(output_sizes(len(sc.regions))) == per_month
+    counts = np.zeros((24, per_month), np.int64)
+    counts[13, 0] = 2  # compute[us] in month 14
+    counts[20, per_month - 1] = 1
+    text = _where_nonfinite(counts, sc, 1)
+    assert text == ", first in 2027-02 (month 14 of 24) in compute"
+    assert _where_nonfinite(np.zeros_like(counts), sc, 1) == ""
+
+
+def _cli(args, tmp_path, **kw):
+    # One compilation cache for the test's processes: the first compiles, the rest load.
+    env = dict(os.environ, FORECAST_BATCH=BATCH, FORECAST_CACHE_DIR=str(tmp_path / "cache"), XLA_FLAGS="")
+    return subprocess.Popen([sys.executable, "-c", "from forecast.cli import main; main()", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for(path, proc, timeout=240):
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "no checkpoint appeared"
+        time.sleep(0.2)
+
+
+def _reference(n, seed):
+    os.environ["FORECAST_BATCH"] = BATCH
+    try:
+        return forecast.run("baseline", n_trajectories=n, seed=seed)
+    finally:
+        del os.environ["FORECAST_BATCH"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_kill_then_resume_give_the_uninterrupted_bands(tmp_path):
+    n, seed = 8 * int(BATCH) + 11, 4
+    out = tmp_path / "out.nc"
+    ck = tmp_path / "out.nc.ckpt.npz"
+    args = ["run", "baseline", "-n", str(n), "--seed", str(seed), "-o", str(out), "--chunk-size", BATCH,
+            "--checkpoint-every", "0"]
+    # Ctrl-C before anything was simulated (while compiling), then after some batches.
+    for wait in ("start", "checkpoint"):
+        proc = _cli(args, tmp_path)
+        if wait == "start":
+            time.sleep(3.0)
+        else:
+            _wait_for(ck, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err and "terminate" not in err
+        assert not out.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert ck.exists() and "--resume" in err
+    # kill -9 after more checkpoints, then resume to the end.
+    proc = _cli(args + ["--resume"], tmp_path)
+    before = ck.stat().st_mtime_ns
+    t0 = time.time()
+    while ck.stat().st_mtime_ns == before and time.time() - t0 < 240:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not out.exists()
+    proc = _cli(args + ["--resume"], tmp_path)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "resumed from a checkpoint" in err and not ck.exists()
+    got = xr.open_dataset(out, engine="h5netcdf").load()
+    want = _reference(n, seed)
+    for name in want.data_vars:
+        np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+    # A checkpoint from another run is refused by name, and nothing is written.
+    proc = _cli(args[:-2] + ["--checkpoint-every", "0"], tmp_path)
+    _wait_for(ck, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    other = [a if a != str(seed) else str(seed + 1) for a in args]
+    proc = _cli(other + ["--resume"], tmp_path)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "its seed is 4, this run's is 5" in err
