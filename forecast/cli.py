@@ -65,8 +65,14 @@ def main():
               "uninterrupted run")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
               help="seconds between checkpoints within a pass (one is also written after each pass)")
+@click.option("--distributed", is_flag=True,
+              help="one of several processes (jax.distributed): each simulates every P-th batch, process 0 "
+              "writes the output; without the three options below the cluster is detected (SLURM, Open MPI)")
+@click.option("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address (with --distributed)")
+@click.option("--num-processes", type=int, default=None, help="number of processes (with --distributed)")
+@click.option("--process-id", type=int, default=None, help="this process's index, 0-based (with --distributed)")
 def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices, resume,
-        checkpoint_every):
+        checkpoint_every, distributed, coordinator, num_processes, process_id):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file.
 
     The run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz, removed
@@ -76,6 +82,17 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
+    writer = True
+    multi = distributed or coordinator or num_processes or process_id is not None
+    if multi:  # before anything starts JAX's backend
+        from forecast.run import distributed as join
+
+        if resume:
+            console.print("[red]error:[/red] --resume is not supported with --distributed yet")
+            sys.exit(2)
+        me, count = join(coordinator, num_processes, process_id)
+        writer = me == 0
+        console.print(f"process {me} of {count}")
     try:
         sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
     except ScenarioError as e:
@@ -83,8 +100,11 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         sys.exit(2)
     output = output or Path(f"{sc.name}.nc")
     _check_output(output, console)
-    ds = _simulate(run_scenario, sc, sc.name, console, output=output, resume=resume, n_trajectories=n_trajectories,
-                   seed=seed, chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every)
+    ds = _simulate(run_scenario, sc, sc.name, console, output=None if multi else output, resume=resume,
+                   n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, devices=devices,
+                   checkpoint_every=checkpoint_every)
+    if not writer:
+        return
     _save(save, ds, output, console)
     console.print(summary_table(ds))
     _done(ds, output, console)

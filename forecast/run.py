@@ -213,6 +213,9 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
                   priors=[s.priors_source for s in scs], seed=seed, n_trajectories=n, quantiles=list(q),
                   batch=batch, scenario_hash=[s.hash for s in scs])
+    if jax.process_count() > 1 and (checkpoint is not None or resume):
+        raise RunError("checkpoints are not supported in a run over several processes yet; run without "
+                       "checkpoint/--resume")
     try:
         ck = Checkpoint(checkpoint, header, checkpoint_every, resume)
     except CheckpointError as e:
@@ -235,7 +238,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     inv0 = np.broadcast_to(np.where(log_scale, N_BINS / (70.0 - LOG_TINY), N_BINS),
                            (months, n_series)).astype(np.float32)
     pilot = pass_.sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), None, 0, 0, "", merge=dict(hist="sum"),
-                        n=n_pilot)
+                        n=n_pilot, everywhere=True)
     lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
     report(1, total_units, "pass A")
 
@@ -308,6 +311,21 @@ def _refine(pass_, name, plan, report, unit0, total_units, total, q):
                         acc["sub_max"].reshape(shape), total, q)
 
 
+def distributed(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None):
+    """Join JAX's multi-process runtime (jax.distributed.initialize) before any run: each
+    process then takes every P-th batch and all of them end with the same result. With no
+    arguments JAX detects the cluster (SLURM, Open MPI, ...). CPU processes exchange their
+    accumulators through gloo collectives."""
+    try:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except Exception:  # an older jax: its default CPU collectives
+        pass
+    kwargs = {k: v for k, v in (("coordinator_address", coordinator), ("num_processes", num_processes),
+                                ("process_id", process_id)) if v is not None}
+    jax.distributed.initialize(**kwargs)
+    return jax.process_index(), jax.process_count()
+
+
 def local_devices(devices=None) -> list:
     """The devices a run uses: all local devices of the default backend, or the first
     `devices` of them."""
@@ -333,7 +351,7 @@ class _Passes:
         self.devices, self.ck = devices, checkpoint
 
     def sweep(self, name, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None,
-              state=None):
+              state=None, everywhere=False):
         """Trajectories [0, n) (default: all) through the reducer, batch by batch; `merge`
         says how each output combines ("sum", "min", "max"); `each` sees every batch's other
         outputs on the host, in batch order; `report` (or None) hears of every batch;
@@ -345,7 +363,12 @@ class _Passes:
         thread), and concurrent calls fill them. Each device keeps its own accumulators
         (sums of integers, min, max: exact whatever the order), merged on the host at each
         chunk's end; `each` runs in batch order. So the result does not depend on the
-        number of devices, on which call finishes first, or on where a run was resumed."""
+        number of devices, on which call finishes first, or on where a run was resumed.
+
+        Several processes (jax.distributed): batch i is process i mod P's; at the end every
+        process gathers all processes' accumulators and per-batch outputs and merges them
+        the same way, so every process holds the result a single process would have.
+        everywhere: every process runs all the batches instead (the small pilot)."""
         done = self.ck.done(name)
         if done is not None:
             if state is not None:
@@ -354,6 +377,7 @@ class _Passes:
         n = self.n if n is None else n
         consts = tuple(jnp.asarray(c) for c in consts)
         n_dev = len(self.devices)
+        procs, me = (1, 0) if everywhere else (jax.process_count(), jax.process_index())
 
         def call(i, start):
             with jax.default_device(self.devices[i % n_dev]):
@@ -368,39 +392,47 @@ class _Passes:
             first, host, saved = partial
             if state is not None:
                 state.load(saved)
-        accs, pending = [None] * n_dev, []
-        starts = list(range(first, n, self.batch))
-        index0 = first // self.batch
+        accs, pending, later = [None] * n_dev, [], []
+        # This process's batches (all of them in a single-process run): batch i is process
+        # i mod P's, and on that process runs on local device i mod D.
+        mine = [i for i in range(first // self.batch, -(-n // self.batch)) if i % procs == me]
+        per_chunk = self.chunk // self.batch
         workers = WORKERS * n_dev
         pool = ThreadPoolExecutor(max_workers=workers)
-        futures = [pool.submit(call, index0 + i, start) for i, start in enumerate(starts[:workers])]
+        futures = [pool.submit(call, i, i * self.batch) for i in mine[:workers]]
         try:
-            for i, start in enumerate(starts):
-                ys = futures[i].result()
-                if i + workers < len(starts):
-                    futures.append(pool.submit(call, index0 + i + workers, starts[i + workers]))
-                futures[i] = None
+            for k, i in enumerate(mine):
+                ys = futures[k].result()
+                if k + workers < len(mine):
+                    futures.append(pool.submit(call, mine[k + workers], mine[k + workers] * self.batch))
+                futures[k] = None
                 if each is not None:
-                    pending.append({k: v for k, v in ys.items() if k not in merge})
-                d = (index0 + i) % n_dev
-                part = {k: ys[k] for k in merge}
-                accs[d] = part if accs[d] is None else {k: self.MERGE[merge[k]](accs[d][k], part[k]) for k in merge}
-                end = start + self.batch
-                if end % self.chunk == 0 or end >= n:  # a chunk is done: one round trip
-                    for p in jax.device_get(pending):
-                        each(p)
+                    pending.append((i, {key: v for key, v in ys.items() if key not in merge}))
+                d = i % n_dev
+                part = {key: ys[key] for key in merge}
+                accs[d] = part if accs[d] is None else {key: self.MERGE[merge[key]](accs[d][key], part[key])
+                                                        for key in merge}
+                last = k == len(mine) - 1
+                if (i + 1 if procs == 1 else k + 1) % per_chunk == 0 or last:  # a chunk: one round trip
+                    fetched_pending = jax.device_get([p for _, p in pending])
+                    if procs == 1:
+                        for p in fetched_pending:
+                            each(p)
+                    else:  # folded in global batch order once every process is done
+                        later += [(j, p) for (j, _), p in zip(pending, fetched_pending)]
                     for acc in accs:
                         if acc is None:
                             continue
                         fetched = jax.device_get(acc)
-                        fetched = {k: np.asarray(v, np.int64) if merge[k] == "sum" else v for k, v in fetched.items()}
+                        fetched = {key: np.asarray(v, np.int64) if merge[key] == "sum" else v
+                                   for key, v in fetched.items()}
                         host = fetched if host is None else {
-                            k: self.HOST_MERGE[merge[k]](host[k], v) for k, v in fetched.items()}
+                            key: self.HOST_MERGE[merge[key]](host[key], v) for key, v in fetched.items()}
                     accs, pending = [None] * n_dev, []
-                    if end < n:
-                        self.ck.progress(name, end, host, None if state is None else state.dump())
+                    if not last and procs == 1:
+                        self.ck.progress(name, (i + 1) * self.batch, host, None if state is None else state.dump())
                 if report is not None:
-                    report(unit0 + index0 + i + 1, total_units, phase)
+                    report(unit0 + (i + 1 if procs == 1 else k + 1), total_units, phase)
         finally:
             # On an error or Ctrl-C: drop queued batches, let running ones finish (one batch
             # each), so that no XLA call outlives the interpreter.
@@ -408,9 +440,49 @@ class _Passes:
                 if f is not None:
                     f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+        if procs > 1:
+            host = self._across_processes(host, later, merge, each, reducer, consts, config, n)
         extra = {} if state is None else {f"state/{k}": v for k, v in state.dump().items()}
         self.ck.finish(name, {**host, **extra})
         return host
+
+
+    def _across_processes(self, host, later, merge, each, reducer, consts, config, n):
+        """Merge this process's accumulators and per-batch outputs with every other's."""
+        from jax.experimental import multihost_utils
+
+        ys, _ = jax.eval_shape(lambda: run_chunk(self.key, self.prior, 0, 1, consts, batch_size=self.batch,
+                                                 n_months=self.months, reducer=reducer, config=config))
+        ys = dict(ys, finite=jax.ShapeDtypeStruct((), np.int32))
+        if host is None:  # no batch fell to this process: the merges' identities
+            ident = {"sum": 0, "min": np.inf, "max": -np.inf}
+            host = {k: np.full(ys[k].shape, ident[merge[k]], np.int64 if merge[k] == "sum" else ys[k].dtype)
+                    for k in merge}
+        out = {}
+        for k in merge:
+            mine = host[k].astype(np.int32) if merge[k] == "sum" else host[k]  # counts < 2**31
+            every = np.asarray(multihost_utils.process_allgather(mine))
+            merged = every[0].astype(np.int64) if merge[k] == "sum" else every[0]
+            for other in every[1:]:
+                merged = self.HOST_MERGE[merge[k]](merged, other.astype(np.int64) if merge[k] == "sum" else other)
+            out[k] = merged
+        if each is not None:
+            procs = jax.process_count()
+            slots = -(-(-(-n // self.batch)) // procs)
+            template = {k: np.zeros(v.shape, v.dtype) for k, v in ys.items() if k not in merge}
+            index = np.full(slots, -1, np.int32)
+            stacked = {k: np.zeros((slots,) + np.shape(v), np.asarray(v).dtype) for k, v in template.items()}
+            for j, (i, p) in enumerate(later):
+                index[j] = i
+                for k, v in p.items():
+                    stacked[k][j] = v
+            all_index = np.asarray(multihost_utils.process_allgather(index)).ravel()
+            all_stacked = {k: np.asarray(multihost_utils.process_allgather(v)).reshape((-1,) + v.shape[1:])
+                           for k, v in stacked.items()}
+            for j in np.argsort(np.where(all_index < 0, np.iinfo(np.int32).max, all_index), kind="stable"):
+                if all_index[j] >= 0:
+                    each({k: v[j] for k, v in all_stacked.items()})
+        return out
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -107,3 +107,28 @@ def test_ctrl_c_and_kill_then_resume_give_the_uninterrupted_bands(tmp_path):
     proc = _cli(other + ["--resume"], tmp_path)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and "its seed is 4, this run's is 5" in err
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_bands(tmp_path):
+    """Two local processes through JAX's distributed runtime (CPU, gloo collectives)."""
+    n, seed = 5 * int(BATCH) + 3, 6
+    out = tmp_path / "two.nc"
+    port = _free_port()
+    procs = [_cli(["run", "baseline", "-n", str(n), "--seed", str(seed), "-o", str(out), "--coordinator",
+                   f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(k)], tmp_path) for k in (0, 1)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert "process 0 of 2" in errs[0] and "process 1 of 2" in errs[1] and "wrote" not in errs[1]
+    got = xr.open_dataset(out, engine="h5netcdf").load()
+    want = _reference(n, seed)
+    for name in want.data_vars:
+        np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
