@@ -225,52 +225,21 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     months = sc.months
     log_scale = np.asarray(log_scale_mask(len(sc.regions), len(scs)))
     n_batches = -(-n // batch)
-    total_units = 1 + 2 * n_batches
-    report(0, total_units, "pilot")
 
-    # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
-    # histogram over a fixed wide layout (log series: log values from log(1e-30), where
-    # zeros land, to 70; the others are shares in [0, 1]) gives central quantiles that
-    # become the range; heavy tails go to the under- and overflow bins instead of diluting
-    # the bins, and the first bin (zeros) is left out of the range.
-    n_pilot = min(n, PILOT)
-    lo0 = np.broadcast_to(np.where(log_scale, LOG_TINY, 0.0), (months, n_series)).astype(np.float32)
-    inv0 = np.broadcast_to(np.where(log_scale, N_BINS / (70.0 - LOG_TINY), N_BINS),
-                           (months, n_series)).astype(np.float32)
-    pilot = pass_.sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), None, 0, 0, "", merge=dict(hist="sum"),
-                        n=n_pilot, everywhere=True)
-    lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
-    report(1, total_units, "pass A")
+    def sweep(name, reducer, consts, config, merge, unit0, units, **kw):
+        return pass_.sweep(name, reducer, consts, config, report if unit0 else None, unit0, units, name, merge, **kw)
 
-    moments = qmod.Moments((months, n_series))
-    acc = pass_.sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,), report, 1, total_units, "pass A",
-                      merge=dict(hist="sum", ymin_above="min", xmin="min", xmax="max", nonfinite="sum",
-                                 finite="sum", positive="sum", zero="sum", above_start="sum"),
-                      each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]), state=moments)
+    def check(acc):
+        bad = n - int(acc["finite"])
+        if bad > max_nonfinite_fraction * n:
+            raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
+                           f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
+                           "the scenario's priors for extreme values")
+
+    out = band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report, check)
+    values, errors, acc, moments, hist, total_units = (out[k] for k in ("values", "errors", "acc", "moments", "hist",
+                                                                        "total_units"))
     bad = n - int(acc["finite"])
-    if bad > max_nonfinite_fraction * n:
-        raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
-                       f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check the "
-                       "scenario's priors for extreme values")
-
-    hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
-    total = hist.sum(axis=2)
-    rank = qmod.target_ranks(total, q)
-    # The lowest bins start at the smallest value above a log-scale series' zeros (counted
-    # exactly as a point mass), not at log(0).
-    ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], qmod.to_y(acc["xmin"], log_scale))
-    plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, qmod.to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"],
-                       N_SUB)
-    res = _refine(pass_, "pass B", plan, report, 1 + n_batches, total_units, total, q)
-    values, errors = res["value"], res["error"]
-    if not res["resolved"].all():
-        # Values tied inside a sub-bin straddle the target rank: refine those sub-bins (pass C).
-        total_units += n_batches
-        plan_c = qmod.plan_c(plan, res, ~res["resolved"], log_scale, N_SUB)
-        res_c = _refine(pass_, "pass C", plan_c, report, 1 + 2 * n_batches, total_units, total, q)
-        better = ~res["resolved"] & (res_c["resolved"] | (res_c["error"] < res["error"]))
-        values = np.where(better, res_c["value"], values)
-        errors = np.where(better, res_c["error"], errors)
     report(total_units, total_units, "done")
     count = np.maximum(hist.sum(axis=2), 1)
     ds = build_dataset(
@@ -302,9 +271,66 @@ def _where_nonfinite(counts, sc, n_scen) -> str:
     return f", first in {when} (month {t + 1} of {sc.months}) in {', '.join(hit)}"
 
 
-def _refine(pass_, name, plan, report, unit0, total_units, total, q):
-    acc = pass_.sweep(name, "refine", plan["consts"], (N_BINS, N_SUB), report, unit0, total_units, name,
-                      merge=dict(counts="sum", sub_min="min", sub_max="max"))
+def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None, check=None) -> dict:
+    """The band passes of a run: pilot, pass A, pass B and, where values tied inside a
+    sub-bin straddle a target rank, pass C.
+
+    sweep(name, reducer, consts, config, merge, unit0, total_units, n=None, each=None,
+    state=None, everywhere=False) runs every trajectory (or the first n) through a
+    kernels.reduce reducer and returns the merged accumulators (see _Passes.sweep; tests
+    pass one over synthetic arrays). check(acc) may refuse pass A's result. Returns
+    values and errors (time, series, q), pass A's accumulators, the moments, the pass-A
+    histogram, the progress units used and the names of the passes that ran."""
+    report = report or Progress()
+    total_units = 1 + 2 * n_batches
+    report(0, total_units, "pilot")
+    # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
+    # histogram over a fixed wide layout (log series: log values from log(1e-30), where
+    # zeros land, to 70; the others are shares in [0, 1]) gives central quantiles that
+    # become the range; heavy tails go to the under- and overflow bins instead of diluting
+    # the bins, and the first bin (zeros) is left out of the range.
+    lo0 = np.broadcast_to(np.where(log_scale, LOG_TINY, 0.0), (months, n_series)).astype(np.float32)
+    inv0 = np.broadcast_to(np.where(log_scale, N_BINS / (70.0 - LOG_TINY), N_BINS),
+                           (months, n_series)).astype(np.float32)
+    pilot = sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), {"hist": "sum"}, 0, 0, n=min(n, PILOT),
+                  everywhere=True)
+    lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
+    report(1, total_units, "pass A")
+
+    moments = qmod.Moments((months, n_series))
+    acc = sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,),
+                {"hist": "sum", "ymin_above": "min", "xmin": "min", "xmax": "max", "nonfinite": "sum",
+                 "finite": "sum", "positive": "sum", "zero": "sum", "above_start": "sum"}, 1, total_units,
+                each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]), state=moments)
+    if check is not None:
+        check(acc)
+    hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
+    total = hist.sum(axis=2)
+    rank = qmod.target_ranks(total, q)
+    # The lowest bins start at the smallest value above a log-scale series' zeros (counted
+    # exactly as a point mass), not at log(0).
+    ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], qmod.to_y(acc["xmin"], log_scale))
+    plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, qmod.to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"],
+                       N_SUB)
+    res = _refine(sweep, "pass B", plan, 1 + n_batches, total_units, total, q)
+    values, errors = res["value"], res["error"]
+    passes = ["pilot", "pass A", "pass B"]
+    if not res["resolved"].all():
+        # Values tied inside a sub-bin straddle the target rank: refine those sub-bins (pass C).
+        total_units += n_batches
+        plan_c = qmod.plan_c(plan, res, ~res["resolved"], log_scale, N_SUB)
+        res_c = _refine(sweep, "pass C", plan_c, 1 + 2 * n_batches, total_units, total, q)
+        better = ~res["resolved"] & (res_c["resolved"] | (res_c["error"] < res["error"]))
+        values = np.where(better, res_c["value"], values)
+        errors = np.where(better, res_c["error"], errors)
+        passes.append("pass C")
+    return {"values": values, "errors": errors, "acc": acc, "moments": moments, "hist": hist,
+            "total_units": total_units, "passes": passes}
+
+
+def _refine(sweep, name, plan, unit0, total_units, total, q):
+    acc = sweep(name, "refine", plan["consts"], (N_BINS, N_SUB), {"counts": "sum", "sub_min": "min",
+                                                                   "sub_max": "max"}, unit0, total_units)
     months, n_series, n_q = plan["rank"].shape
     shape = (months, n_series, n_q, N_SUB + 4)
     return qmod.resolve(plan, acc["counts"].reshape(shape).astype(np.int64), acc["sub_min"].reshape(shape),
