@@ -158,7 +158,20 @@ def draw_table(scenario, path, allow_unconverged=False):
         if scenario.params[name] != fitted_against.get(name):
             kept.append(name)  # the scenario sets this parameter itself
             continue
+        if name not in ds:
+            raise CalibrationFileError(f"{path}: the draw table lists {name!r} in kernel_params but has no variable "
+                                       "for it; the file is damaged or was not written by `forecast calibrate`")
         values = ds[name].values.reshape((n_draws,) + ds[name].shape[2:])
+        nan = np.isnan(values)
+        partly = nan.any(axis=0) & ~nan.all(axis=0)  # NaN means "not informed" only in every draw
+        if partly.any():
+            k = int(np.flatnonzero(np.ravel(partly))[0])
+            where = f"[{regions[k]}]" if values.ndim == 2 and k < len(regions) else ""
+            raise CalibrationFileError(f"{path}: {name}{where} has NaN in {int(np.ravel(nan.sum(axis=0))[k])} of "
+                                       f"{n_draws} draws; a posterior must supply every draw of what it supplies")
+        if nan.all():
+            raise CalibrationFileError(f"{path}: {name} is listed in kernel_params but every draw is NaN; the file "
+                                       "supplies nothing for it (refit, or remove it from kernel_params)")
         if spec.dims == "region":
             cols = []
             for r in scenario.regions:
@@ -168,7 +181,7 @@ def draw_table(scenario, path, allow_unconverged=False):
             raise CalibrationFileError(f"{path}: per-tier parameter {name!r} cannot come from a draw table")
         values = values.reshape((n_draws,) + np.shape(scenario.prior.loc[i]))
         good = ~np.isnan(values).any(axis=0)
-        if not good.any():
+        if not good.any():  # none of the scenario's regions is in the posterior
             continue
         u = np.where(good, _unconstrain(spec.support, np.where(good, values, 1.0)), 0.0)
         if not np.isfinite(u).all():

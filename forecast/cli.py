@@ -446,16 +446,11 @@ def scenarios():
 
 @main.command("check-data")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-def check_data(files):
+@click.option("--accept-outliers", is_flag=True, help="accept values far off their series' trend (warned)")
+def check_data(files, accept_outliers):
     """Validate usage-data FILES (CSV or Parquet; none: the shipped data) for calibration."""
-    from priors.usage import DataError, load, shipped
-
     console = Console(stderr=True)
-    try:
-        data = load(files) if files else shipped()
-    except DataError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+    data = _load_data(files, console, accept_outliers)
     table = Table(title=f"{len(data)} observations, all valid")
     for col in ("file", "metrics", "entities", "first", "last"):
         table.add_column(col)
@@ -465,11 +460,14 @@ def check_data(files):
     Console().print(table)
 
 
-def _load_data(files, console):
+def _load_data(files, console, accept_outliers=False):
     from priors.usage import DataError, load as load_data, shipped
 
     try:
-        return load_data(files) if files else shipped()
+        if not files:
+            return shipped()
+        return load_data(files, accept_outliers=accept_outliers,
+                         warn=lambda m: console.print(f"[yellow]warning:[/yellow] {m}"))
     except DataError as e:
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)
@@ -502,6 +500,8 @@ _FIT_OPTIONS = [
                  help="fit only these models (adoption, demand, prices, compute) [default: all]"),
     click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="folder for prior and posterior predictive check plots (one PNG per model)"),
+    click.option("--accept-outliers", is_flag=True,
+                 help="fit values far off their series' trend too (warned; refused by default)"),
 ]
 
 
@@ -511,7 +511,7 @@ def _fit_options(f):
     return f
 
 
-def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console):
+def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console, accept_outliers=False):
     from forecast.calibrate import calibrate as run_calibration
     from priors.models import CalibrationError
 
@@ -526,7 +526,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
         if unknown or not names:
             raise click.BadParameter(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}",
                                      param_hint="--models")
-    data = _load_data(files, console)
+    data = _load_data(files, console, accept_outliers)
     try:
         sc = load(scenario, calibration="none")
     except ScenarioError as e:
@@ -564,7 +564,8 @@ def diagnostics_table(fits) -> Table:
               show_default=True, help="posterior file to write")
 @_fit_options
 @click.option("--allow-unconverged", is_flag=True, help="write the posterior even if a diagnostic fails")
-def calibrate(files, output, scenario, chains, warmup, samples, seed, models, plots, allow_unconverged):
+def calibrate(files, output, scenario, chains, warmup, samples, seed, models, plots, accept_outliers,
+              allow_unconverged):
     """Fit the model's uncertain parameters to usage FILES (CSV/Parquet; none: the shipped data).
 
     Writes a posterior for `forecast run --priors`. A fit with r_hat > 1.01, bulk or tail
@@ -576,7 +577,7 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 
     console = Console(stderr=True)
     t0 = time.perf_counter()
-    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console)
+    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console, accept_outliers)
     Console().print(diagnostics_table(fits))
     converged = all(f.converged for f in fits.values())
     if plots:
@@ -595,7 +596,7 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--cutoff", default="2025-07-01", show_default=True, help="fit rows dated before this date only")
 @_fit_options
-def backtest(files, cutoff, scenario, chains, warmup, samples, seed, models, plots):
+def backtest(files, cutoff, scenario, chains, warmup, samples, seed, models, plots, accept_outliers):
     """Fit on observations before CUTOFF; report how many later ones fall in the 50%/90% bands."""
     import pandas as pd
 
@@ -606,7 +607,7 @@ def backtest(files, cutoff, scenario, chains, warmup, samples, seed, models, plo
         cut = pd.Timestamp(cutoff)
     except ValueError:
         raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
-    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console)
+    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console, accept_outliers)
     Console().print(diagnostics_table(fits))
     table = Table(title=f"backtest: fitted before {cut.date()}, later observations inside the posterior "
                         "predictive bands")

@@ -257,3 +257,37 @@ def test_saved_posterior_opens_with_arviz_and_checks_cover():
         c = coverage(idata, model, site, rows="all")
         assert c["n"] == idata.observed_data[f"{model}__{site}"].size
         assert c["in90"] >= 0.7, (model, site, c)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("drop", "lists 'g_hw' in kernel_params but has no variable for it"),
+    ("some_nan", r"adoption_rate\[us\] has NaN in 3 of"),
+    ("all_nan", "g_hw is listed in kernel_params but every draw is NaN"),
+])
+def test_damaged_posterior_is_refused_by_name(tmp_path, damage, message):
+    import arviz as az
+
+    from forecast.calibrate import shipped_path
+
+    idata = az.from_netcdf(shipped_path())
+    post = idata.posterior
+    if damage == "drop":
+        post = post.drop_vars("g_hw")
+    elif damage == "some_nan":
+        v = post["adoption_rate"].values.copy()
+        v[0, :3, list(post["region"].values).index("us")] = np.nan
+        post["adoption_rate"] = (post["adoption_rate"].dims, v)
+    else:
+        post["g_hw"] = post["g_hw"] * np.nan
+    idata.posterior = post
+    path = tmp_path / "damaged.nc"
+    idata.to_netcdf(str(path))
+    with pytest.raises(sc_mod.ScenarioError, match=message):
+        sc_mod.load("baseline", calibration=str(path))
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    out = tmp_path / "run.nc"
+    res = CliRunner().invoke(main, ["run", "baseline", "-n", "100", "--priors", str(path), "-o", str(out)])
+    assert res.exit_code == 2 and "damaged.nc" in res.output and not out.exists()

@@ -81,7 +81,10 @@ class Prepared:
 
 
 def rows_of(data: pd.DataFrame, metrics) -> pd.DataFrame:
+    """The observations of some metrics with a value (projections are never fitted)."""
     out = data[data["metric"].isin(list(metrics))]
+    if "projection" in out.columns:
+        out = out[~out["projection"].astype(bool)]
     return out[np.isfinite(out["value_num"].to_numpy(np.float64))]
 
 
