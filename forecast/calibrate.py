@@ -112,6 +112,50 @@ def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=N
     return build(fits, prepared, kernel, ctx, attrs), fits
 
 
+def moved(posterior, scenario, n_prior: int = 20_000) -> pd.DataFrame:
+    """Per calibrated parameter entry: the hand-set prior against the posterior.
+
+    posterior: the posterior group (an xarray Dataset with the kernel_params attribute).
+    Columns: model, parameter, entry, unit, prior and posterior median and 5% / 95%
+    quantiles (the parameter's own units), shift (posterior median minus prior median in
+    prior standard deviations, in the prior's unconstrained space: log for positive
+    parameters, logit for shares) and narrowing (posterior 90% width over the prior's, in
+    that space). Entries the posterior leaves NaN are not listed."""
+    import json
+
+    from kernels import SPEC_BY_NAME, unconstrain
+    from priors.models import MODELS
+
+    names = json.loads(posterior.attrs["kernel_params"])
+    regions = json.loads(posterior.attrs.get("regions", "[]")) or list(scenario.regions)
+    model_of = {p: m for m, mod in MODELS.items() for p in mod.KERNEL_PARAMS}
+    prior = _unconstrained_samples(scenario, set(names), n=n_prior)
+    rows = []
+    for name in names:
+        if name not in posterior or name not in prior:
+            continue
+        spec = SPEC_BY_NAME[name]
+        post = posterior[name].values.reshape((-1,) + posterior[name].shape[2:])
+        pri = prior[name]
+        entries = [(None, post, pri)] if post.ndim == 1 else [
+            (r, post[:, i], pri[:, list(scenario.regions).index(r)]) for i, r in enumerate(regions)
+            if r in scenario.regions]
+        for entry, a, b in entries:
+            a = a[np.isfinite(a)]
+            if not a.size:
+                continue
+            ua, ub = (np.asarray(unconstrain(spec.support, x), np.float64) for x in (a, b))
+            sd = np.std(ub)
+            qa, qb = np.quantile(a, [0.05, 0.5, 0.95]), np.quantile(b, [0.05, 0.5, 0.95])
+            wa, wb = np.subtract(*np.quantile(ua, [0.95, 0.05])), np.subtract(*np.quantile(ub, [0.95, 0.05]))
+            rows.append({"model": model_of.get(name, ""), "parameter": name, "entry": entry or "", "unit": spec.unit,
+                         "prior_median": qb[1], "prior_5": qb[0], "prior_95": qb[2],
+                         "posterior_median": qa[1], "posterior_5": qa[0], "posterior_95": qa[2],
+                         "shift": (np.median(ua) - np.median(ub)) / sd if sd > 0 else np.nan,
+                         "narrowing": wa / wb if wb > 0 else np.nan})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------ posterior -> kernel
 def draw_table(scenario, path, allow_unconverged=False):
     """(draws, masks, info) for the kernel: draws is Params-shaped with (n_draws, *shape)

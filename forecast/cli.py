@@ -350,6 +350,8 @@ def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, re
 def sensitivity_tables(ds, year, k=8):
     """Per metric (at its default cell): the k largest total indices in January of `year`
     (or the nearest year simulated), with first-order indices and intervals."""
+    from rich.markup import escape
+
     from forecast.sensitivity import default_cell, metric_names, top
 
     years = sorted(set(ds["time"].dt.year.values.tolist()))
@@ -362,8 +364,8 @@ def sensitivity_tables(ds, year, k=8):
         for col in ("parameter", "total", "first-order"):
             table.add_column(col, justify="left" if col == "parameter" else "right")
         for name, row in top(ds, metric, dict(cell, time=f"{year}-01"), k).iterrows():
-            table.add_row(str(name), f"{row.total:.3f} [{row.total_low:.3f}, {row.total_high:.3f}]",
-                          f"{row.first:.3f} [{row.first_low:.3f}, {row.first_high:.3f}]")
+            table.add_row(escape(str(name)), f"{row.total:.3f} [{row.total_low:.3f}, {row.total_high:.3f}]",
+                          f"{row['first']:.3f} [{row.first_low:.3f}, {row.first_high:.3f}]")
         yield table
 
 
@@ -546,6 +548,25 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
             sys.exit(2)
 
 
+def moved_table(idata, scenario_name) -> Table:
+    """What the fit moved: each calibrated entry's hand-set prior against its posterior."""
+    from rich.markup import escape
+
+    from forecast.calibrate import moved
+
+    frame = moved(idata.posterior, load(scenario_name, calibration="none"))
+    table = Table(title="what the data moved: median [5%, 95%], hand-set prior -> posterior; shift in prior "
+                        "sds; posterior width / prior width")
+    for col in ("model", "parameter", "prior", "posterior", "shift", "width"):
+        table.add_column(col, justify="left" if col in ("model", "parameter") else "right")
+    for _, r in frame.iterrows():
+        name = r.parameter + (f"[{r.entry}]" if r.entry else "")
+        table.add_row(r.model, escape(name), f"{_fmt(r.prior_median)} [{_fmt(r.prior_5)}, {_fmt(r.prior_95)}]",
+                      f"{_fmt(r.posterior_median)} [{_fmt(r.posterior_5)}, {_fmt(r.posterior_95)}]",
+                      f"{r['shift']:+.1f}", f"{r.narrowing:.2f}")
+    return table
+
+
 def diagnostics_table(fits) -> Table:
     table = Table(title="NUTS diagnostics (worst over every quantity)")
     for col in ("model", "max r_hat", "min bulk ESS", "min tail ESS", "divergences", "seconds", "verdict"):
@@ -579,6 +600,7 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
     t0 = time.perf_counter()
     idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console, accept_outliers)
     Console().print(diagnostics_table(fits))
+    Console().print(moved_table(idata, scenario))
     converged = all(f.converged for f in fits.values())
     if plots:
         for path in plot_checks(idata, plots):

@@ -291,3 +291,30 @@ def test_damaged_posterior_is_refused_by_name(tmp_path, damage, message):
     out = tmp_path / "run.nc"
     res = CliRunner().invoke(main, ["run", "baseline", "-n", "100", "--priors", str(path), "-o", str(out)])
     assert res.exit_code == 2 and "damaged.nc" in res.output and not out.exists()
+
+
+def test_moved_compares_hand_set_prior_with_posterior(baseline):
+    import xarray as xr
+
+    from forecast.calibrate import moved, shipped_path
+    from kernels import SPECS
+
+    post = xr.open_dataset(shipped_path(), group="posterior", engine="h5netcdf").load()
+    table = moved(post, baseline)
+    names = json.loads(post.attrs["kernel_params"])
+    assert set(table["parameter"]) == set(names)
+    spec = {s.name: i for i, s in enumerate(SPECS)}
+    for _, r in table.iterrows():
+        i = spec[r.parameter]
+        loc = np.asarray(baseline.prior.loc[i])
+        if r.entry:
+            loc = loc[list(baseline.regions).index(r.entry)]
+        if SPECS[i].support == "positive":  # lognormal prior: its median is exp(loc)
+            assert abs(np.log(r.prior_median) - loc) < 0.03, r.parameter
+        values = post[r.parameter]
+        if r.entry:
+            values = values.sel(region=r.entry)
+        assert r.posterior_median == pytest.approx(float(np.median(values.values)), rel=1e-9)
+        assert np.sign(r["shift"]) == np.sign(np.log(r.posterior_median) - np.log(r.prior_median)) or abs(r["shift"]) < 0.05
+    # growth0[china] is not informed by the compute model (NaN draws): not listed
+    assert not ((table["parameter"] == "growth0") & (table["entry"] == "china")).any()
