@@ -107,11 +107,15 @@ class Checkpoint:
 
     # ------------------------------------------------------------------ storage
     def _prefixed(self, prefix):
-        return {k[len(prefix):]: v for k, v in self.data.items() if k.startswith(prefix)}
+        return {k[len(prefix):]: v.astype(np.int64) if v.dtype == np.int32 else v
+                for k, v in self.data.items() if k.startswith(prefix)}
 
     def _put(self, prefix, arrays):
         for k, v in arrays.items():
-            self.data[prefix + k] = np.asarray(v)
+            v = np.asarray(v)
+            if v.dtype == np.int64 and (v.size == 0 or (v.min() >= -(2**31) and v.max() < 2**31)):
+                v = v.astype(np.int32)  # counts: half the file, restored to int64 on load
+            self.data[prefix + k] = v
 
     def _drop(self, phase):
         for k in [k for k in self.data if k.startswith(f"{phase}/") or k.startswith(f"{phase}#")]:

@@ -59,7 +59,8 @@ def main():
               "'none': hand-set priors [default: the scenario's `calibration`, 'shipped' for built-ins]")
 @click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
 @click.option("--devices", type=int, default=None,
-              help="use the first N local devices [default: all]; results do not depend on it")
+              help="use the first N local devices [default: all GPUs/TPUs, or one CPU]; results do not "
+              "depend on it")
 @click.option("--resume", is_flag=True,
               help="continue an interrupted run from its checkpoint (OUTPUT.ckpt.npz); same bits as an "
               "uninterrupted run")

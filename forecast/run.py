@@ -7,7 +7,7 @@
     pass C : only where pass B left a quantile unresolved (values tied inside a sub-bin)
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever the chunk size: results are bit-identical
-for any chunk size. Batches are spread over all local devices (batch i on device i mod D),
+for any chunk size. Batches are spread over the local devices (batch i on device i mod D),
 each device merging its own; counts are integers, extremes exact, and moments are folded in
 global batch order, so results do not depend on the number of devices either. Each pass is
 checkpointed (forecast.checkpoint), so a killed run resumes with the same result.
@@ -15,6 +15,7 @@ checkpointed (forecast.checkpoint), so a killed run resumes with the same result
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -115,8 +116,8 @@ def run(
     quantile bands, means, standard deviations and probabilities for every output (see
     docs/model.md).
 
-    devices: use the first `devices` local devices (default: all; results do not depend on
-    it). checkpoint: a file where the run's accumulators are saved every
+    devices: use the first `devices` local devices (default: all accelerators, or one CPU;
+    results do not depend on it). checkpoint: a file where the run's accumulators are saved every
     `checkpoint_every` seconds and after each pass (removed when the run completes);
     resume: continue from it (refused if it belongs to another run). A resumed run gives
     the same bits as an uninterrupted one.
@@ -353,16 +354,21 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
 
 
 def local_devices(devices=None) -> list:
-    """The devices a run uses: all local devices of the default backend, or the first
-    `devices` of them."""
+    """The devices a run uses: the first `devices` local devices of the default backend;
+    by default all of them on an accelerator, one on the CPU (several CPU "devices", made
+    with --xla_force_host_platform_device_count, share the same cores: each only adds a
+    compilation of the kernel)."""
     found = jax.local_devices()
     if devices is None:
-        return found
+        return found if jax.default_backend() != "cpu" else found[:1]
     k = _check_int("devices", devices, 1)
     if k > len(found):
         raise RunError(f"devices: {k} requested but this machine has {len(found)} "
                        f"{jax.default_backend()} device(s)")
     return found[:k]
+
+
+_COMPILE_LOCK = threading.Lock()  # concurrent first calls on several devices crashed XLA (CI, 8 CPU devices)
 
 
 class _Passes:
@@ -405,12 +411,22 @@ class _Passes:
         n_dev = len(self.devices)
         procs, me = (1, 0) if everywhere else (jax.process_count(), jax.process_index())
 
+        compiled: set[int] = set()
+
         def call(i, start):
-            with jax.default_device(self.devices[i % n_dev]):
-                ys, finite = run_chunk(self.key, self.prior, start, min(self.batch, n - start), consts,
-                                       batch_size=self.batch, n_months=self.months, reducer=reducer,
-                                       config=config)
-                return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
+            d = i % n_dev
+            with jax.default_device(self.devices[d]):
+                if d in compiled or n_dev == 1:
+                    return one(start)
+                with _COMPILE_LOCK:  # each device compiles its own executable: one at a time
+                    out = one(start)
+                    compiled.add(d)
+                    return out
+
+        def one(start):
+            ys, finite = run_chunk(self.key, self.prior, start, min(self.batch, n - start), consts,
+                                   batch_size=self.batch, n_months=self.months, reducer=reducer, config=config)
+            return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
 
         host, first = None, 0
         partial = self.ck.partial(name)

@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import ndtri
 
 from forecast.outputs import provenance
 from forecast.run import RunError, batch_size
@@ -286,6 +285,8 @@ def engine(sc: Scenario, select: tuple[int, ...], log_cols: np.ndarray, seed: in
     n_draws = sc.prior.draws[0].shape[0]
     key = jax.random.fold_in(jax.random.key(seed), 0x5E5)
     months = sc.months
+
+    from scipy.special import ndtri  # imported here: `import forecast` needs no scipy (the GPU box)
 
     def to_inputs(u):
         u = np.clip(u, 1e-7, 1.0 - 1e-7)

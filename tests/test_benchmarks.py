@@ -17,3 +17,16 @@ def test_harness_smoke(tmp_path, monkeypatch, capsys):
     bench.main(["--sizes", "300", "--months", "3", "--repeats", "1", "--only", "rng", "--tag", "smoke"])
     text = (tmp_path / "README.md").read_text()
     assert text.count("<!-- table:smoke:begin -->") == 1 and "NumPy reference" not in text
+
+
+@pytest.mark.slow
+def test_process_benchmark_smoke(tmp_path, monkeypatch):
+    from benchmarks import process
+
+    monkeypatch.setattr(process, "README", tmp_path / "README.md")
+    (tmp_path / "README.md").write_text("# Benchmarks\n")
+    process.main(["--sizes", "200"])
+    text = (tmp_path / "README.md").read_text()
+    assert text.count(process.BEGIN) == 1 and "engine, warm cache" in text and "NumPy reference" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 200 |")]
+    assert len(rows) == 3 and all(float(r.split("|")[5]) > 0.05 for r in rows)  # a peak RSS was read

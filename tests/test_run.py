@@ -97,8 +97,8 @@ def test_devices_do_not_change_results(baseline):
     assert len(jax.local_devices()) == 8  # tests/conftest.py
     sc = with_months(baseline, 12)
     n = 3 * forecast.batch_size() + 7
-    one = forecast.run(sc, n_trajectories=n, seed=3, devices=1)
-    eight = forecast.run(sc, n_trajectories=n, seed=3)
+    one = forecast.run(sc, n_trajectories=n, seed=3)  # on a CPU the default is one device
+    eight = forecast.run(sc, n_trajectories=n, seed=3, devices=8)
     assert one.attrs["devices_used"] == 1 and eight.attrs["devices_used"] == 8
     for name in one.data_vars:
         np.testing.assert_array_equal(one[name].values, eight[name].values, err_msg=name)

@@ -1,0 +1,109 @@
+"""Whole-process benchmarks: what a user waits for, paired in one run.
+
+    python -m benchmarks.process                      # 1e4 and 1e5 (CPU: ~15 min)
+    python -m benchmarks.process --sizes 1000000      # 1e6 (CPU: ~45 min)
+
+For each size, each command runs as its own process, one after the other:
+- engine, cold: `forecast run baseline --priors none -n N` with the compilation cache off;
+- engine, warm: the same with a compilation cache that a first (untimed) run filled;
+- NumPy reference: `benchmarks/reference_numpy.simulate` (the same model and priors,
+  float64, np.quantile bands), started as `python -c ...`.
+Wall seconds, CPU seconds (user + system, from the kernel's accounting of the child) and
+peak resident memory (ru_maxrss of the child) are recorded; the table goes to
+benchmarks/README.md between its `process` markers.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+README = Path(__file__).with_name("README.md")
+BEGIN, END = "<!-- table:process:begin -->", "<!-- table:process:end -->"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated trajectory counts")
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-process-"))
+    base = dict(os.environ)
+    rows = []
+    for n in sizes:
+        out = str(tmp / "out.nc")
+        engine = [sys.executable, "-c", "from forecast.cli import main; main()", "run", "baseline", "--priors", "none",
+                  "-n", str(n), "-o", out]
+        numpy = [sys.executable, "-c", f"from benchmarks import reference_numpy as r; r.simulate('baseline', n={n})"]
+        cache = str(tmp / f"cache-{n}")
+        results = {}
+        for label, cmd, env in (
+            ("NumPy reference", numpy, base),
+            ("engine, cold compile", engine, dict(base, FORECAST_CACHE_DIR="off")),
+            ("engine, warm cache", engine, dict(base, FORECAST_CACHE_DIR=cache)),
+        ):
+            if label == "engine, warm cache":
+                _own_peak(engine, env)  # fills the cache
+            results[label] = _own_peak(cmd, env)
+        ref = results["NumPy reference"]
+        for label, r in results.items():
+            rows.append((n, label, r["wall"], r["cpu"], r["rss"], r["wall"] / ref["wall"], r["cpu"] / ref["cpu"]))
+            print(f"{n:>10,} {label:22s} wall {r['wall']:8.1f} s  cpu {r['cpu']:8.1f} s  peak {r['rss']:5.2f} GB",
+                  flush=True)
+    table = _table(rows)
+    print(table)
+    if not args.no_write:
+        text = README.read_text()
+        block = f"{BEGIN}\n{table}\n{END}"
+        if BEGIN in text:
+            start, end = text.index(BEGIN), text.index(END) + len(END)
+            text = text[:start] + block + text[end:]
+        else:
+            text = text.rstrip() + "\n\n## Whole processes\n\n" + block + "\n"
+        README.write_text(text)
+
+
+def _own_peak(cmd, env) -> dict:
+    """Run cmd under a small wrapper process whose RUSAGE_CHILDREN covers cmd alone: wall
+    seconds, CPU seconds (user + system) and peak RSS (GB) of that one process."""
+    wrapper = [sys.executable, "-c",
+               "import resource, subprocess, sys, time, json\n"
+               "t0 = time.perf_counter()\n"
+               "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+               "w = time.perf_counter() - t0\n"
+               "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+               "print(json.dumps({'rc': p.returncode, 'wall': w, 'cpu': u.ru_utime + u.ru_stime, "
+               "'rss': u.ru_maxrss / 1024**2, 'err': p.stderr[-2000:]}))\n",
+               *cmd]
+    import json
+
+    proc = subprocess.run(wrapper, env=env, capture_output=True, text=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["rc"]:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {result['err']}")
+    return result
+
+
+def _table(rows) -> str:
+    import jax
+    import numpy as np
+
+    dev = jax.devices()[0]
+    head = (f"Device: {dev.platform} ({dev.device_kind}), {os.cpu_count()} cores; jax {jax.__version__}, numpy "
+            f"{np.__version__}, Python {platform.python_version()}; baseline, hand-set priors, 120 months; "
+            f"{dt.date.today().isoformat()}.\n\n"
+            "| trajectories | command | wall s | CPU s | peak RSS GB | wall / NumPy | CPU / NumPy |\n"
+            "|---:|---|---:|---:|---:|---:|---:|")
+    lines = [f"| {n:,} | {label} | {w:.1f} | {c:.1f} | {r:.2f} | {wn:.2f}x | {cn:.2f}x |"
+             for n, label, w, c, r, wn, cn in rows]
+    return head + "\n" + "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
