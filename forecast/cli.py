@@ -94,13 +94,7 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         me, count = join(coordinator, num_processes, process_id)
         writer = me == 0
         console.print(f"process {me} of {count}")
-    try:
-        sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
-    except ScenarioError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
-    output = output or Path(f"{sc.name}.nc")
-    _check_output(output, console)
+    sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}.nc", console)
     ds = _simulate(run_scenario, sc, sc.name, console, output=None if multi else output, resume=resume,
                    n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, devices=devices,
                    checkpoint_every=checkpoint_every)
@@ -179,6 +173,19 @@ def _simulate(fn, what, label, console, output=None, resume=False, **kwargs):
                     if where is not None and Path(where).exists() else "")
             console.print(f"[yellow]interrupted[/yellow]: nothing written{tail}")
             sys.exit(130)
+
+
+def _scenario_and_output(scenario, priors, allow_unconverged, output, default, console):
+    """The scenario (a ScenarioError: message, exit 2) and the checked output path
+    (default: `default` formatted with the scenario's name)."""
+    try:
+        sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
+    except ScenarioError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    output = output or Path(default.format(sc.name))
+    _check_output(output, console)
+    return sc, output
 
 
 def _check_output(output: Path, console):
@@ -329,13 +336,7 @@ def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, re
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
-    try:
-        sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
-    except ScenarioError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
-    output = output or Path(f"{sc.name}_sensitivity.nc")
-    _check_output(output, console)
+    sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}_sensitivity.nc", console)
     ds = _simulate(analyse, sc, f"{sc.name} sensitivity", console, metrics=list(metrics) or ["north_south_ratio"],
                    n=n_base, seed=seed, ungroup=ungroup, parameters=list(parameters) or None, resamples=resamples,
                    confidence=confidence)
