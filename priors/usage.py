@@ -138,14 +138,11 @@ def _check_csv_bytes(path: Path):
 
 def period_start(text: str) -> pd.Timestamp | None:
     """The first day of the period a date names (YYYY -> 1 January, YYYY-MM -> the 1st)."""
+    end = parse_date(text)
+    if end is None:
+        return None
     m = DATE.match(text.strip())
-    if not m:
-        return None
-    year, month, day = m.groups()
-    try:
-        return pd.Timestamp(int(year), int(month or 1), int(day or 1))
-    except ValueError:
-        return None
+    return pd.Timestamp(end.year, end.month if m.group(2) else 1, end.day if m.group(3) else 1)
 
 
 def is_projection(note) -> bool:
