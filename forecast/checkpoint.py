@@ -79,11 +79,11 @@ class Checkpoint:
             return None
         return int(self.data[f"{phase}#next"]), self._prefixed(f"{phase}/acc/"), self._prefixed(f"{phase}/state/")
 
-    def progress(self, phase: str, next_start: int, acc: dict, state: dict | None = None, force=False):
-        """Record a sweep under way (written if `every` seconds have passed, or forced)."""
+    def progress(self, phase: str, next_start: int, acc: dict, state: dict | None = None):
+        """Record a sweep under way (written if `every` seconds have passed)."""
         if self.path is None:
             return
-        if not force and time.monotonic() - self.last < self.every:
+        if time.monotonic() - self.last < self.every:
             return
         self._drop(phase)
         self.data[f"{phase}#next"] = np.asarray(next_start)
