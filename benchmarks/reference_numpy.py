@@ -253,9 +253,12 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         unmet = np.where(tot > 0, short.sum((1, 2)) / np.maximum(tot, 1e-300), 0.0)
         fixed_cost = floor_cost(ty) + np.exp(log_c - (p["g_alg"] + p["g_front"]) * ty)
         adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
+        zo = rng.standard_normal((n, 2, R))  # published-figure noise
+        adoption_obs = 1.0 / (1.0 + np.exp(-(np.log(adoption / (1 - adoption)) + p["adoption_obs_sd"][:, None] * zo[:, 0])))
+        compute_obs = k * np.exp(p["compute_obs_sd"][:, None] * zo[:, 1])
         x = np.concatenate([k, np.exp(log_p), cF[:, None], fixed_cost[:, None], floor_cost(ty)[:, None], price,
                             wanted.reshape(n, -1), front.reshape(n, -1), lagging.reshape(n, -1), per_capita,
                             ratio[:, None], gini[:, None], unmet[:, None], lag.reshape(n, -1), po.reshape(n, -1),
-                            adoption], axis=1)
+                            adoption, adoption_obs, compute_obs], axis=1)
         out.append(x if keep else np.quantile(x, quantiles, axis=0, method="inverted_cdf").T)
     return np.stack(out)

@@ -173,8 +173,10 @@ def numpyro_predictive(sc, n):
 
 
 def step_with_noise(p, s, t, z):
-    """The kernel's month step fed a given noise vector (numpyro draws it as a site)."""
-    new, out = step(p, s, t, split_noise(z, p.compute0.shape[0]))
+    """The kernel's month step fed a given noise vector (numpyro draws it as a site); the
+    published-figure noise of the *_observed outputs is left at zero."""
+    r = p.compute0.shape[0]
+    new, out = step(p, s, t, split_noise(z, r)._replace(observe=jax.numpy.zeros((2, r), z.dtype)))
     return new, flatten(out, z.dtype)
 
 

@@ -12,6 +12,7 @@ PARAMS = 0  # the trajectory's parameter draw (params.sample_params)
 ONCE = 1  # events drawn once per trajectory (whether a moratorium happens)
 MONTHS = 2  # per-month process noise, folded with the month index
 POSTERIOR = 3  # which posterior draw the trajectory uses (calibrated runs)
+OBSERVE = 4  # per-month measurement noise of the *_observed outputs, folded with the month
 
 
 def trajectory_key(seed_key: jax.Array, index: jax.Array) -> jax.Array:
@@ -23,5 +24,5 @@ def stream_key(traj_key: jax.Array, stream: int) -> jax.Array:
     return jax.random.fold_in(traj_key, stream)
 
 
-def month_key(traj_key: jax.Array, month: jax.Array) -> jax.Array:
-    return jax.random.fold_in(jax.random.fold_in(traj_key, MONTHS), month)
+def month_key(traj_key: jax.Array, month: jax.Array, stream: int = MONTHS) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(traj_key, stream), month)

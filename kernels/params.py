@@ -117,6 +117,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("restrict_hazard", "", "unit", "1/month", "monthly probability that a frontier release is restricted"),
     ParamSpec("restrict_duration", "", "positive", "month", "mean duration of a restriction"),
     ParamSpec("trusted_access", "region", "unit", "1", "1 where the trusted tier keeps frontier access during a restriction"),
+    # how published figures scatter around the simulated quantities (simulate.py: *_observed)
+    ParamSpec("adoption_obs_sd", "", "positive", "logit", "sd of a published adoption share around the adoption curve (logit)"),
+    ParamSpec("compute_obs_sd", "", "positive", "log", "sd of a published compute-stock estimate around installed compute (log)"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in SPECS)

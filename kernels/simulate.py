@@ -57,6 +57,10 @@ OUTPUTS: tuple[OutputSpec, ...] = (
                "months behind the frontier of the tokens served (token-weighted)"),
     OutputSpec("priced_out", "region,tier", True, "1", "share of adults for whom the tier's plan is too dear"),
     OutputSpec("adoption", "region", False, "1", "share of the working-age population using generative AI"),
+    OutputSpec("adoption_observed", "region", False, "1",
+               "a published adoption figure: adoption with measurement noise (a new observation's band)"),
+    OutputSpec("compute_observed", "region", True, "H100e",
+               "a published compute-stock estimate: installed compute with measurement noise"),
 )
 OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 
@@ -108,7 +112,8 @@ def flatten(out: Outputs, dtype) -> jax.Array:
 def month_noise(traj_key, t, n_regions: int, dtype) -> Noise:
     """Month t's shocks: a pure function of the trajectory's key and t."""
     z = jax.random.normal(keys.month_key(traj_key, t), (noise_size(n_regions),), dtype)
-    return split_noise(z, n_regions)
+    observe = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE), (2, n_regions), dtype)
+    return split_noise(z, n_regions)._replace(observe=observe)
 
 
 def eligible(p: Params, wanted, priced, restricted):
@@ -207,6 +212,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     mean_pc = jnp.sum(share * per_capita)
     spread = jnp.sum(share[:, None] * share[None, :] * jnp.abs(per_capita[:, None] - per_capita[None, :]))
     gini = jnp.where(mean_pc > 0, spread / (2.0 * jnp.maximum(mean_pc, 1e-30)), 0.0)
+    adoption = demand.adoption(p, t_years)
     total_eligible = jnp.sum(m["eligible"])
     unmet = jnp.where(total_eligible > 0, jnp.sum(shortfall) / jnp.maximum(total_eligible, 1e-30), 0.0)
     out = Outputs(
@@ -225,7 +231,9 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         unmet_share=unmet,
         capability_lag=lag,
         priced_out=m["priced"],
-        adoption=demand.adoption(p, t_years),
+        adoption=adoption,
+        adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]),
+        compute_observed=compute * jnp.exp(p.compute_obs_sd * nz.observe[1]),
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,

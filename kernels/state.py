@@ -42,6 +42,8 @@ class Noise(NamedTuple):
     compute_level: (region,)  compute_common: ()  growth: (region,)  growth_common: ()
     power: (region,)  power_common: ()  cost: ()  enterprise: (region,)
     restrict_start: ()  restrict_end: ()
+    observe: (2, region) measurement noise of the published figures (adoption, compute),
+        drawn from a stream of its own so that adding it left every other shock unchanged
     """
 
     compute_level: jax.Array
@@ -54,6 +56,7 @@ class Noise(NamedTuple):
     enterprise: jax.Array
     restrict_start: jax.Array
     restrict_end: jax.Array
+    observe: jax.Array | None = None
 
 
 def noise_size(n_regions: int) -> int:

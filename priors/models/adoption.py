@@ -18,8 +18,11 @@ from ITU's shares for high-income economies (North), CNNIC's penetration for Chi
 wide South value between ITU's low-income share and the world's (INTERNET below).
 Likelihood: logit(share) ~ Normal(logit a_c(t), sigma), sigma ~ HalfNormal(0.15).
 
-For the forecast, region r's curve is its typical country's (the hyper-means):
-adoption_ceiling = sigmoid(mu_A), adoption_rate = exp(mu_k), adoption0 = sigmoid(mu_A) sigmoid(mu_x).
+For the forecast, region r's curve is the working-age-population-weighted mean of its
+countries' curves (priors/data/population.csv), as published regional aggregates are
+computed, summarised per draw by a logistic (kernel_curve): adoption0 = the weighted share at
+the start, adoption_ceiling = the weighted ceiling (the limit of the weighted mean), and
+adoption_rate matched to the weighted mean's level MATCH_YEARS after the start.
 """
 from __future__ import annotations
 
@@ -31,10 +34,11 @@ import numpyro.distributions as dist
 from jax.scipy.special import expit, logit
 
 from priors.models import CalibrationError, Prepared, Site, rows_of
+from priors.usage import canonical, population
 from priors.usage import regions as region_table
 
 NAME = "adoption"
-KERNEL_PARAMS = ("adoption0", "adoption_ceiling", "adoption_rate")
+KERNEL_PARAMS = ("adoption0", "adoption_ceiling", "adoption_rate", "adoption_obs_sd")
 METRIC = "ai_user_share"
 # Internet use (share of population) that centres each region's adoption ceiling.
 INTERNET = {
@@ -44,6 +48,7 @@ INTERNET = {
 }
 DEFAULT_INTERNET = 0.75  # ITU 2025 world: "about three-quarters"
 TYPICAL = 0.2  # a typical country's share at the start, for centring the ceiling prior
+MATCH_YEARS = 5.0  # the regional logistic meets the weighted mean of countries here (2031)
 
 
 def prepare(data, ctx) -> Prepared:
@@ -79,7 +84,9 @@ def prepare(data, ctx) -> Prepared:
         "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
         "train": jnp.asarray(rows["train"].to_numpy()),
     }
-    info = {"regions": regions, "countries": countries}
+    weights = population().set_index("country")["working_age_share"]
+    info = {"regions": regions, "countries": countries, "region_of_c": region_of_c,
+            "weights": canonical(countries).map(weights).fillna(0.0).to_numpy(np.float64)}
     return Prepared(inputs, {"obs": Site(rows, "sigmoid", "share of working-age population")}, info)
 
 
@@ -115,15 +122,50 @@ def model(inputs, observed=True):
                        obs=inputs["y"] if observed else None)
 
 
+def country_curves(samples, prepared):
+    """Per draw and country: (share at the start s, ceiling A, logistic position x, rate k)."""
+    from scipy.special import expit as sig
+
+    r = prepared.info["region_of_c"]
+    multi = np.asarray(prepared.inputs["multi"], np.float64) > 0
+    mu_s = np.asarray(samples["mu_share0"], np.float64)
+    s = sig(np.where(multi, np.asarray(samples["share0"], np.float64), mu_s[:, r]))
+    v = sig(np.asarray(samples["mu_headroom"], np.float64)[:, r]
+            + multi * np.asarray(samples["tau_headroom"], np.float64)[:, None]
+            * np.asarray(samples["z_headroom"], np.float64))
+    ceiling = s + (1 - s) * v
+    x = np.log(s / ceiling) - np.log1p(-s / ceiling)
+    k = np.exp(np.asarray(samples["mu_log_rate"], np.float64))[:, r]
+    return s, ceiling, x, k
+
+
+def kernel_curve(s, ceiling, x, k, weights, match=MATCH_YEARS):
+    """(a0, A, rate) of the regional logistic for country curves (draws, countries) and
+    weights (countries,): a0 and A are the weighted means of the shares at the start and of
+    the ceilings; the rate puts the logistic on the weighted mean at `match` years."""
+    from scipy.special import expit as sig
+
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    a0, big_a = s @ w, ceiling @ w
+    at = (ceiling * sig(x + k * match)) @ w
+    lo, hi = a0 / big_a, at / big_a
+    rate = (np.log(hi) - np.log1p(-hi) - np.log(lo) + np.log1p(-lo)) / match
+    return a0, big_a, rate
+
+
 def kernel(samples, prepared, ctx) -> dict:
     regions = prepared.info["regions"]
-    a0 = np.asarray(expit(samples["mu_share0"]), np.float64)
-    ceiling = np.asarray(samples["ceiling"], np.float64)
-    rate = np.exp(np.asarray(samples["mu_log_rate"], np.float64))
-    out = {}
-    for name, value in (("adoption0", a0), ("adoption_ceiling", ceiling), ("adoption_rate", rate)):
-        full = np.full((value.shape[0], len(ctx.regions)), np.nan)
-        for i, r in enumerate(regions):
-            full[:, ctx.regions.index(r)] = value[:, i]
-        out[name] = full
+    r_of_c, weights = prepared.info["region_of_c"], prepared.info["weights"]
+    s, ceiling, x, k = country_curves(samples, prepared)
+    out = {name: np.full((s.shape[0], len(ctx.regions)), np.nan)
+           for name in ("adoption0", "adoption_ceiling", "adoption_rate")}
+    for i, r in enumerate(regions):
+        members = np.flatnonzero(r_of_c == i)
+        w = weights[members]
+        if not (w > 0).any():  # no population weight (e.g. a one-country region): equal weights
+            w = np.ones_like(w)
+        a0, big_a, rate = kernel_curve(s[:, members], ceiling[:, members], x[:, members], k[:, members], w)
+        j = ctx.regions.index(r)
+        out["adoption0"][:, j], out["adoption_ceiling"][:, j], out["adoption_rate"][:, j] = a0, big_a, rate
+    out["adoption_obs_sd"] = np.asarray(samples["sigma"], np.float64)  # a published share's residual sd
     return out

@@ -29,7 +29,7 @@ import pandas as pd
 from priors.models import CalibrationError, Prepared, Site, rows_of
 
 NAME = "compute"
-KERNEL_PARAMS = ("compute0", "growth0")
+KERNEL_PARAMS = ("compute0", "growth0", "compute_obs_sd")
 METRIC = "cumulative_compute_h100e"
 NOT_GLOBAL = ("china",)  # regions whose growth0 this model leaves to the scenario
 
@@ -102,4 +102,6 @@ def kernel(samples, prepared, ctx) -> dict:
     for r in NOT_GLOBAL:
         if r in ctx.regions:
             g[:, ctx.regions.index(r)] = np.nan
-    return {"compute0": stock[:, None] * share[None, :], "growth0": g}
+    # the residual sd of a published cumulative estimate: how far a new one scatters
+    return {"compute0": stock[:, None] * share[None, :], "growth0": g,
+            "compute_obs_sd": np.asarray(samples["sigma"], np.float64)}

@@ -1,0 +1,163 @@
+"""Forecast honesty: observation-level bands and population-weighted regions.
+
+Observation-level outputs (adoption_observed, compute_observed) are the simulated quantity
+plus a published figure's measurement noise; their bands are where a *new observation*
+falls. Checked against closed forms (fixed adoption curve), against simulated truth
+(replicates drawn from the priors with NumPy, not the engine) and by the noise's own
+distribution. Population weighting is checked on hand-made tables.
+"""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit, logit
+
+import forecast
+from forecast.scenario import load, with_months, with_params
+from priors.models import adoption as adoption_model
+from priors.usage import derive_population, population, shipped, weighted_by_region
+
+from conftest import materialize, series
+
+MONTHS = 24
+FIXED = {"adoption0": {"dist": "fixed", "value": {"us": 0.3, "europe": 0.25, "china": 0.2, "other_north": 0.35,
+                                                  "global_south": 0.12}},
+         "adoption_ceiling": {"dist": "fixed", "value": 0.8},
+         "adoption_rate": {"dist": "fixed", "value": 0.4}}
+
+
+def _scenario(**params):
+    return with_months(with_params(load("baseline", calibration="none"), **params), MONTHS)
+
+
+def _logistic(a0, ceiling, rate, t_years):
+    r = np.clip(a0 / ceiling, 1e-6, 1 - 1e-6)
+    return ceiling * expit(np.log(r) - np.log1p(-r) + rate * t_years)
+
+
+def test_adoption_observed_bands_match_closed_form():
+    """Fixed adoption curve a(t), noise sd s: the observed q-band is sigmoid(logit a + s
+    Phi^-1(q)). At each reported band v, the closed-form CDF must be within Monte Carlo
+    error of q (5 sd over ~840 cells); the latent band is a(t) itself."""
+    sd, n = 0.3, 8192
+    sc = _scenario(**FIXED, adoption_obs_sd={"dist": "fixed", "value": sd})
+    ds = forecast.run(sc, n_trajectories=n, seed=3)
+    q = ds["quantile"].values
+    t_years = np.arange(MONTHS) / 12.0
+    a = np.stack([_logistic(v, 0.8, 0.4, t_years) for v in (0.3, 0.25, 0.2, 0.35, 0.12)], axis=1)  # (time, region)
+    v = ds["adoption_observed"].values  # (quantile, time, region)
+    cdf = stats.norm.cdf((logit(v) - logit(a)[None]) / sd)
+    tol = 5 * np.sqrt(q * (1 - q) / n) + 2e-4
+    assert np.all(np.abs(cdf - q[:, None, None]) <= tol[:, None, None]), np.max(np.abs(cdf - q[:, None, None]))
+    np.testing.assert_allclose(ds["adoption"].values, np.broadcast_to(a, v.shape), rtol=2e-5)
+
+
+def test_observation_noise_is_standard_normal_and_fresh_each_month():
+    """log(compute_observed / compute) / compute_obs_sd is N(0, 1), independent across
+    months and of the latent value; the other outputs do not change when the noise does."""
+    sd = 0.2
+    sc = _scenario(compute_obs_sd={"dist": "fixed", "value": sd})
+    x = materialize(sc, n=2048, seed=5)
+    k, ko = series(sc, x, "compute"), series(sc, x, "compute_observed")
+    z = np.log(ko.astype(np.float64) / k) / sd  # (time, trajectory, region)
+    assert stats.kstest(z.ravel()[::7], "norm").pvalue > 1e-4
+    corr = np.corrcoef(z[3, :, 0], z[4, :, 0])[0, 1]
+    assert abs(corr) < 5 / np.sqrt(2048), corr
+    assert abs(np.corrcoef(z[10, :, 1], np.log(k[10, :, 1]))[0, 1]) < 5 / np.sqrt(2048)
+    # a different noise sd leaves every latent output bit-identical
+    sc2 = _scenario(compute_obs_sd={"dist": "fixed", "value": 2 * sd})
+    x2 = materialize(sc2, n=2048, seed=5)
+    np.testing.assert_array_equal(series(sc2, x2, "compute"), k)
+    np.testing.assert_allclose(np.log(series(sc2, x2, "compute_observed") / k), 2 * np.log(ko / k), rtol=1e-4,
+                               atol=1e-5)
+
+
+@pytest.mark.slow
+def test_observed_bands_cover_simulated_truth_and_latent_bands_do_not():
+    """Replicates of the truth drawn with NumPy from the scenario's own priors (adoption
+    curve) plus measurement noise: the engine's 90% observation-level band holds 85-95% of
+    them (and within binomial error of 90%), the 50% band within error of 50%; the latent
+    90% band holds clearly fewer."""
+    sd = 0.15
+    sc = _scenario(adoption_obs_sd={"dist": "fixed", "value": sd})
+    ds = forecast.run(sc, n_trajectories=16_384, seed=7, quantiles=(0.05, 0.25, 0.75, 0.95))
+    rng = np.random.default_rng(2026)
+    n_rep = 4000
+    names = [s.name for s in __import__("kernels").SPECS]
+    prior = {n: (np.asarray(sc.prior.loc[i], np.float64), np.asarray(sc.prior.scale[i], np.float64))
+             for i, n in enumerate(names) if n.startswith("adoption") and n != "adoption_obs_sd"}
+
+    def draw(name, transform):
+        loc, scale = prior[name]
+        return transform(loc + scale * rng.standard_normal((n_rep,) + loc.shape))
+
+    a0, ceiling, rate = draw("adoption0", expit), draw("adoption_ceiling", expit), draw("adoption_rate", np.exp)
+    inside90, inside50, latent90 = [], [], []
+    for month in (6, 18):
+        truth = _logistic(a0, ceiling, rate, month / 12.0)
+        y = expit(logit(truth) + sd * rng.standard_normal(truth.shape))  # (replicate, region)
+        band = ds["adoption_observed"].isel(time=month).values  # (quantile, region)
+        lat = ds["adoption"].isel(time=month).values
+        inside90.append((y >= band[0]) & (y <= band[3]))
+        inside50.append((y >= band[1]) & (y <= band[2]))
+        latent90.append((y >= lat[0]) & (y <= lat[3]))
+    c90, c50, l90 = (float(np.mean(c)) for c in (inside90, inside50, latent90))
+    m = n_rep * 2 * len(sc.regions)
+    assert 0.85 <= c90 <= 0.95 and abs(c90 - 0.9) < 4 * np.sqrt(0.09 / m) + 0.01, c90
+    assert abs(c50 - 0.5) < 4 * np.sqrt(0.25 / m) + 0.01, c50
+    assert l90 < 0.85, l90  # the latent band is for the curve, not for a published figure
+
+
+# ------------------------------------------------------------------ population weighting
+def test_weighted_by_region_on_a_hand_made_table():
+    values = pd.Series({"France": 0.4, "Germany": 0.3, "The Netherlands": 0.5, "Kenya": 0.1, "India": 0.2,
+                        "Chad": 0.05})
+    weights = pd.Series({"France": 2.0, "Germany": 3.0, "Netherlands": 1.0, "Kenya": 1.0, "India": 9.0})
+    out = weighted_by_region(values, weights).set_index("region")
+    assert out.loc["europe", "value"] == pytest.approx((0.4 * 2 + 0.3 * 3 + 0.5 * 1) / 6)  # alias -> Netherlands
+    assert out.loc["global_south", "value"] == pytest.approx((0.1 + 0.2 * 9) / 10)  # Chad has no weight
+    assert (out.loc["global_south", "countries"], out.loc["global_south", "unweighted"]) == (2, 1)
+    with pytest.raises(KeyError, match="Atlantis"):
+        weighted_by_region(pd.Series({"Atlantis": 0.5}), weights)
+
+
+def test_population_is_share_over_index_averaged_over_the_release():
+    rows = []
+    for date, share, index in (("2026-04", 2.0, 0.5), ("2026-05", 3.0, 0.5), ("2025-08", 9.0, 1.0)):
+        rows += [{"date": date, "entity": "Turkey", "metric": "claude_ai_usage_share", "value_num": share,
+                  "source_url": "u", "source_title": "t"},
+                 {"date": date, "entity": "Turkey", "metric": "anthropic_ai_usage_index", "value_num": index,
+                  "source_url": "u", "source_title": "t"}]
+    out = derive_population(pd.DataFrame(rows))
+    assert list(out["country"]) == ["Türkiye"]  # canonical spelling
+    assert out["working_age_share"].iloc[0] == pytest.approx(5.0)  # (4 + 6) / 2; the 2025 release left out
+    assert out["months"].iloc[0] == "2026-04;2026-05"
+    assert out["rounding_error"].iloc[0] == pytest.approx(np.mean([0.005 / 2 + 0.005 / 0.5, 0.005 / 3 + 0.005 / 0.5]), abs=1e-4)  # stored to 4 decimals
+
+
+def test_shipped_population_table_is_the_derivation_of_the_shipped_rows():
+    shipped_table = population()
+    derived = derive_population(shipped())
+    pd.testing.assert_frame_equal(shipped_table.reset_index(drop=True), derived, check_dtype=False, atol=1e-9)
+    # the whole of the published countries' working-age population, up to rounding
+    assert shipped_table["working_age_share"].sum() == pytest.approx(100.0, abs=20.0)
+
+
+def test_regional_curve_is_the_weighted_mean_of_country_curves():
+    rng = np.random.default_rng(0)
+    n, c = 50, 4
+    s = rng.uniform(0.05, 0.4, (n, c))
+    ceiling = s + (1 - s) * rng.uniform(0.3, 0.9, (n, c))
+    x = np.log(s / ceiling) - np.log1p(-s / ceiling)
+    k = np.repeat(rng.uniform(0.1, 0.5, (n, 1)), c, axis=1)
+    w = np.array([1.0, 3.0, 0.5, 2.0])
+    a0, big_a, rate = adoption_model.kernel_curve(s, ceiling, x, k, w)
+    np.testing.assert_allclose(a0, s @ w / w.sum())
+    np.testing.assert_allclose(big_a, ceiling @ w / w.sum())
+    at = (ceiling * expit(x + k * adoption_model.MATCH_YEARS)) @ w / w.sum()
+    np.testing.assert_allclose(_logistic(a0, big_a, rate, adoption_model.MATCH_YEARS), at, rtol=1e-9)
+    # identical countries: the region's curve is theirs, exactly
+    same = adoption_model.kernel_curve(s[:, :1].repeat(c, 1), ceiling[:, :1].repeat(c, 1), x[:, :1].repeat(c, 1),
+                                       k, w)
+    np.testing.assert_allclose(same[0], s[:, 0])
+    np.testing.assert_allclose(same[2], k[:, 0])
