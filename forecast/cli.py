@@ -188,14 +188,16 @@ def _scenario_and_output(scenario, priors, allow_unconverged, output, default, c
     return sc, output
 
 
-def _check_output(output: Path, console):
+def _check_output(output: Path, console, suffix=".nc"):
     """Refuse an output the run could not write, before simulating anything."""
     import os
 
     parent = output.resolve().parent
     problem = None
-    if output.suffix != ".nc":
+    if output.suffix != suffix and suffix == ".nc":
         problem = "results are written as netCDF; give a path ending in .nc (or use `forecast export --csv`)"
+    elif output.suffix != suffix:
+        problem = f"give a path ending in {suffix}"
     elif not parent.is_dir():
         problem = f"the folder {str(parent)!r} does not exist"
     elif not os.access(parent, os.W_OK):
@@ -618,35 +620,91 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--cutoff", default="2025-07-01", show_default=True, help="fit rows dated before this date only")
+@click.option("--cutoff", "cutoffs", multiple=True, default=("2025-07-01",), show_default=True,
+              help="fit rows dated before this date only (repeat for a rolling origin)")
+@click.option("-n", "--trajectories", type=click.IntRange(min=1024), default=4096, show_default=True,
+              help="trajectories per cutoff for scoring the forecast's own outputs")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write one row per scored observation (forecast outputs) to this CSV")
 @_fit_options
-def backtest(files, cutoff, scenario, chains, warmup, samples, seed, models, plots, accept_outliers):
-    """Fit on observations before CUTOFF; report how many later ones fall in the 50%/90% bands."""
+def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, samples, seed, models, plots,
+             accept_outliers):
+    """Fit on observations before each CUTOFF and score the later ones: the models'
+    posterior predictive bands, then the forecast's own observation-level bands
+    (`forecast.run` started at the cutoff from a posterior fitted before it)."""
     import pandas as pd
 
+    from forecast.backtest import backtest as score_outputs
+    from forecast.backtest import summary
+    from priors.models import CalibrationError
     from priors.posterior import coverage, plot_checks, sites
 
     console = Console(stderr=True)
+    cuts = []
+    for cutoff in cutoffs:
+        try:
+            cuts.append(pd.Timestamp(cutoff))
+        except ValueError:
+            raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
+    if csv_path is not None:
+        _check_output(csv_path, console, ".csv")
+    for cut in cuts:
+        idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console, accept_outliers)
+        Console().print(diagnostics_table(fits))
+        table = Table(title=f"model backtest: fitted before {cut.date()}, later observations inside the "
+                            "posterior predictive bands")
+        for col in ("model", "site", "later obs", "inside 50%", "inside 90%", "median 90% width"):
+            table.add_column(col, justify="left" if col in ("model", "site") else "right")
+        for model, site in sites(idata):
+            c = coverage(idata, model, site)
+            if c["n"]:
+                inverse = idata.observed_data[f"{model}__{site}"].attrs.get("inverse")
+                width = f"x{c['width90']:.3g}" if inverse == "exp" else f"{c['width90']:.3g}"
+                table.add_row(model, site, str(c["n"]), f"{c['in50']:.0%}", f"{c['in90']:.0%}", width)
+        Console().print(table)
+        if plots:
+            for path in plot_checks(idata, plots):
+                console.print(f"wrote {path}")
+    if models and "adoption" not in [m.strip() for m in models.split(",")]:
+        return
+    data = _load_data(files, console, accept_outliers)
     try:
-        cut = pd.Timestamp(cutoff)
-    except ValueError:
-        raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
-    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console, accept_outliers)
-    Console().print(diagnostics_table(fits))
-    table = Table(title=f"backtest: fitted before {cut.date()}, later observations inside the posterior "
-                        "predictive bands")
-    for col in ("model", "site", "later obs", "inside 50%", "inside 90%", "median 90% width"):
-        table.add_column(col, justify="left" if col in ("model", "site") else "right")
-    for model, site in sites(idata):
-        c = coverage(idata, model, site)
-        if c["n"]:
-            inverse = idata.observed_data[f"{model}__{site}"].attrs.get("inverse")
-            width = f"x{c['width90']:.3g}" if inverse == "exp" else f"{c['width90']:.3g}"
-            table.add_row(model, site, str(c["n"]), f"{c['in50']:.0%}", f"{c['in90']:.0%}", width)
+        scores = score_outputs(data, load(scenario, calibration="none"), [str(c.date()) for c in cuts],
+                               n_trajectories=trajectories, seed=seed,
+                               settings=_settings(chains, warmup, samples, seed),
+                               progress=lambda msg: console.print(msg))
+    except (CalibrationError, ScenarioError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    if scores.empty:
+        console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
+        return
+    table = Table(title="forecast backtest: later published figures against the forecast's observation-level "
+                        "bands (adoption_observed) and latent bands (adoption)")
+    for col in ("cutoff", "series", "date", "observed", "90% band", "in 50%", "in 90%", "latent 90%", "in latent",
+                "interval score"):
+        table.add_column(col, justify="left" if col in ("cutoff", "series", "date") else "right")
+    for _, r in scores.iterrows():
+        table.add_row(str(r.cutoff), r.series, str(r.date), f"{r.observed:.3f}", f"[{r.q05:.3f}, {r.q95:.3f}]",
+                      "yes" if r.inside50 else "no", "yes" if r.inside90 else "no",
+                      f"[{r.latent_q05:.3f}, {r.latent_q95:.3f}]", "yes" if r.latent_inside90 else "no",
+                      f"{r.interval_score:.3g}")
     Console().print(table)
-    if plots:
-        for path in plot_checks(idata, plots):
-            console.print(f"wrote {path}")
+    summ = Table(title="forecast backtest summary (targets: 90% band 85-95%, 50% band 40-60%)")
+    for col in ("model", "observations", "inside 50%", "inside 90%", "inside latent 90%", "mean interval score",
+                "median width / median", "fits converged"):
+        summ.add_column(col, justify="left" if col == "model" else "right")
+    for _, r in summary(scores).iterrows():
+        summ.add_row(r.model, str(r.observations), f"{r.inside50:.0%}", f"{r.inside90:.0%}",
+                     f"{r.latent_inside90:.0%}", f"{r.interval_score:.3g}", f"{r.relative_width:.2f}",
+                     "yes" if r.fits_converged else "[yellow]no[/yellow]")
+    Console().print(summ)
+    if csv_path is not None:
+        from forecast.files import atomic
+
+        with atomic(csv_path) as tmp:
+            scores.to_csv(tmp, index=False)
+        console.print(f"wrote {csv_path}")
 
 
 if __name__ == "__main__":

@@ -344,6 +344,13 @@ def with_months(scenario: Scenario, months: int) -> Scenario:
                      where=f"{scenario.name} (months overridden)", allow_unconverged=scenario.allow_unconverged)
 
 
+def with_start(scenario: Scenario, start: str, months: int | None = None) -> Scenario:
+    """A copy starting at another month ("YYYY-MM"); dated parameters keep their calendar
+    months. Parameters "at the start" keep their values: the caller recalibrates them."""
+    return from_dict({**_raw(scenario), "start": start, "months": months or scenario.months}, text=scenario.text,
+                     where=f"{scenario.name} (start {start})", allow_unconverged=scenario.allow_unconverged)
+
+
 def with_calibration(scenario: Scenario, calibration: str, allow_unconverged: bool = False) -> Scenario:
     """A copy whose parameter draws come from another posterior file ("none": hand-set)."""
     return from_dict({**_raw(scenario), "calibration": str(calibration)}, text=scenario.text,

@@ -404,8 +404,9 @@ def weighted_by_region(values: pd.Series, weights: pd.Series) -> pd.DataFrame:
 
     values: indexed by country (any spelling regions.csv knows); weights: working-age
     population (any unit) indexed by canonical country name. Countries without a weight
-    are left out and counted. Columns: region, value, countries (weighted), unweighted
-    (countries left out)."""
+    are left out and counted; a region where no country has a weight (China, a region of
+    one country) takes the plain mean. Columns: region, value, countries (in the mean),
+    unweighted (countries left out), weighting ("population" or "equal")."""
     table = regions()
     names = canonical(values.index)
     region = pd.Series(dict(zip(table["country"], table["region"])))
@@ -417,9 +418,14 @@ def weighted_by_region(values: pd.Series, weights: pd.Series) -> pd.DataFrame:
         raise KeyError(f"unknown country {frame.loc[unknown, 'country'].iloc[0]!r}; add it to priors/data/regions.csv")
     out = []
     for r, g in frame.groupby("region", sort=False):
-        have = g["w"].notna() & (g["w"] > 0)
-        value = float(np.average(g.loc[have, "value"], weights=g.loc[have, "w"])) if have.any() else np.nan
-        out.append({"region": r, "value": value, "countries": int(have.sum()), "unweighted": int((~have).sum())})
+        have = (g["w"].notna() & (g["w"] > 0)).to_numpy()
+        if have.any():
+            value = float(np.average(g.loc[have, "value"], weights=g.loc[have, "w"]))
+            out.append({"region": r, "value": value, "countries": int(have.sum()), "unweighted": int((~have).sum()),
+                        "weighting": "population"})
+        else:
+            out.append({"region": r, "value": float(g["value"].mean()), "countries": len(g), "unweighted": 0,
+                        "weighting": "equal"})
     return pd.DataFrame(out)
 
 

@@ -117,6 +117,9 @@ def test_weighted_by_region_on_a_hand_made_table():
     assert out.loc["europe", "value"] == pytest.approx((0.4 * 2 + 0.3 * 3 + 0.5 * 1) / 6)  # alias -> Netherlands
     assert out.loc["global_south", "value"] == pytest.approx((0.1 + 0.2 * 9) / 10)  # Chad has no weight
     assert (out.loc["global_south", "countries"], out.loc["global_south", "unweighted"]) == (2, 1)
+    # a region where no country has a weight takes the plain mean (China: one country)
+    two = weighted_by_region(pd.Series({"China": 0.2, "United States": 0.3}), pd.Series({"India": 1.0}))
+    assert two.set_index("region").loc["china", ["value", "weighting"]].tolist() == [0.2, "equal"]
     with pytest.raises(KeyError, match="Atlantis"):
         weighted_by_region(pd.Series({"Atlantis": 0.5}), weights)
 
@@ -161,3 +164,42 @@ def test_regional_curve_is_the_weighted_mean_of_country_curves():
                                        k, w)
     np.testing.assert_allclose(same[0], s[:, 0])
     np.testing.assert_allclose(same[2], k[:, 0])
+
+
+# ------------------------------------------------------------------ rolling-origin backtest
+@pytest.mark.slow
+def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
+    """`forecast backtest` scores later published adoption figures against the forecast's
+    observation-level bands: the same seed gives the same CSV; each row's flags and interval
+    score follow from its own band and figure."""
+    from click.testing import CliRunner
+
+    from forecast.backtest import adoption_observations, interval_score
+    from forecast.cli import main
+
+    args = ["backtest", "--models", "adoption", "--warmup", "100", "--samples", "100", "-n", "2048"]
+    outs = []
+    for name in ("a.csv", "b.csv"):
+        res = CliRunner().invoke(main, args + ["--csv", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        outs.append(pd.read_csv(tmp_path / name))
+    a, b = outs
+    pd.testing.assert_frame_equal(a, b)
+    assert "forecast backtest summary" in res.output
+    # one row per region with a published figure after the cutoff (H2 2025)
+    obs = adoption_observations(shipped(), load("baseline").regions)
+    later = obs[obs["date"] >= "2025-07-01"]
+    assert sorted(a["series"]) == sorted(f"adoption[{r}]" for r in later["region"])
+    np.testing.assert_allclose(np.sort(a["observed"]), np.sort(later["observed"]))
+    assert (a["inside90"] == ((a["q05"] <= a["observed"]) & (a["observed"] <= a["q95"]))).all()
+    assert (a["inside50"] == ((a["q25"] <= a["observed"]) & (a["observed"] <= a["q75"]))).all()
+    np.testing.assert_allclose(a["interval_score"], interval_score(a["observed"], a["q05"], a["q95"]))
+    assert (a["months_ahead"] == 6).all()  # H2 2025 ends six months after the 2025-07 start
+
+
+def test_interval_score_closed_form():
+    from forecast.backtest import interval_score
+
+    assert interval_score(0.5, 0.2, 0.6) == pytest.approx(0.4)  # inside: the width
+    assert interval_score(0.1, 0.2, 0.6) == pytest.approx(0.4 + 20 * 0.1)  # below: + 2/alpha x miss
+    assert interval_score(0.7, 0.2, 0.6) == pytest.approx(0.4 + 20 * 0.1)

@@ -148,7 +148,9 @@ def kernel_curve(s, ceiling, x, k, weights, match=MATCH_YEARS):
     w = np.asarray(weights, np.float64) / np.sum(weights)
     a0, big_a = s @ w, ceiling @ w
     at = (ceiling * sig(x + k * match)) @ w
-    lo, hi = a0 / big_a, at / big_a
+    # within the clip of the forecast's logistic (demand.logistic): a weighted mean that
+    # reaches its ceiling (a very fast draw) gets the fastest rate the logistic can show
+    lo, hi = np.clip(a0 / big_a, 1e-6, 1 - 1e-6), np.clip(at / big_a, 1e-6, 1 - 1e-6)
     rate = (np.log(hi) - np.log1p(-hi) - np.log(lo) + np.log1p(-lo)) / match
     return a0, big_a, rate
 
