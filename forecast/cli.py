@@ -680,19 +680,17 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return
     table = Table(title="forecast backtest: later published figures against the forecast's observation-level "
-                        "bands (adoption_observed) and latent bands (adoption)")
-    for col in ("cutoff", "series", "date", "observed", "90% band", "in 50%", "in 90%", "latent 90%", "in latent",
-                "interval score"):
-        table.add_column(col, justify="left" if col in ("cutoff", "series", "date") else "right")
+                        "bands (adoption_observed); 'latent': inside the latent band (adoption)")
+    for col in ("cutoff", "series", "figure", "90% band", "50%", "90%", "latent", "score"):
+        table.add_column(col, justify="left" if col in ("cutoff", "series") else "right")
     for _, r in scores.iterrows():
-        table.add_row(str(r.cutoff), r.series, str(r.date), f"{r.observed:.3f}", f"[{r.q05:.3f}, {r.q95:.3f}]",
-                      "yes" if r.inside50 else "no", "yes" if r.inside90 else "no",
-                      f"[{r.latent_q05:.3f}, {r.latent_q95:.3f}]", "yes" if r.latent_inside90 else "no",
-                      f"{r.interval_score:.3g}")
+        table.add_row(f"{r.cutoff}", f"{r.series} {r.date}", f"{r.observed:.3f}", f"{r.q05:.3f}-{r.q95:.3f}",
+                      "in" if r.inside50 else "out", "in" if r.inside90 else "out",
+                      "in" if r.latent_inside90 else "out", f"{r.interval_score:.3g}")
     Console().print(table)
     summ = Table(title="forecast backtest summary (targets: 90% band 85-95%, 50% band 40-60%)")
-    for col in ("model", "observations", "inside 50%", "inside 90%", "inside latent 90%", "mean interval score",
-                "median width / median", "fits converged"):
+    for col in ("model", "figures", "in 50%", "in 90%", "in latent 90%", "interval score", "width/median",
+                "fits converged"):
         summ.add_column(col, justify="left" if col == "model" else "right")
     for _, r in summary(scores).iterrows():
         summ.add_row(r.model, str(r.observations), f"{r.inside50:.0%}", f"{r.inside90:.0%}",
