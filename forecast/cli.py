@@ -503,7 +503,7 @@ _FIT_OPTIONS = [
     click.option("--samples", type=int, default=1000, show_default=True, help="kept draws per chain"),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--models", default=None, metavar="NAME,...",
-                 help="fit only these models (adoption, demand, prices, compute) [default: all]"),
+                 help="fit only these models (adoption, demand, prices, compute, power) [default: all]"),
     click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="folder for prior and posterior predictive check plots (one PNG per model)"),
     click.option("--accept-outliers", is_flag=True,

@@ -53,6 +53,7 @@ def _recover(module, prepared, seed, names):
     ("compute", ["growth", "stock_growth0", "stock0"]),
     ("prices", ["g_hw", "g_serve", "g_alg", "g_front", "fixed_capability_decline", "frontier_drift"]),
     ("demand", ["enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife", "sigma"]),
+    ("power", ["g_power_eff", "log_chip_kw0", "sigma"]),
 ])
 @pytest.mark.slow
 def test_parameter_recovery(data, ctx, name, params):
@@ -252,7 +253,7 @@ def test_saved_posterior_opens_with_arviz_and_checks_cover():
     assert {"posterior", "sample_stats", "observed_data", "prior_predictive", "posterior_predictive"} <= set(
         idata.groups())
     found = sites(idata)
-    assert {m for m, _ in found} == {"adoption", "demand", "prices", "compute"}
+    assert {m for m, _ in found} == {"adoption", "demand", "prices", "compute", "power"}
     for model, site in found:
         c = coverage(idata, model, site, rows="all")
         assert c["n"] == idata.observed_data[f"{model}__{site}"].size
@@ -318,3 +319,30 @@ def test_moved_compares_hand_set_prior_with_posterior(baseline):
         assert np.sign(r["shift"]) == np.sign(np.log(r.posterior_median) - np.log(r.prior_median)) or abs(r["shift"]) < 0.05
     # growth0[china] is not informed by the compute model (NaN draws): not listed
     assert not ((table["parameter"] == "growth0") & (table["entry"] == "china")).any()
+
+
+def _power_rows(values):
+    rows = []
+    for entity, date, power, compute in values:
+        for metric, v in (("cumulative_power", power), ("cumulative_compute_h100e", compute)):
+            rows.append({"entity": entity, "date_parsed": pd.Timestamp(date), "metric": metric, "value_num": v,
+                         "file": "f.csv", "row": len(rows) + 1})
+    return pd.DataFrame(rows)
+
+
+def test_power_model_reads_chip_power_per_h100e_of_each_quarter(ctx):
+    """1000 dP / dC of each interval, at its midpoint; the new-hardware mix is the last
+    year's shipments; the fleet ratio is the last date's totals."""
+    from priors.models import CalibrationError, power
+
+    data = _power_rows([("A", "2025-06-30", 100.0, 1e5), ("A", "2025-09-30", 160.0, 2e5),
+                        ("A", "2025-12-31", 200.0, 3e5), ("B", "2025-09-30", 10.0, 1e4),
+                        ("B", "2025-12-31", 40.0, 7e4)])
+    prep = power.prepare(data, ctx)
+    rows = prep.sites["obs"].rows
+    np.testing.assert_allclose(np.exp(rows["y"]), [0.6, 0.4, 0.5])  # A: 60 MW / 1e5, 40 / 1e5; B: 30 / 6e4
+    np.testing.assert_allclose(np.asarray(prep.inputs["mix"]), [2e5 / 2.6e5, 6e4 / 2.6e5], rtol=1e-6)
+    assert prep.info["fleet_chip_kw"] == pytest.approx(1000 * 240 / 3.7e5)
+    bad = _power_rows([("A", "2025-06-30", 100.0, 1e5), ("A", "2025-09-30", 90.0, 2e5)])
+    with pytest.raises(CalibrationError, match=r"f\.csv, row 3: cumulative .* of 'A' does not increase"):
+        power.prepare(bad, ctx)
