@@ -255,7 +255,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
         zo = rng.standard_normal((n, 2, R))  # published-figure noise
         adoption_obs = 1.0 / (1.0 + np.exp(-(np.log(adoption / (1 - adoption)) + p["adoption_obs_sd"][:, None] * zo[:, 0])))
-        compute_obs = k * np.exp(p["compute_obs_sd"][:, None] * zo[:, 1])
+        compute_obs = (k.sum(1) * np.exp(p["compute_obs_sd"] * zo[:, 1, 0]))[:, None]
         x = np.concatenate([k, np.exp(log_p), cF[:, None], fixed_cost[:, None], floor_cost(ty)[:, None], price,
                             wanted.reshape(n, -1), front.reshape(n, -1), lagging.reshape(n, -1), per_capita,
                             ratio[:, None], gini[:, None], unmet[:, None], lag.reshape(n, -1), po.reshape(n, -1),

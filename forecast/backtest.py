@@ -8,13 +8,14 @@ observation-level bands (and, to show the difference, its latent bands): inside 
 90% bands, the interval score of the 90% band (Gneiting and Raftery 2007: width plus
 2/alpha times the miss; lower is better) and the band's width over its median (sharpness).
 
-Scored series: adoption (`adoption_observed` against the population-weighted regional
-aggregate of the published country shares, `ai_user_share`, computed as the model defines
-the region: priors.usage.weighted_by_region with the shipped weights; a region of one
-country is that country). The other fitted series have no observed counterpart among the
-forecast's outputs (docs/model.md: token counts are single providers', prices are list
-prices across capabilities, compute estimates are per chip designer since different
-dates).
+Scored series (SCORED): adoption (`adoption_observed` against the population-weighted
+regional aggregate of the published country shares, `ai_user_share`, computed as the model
+defines the region: priors.usage.weighted_by_region with the shipped weights; a region of
+one country is that country) and the world's compute stock (`compute_observed` against the
+sum of the chip designers' published cumulative H100e, as the compute model defines the
+stock). Token volumes and prices have no observed counterpart among the forecast's outputs
+(docs/model.md: token counts are single providers', prices are list prices across
+capabilities).
 """
 from __future__ import annotations
 
@@ -57,8 +58,37 @@ def interval_score(y, lower, upper, alpha=ALPHA):
     return (upper - lower) + 2.0 / alpha * (np.maximum(lower - y, 0.0) + np.maximum(y - upper, 0.0))
 
 
+def compute_observations(data: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """The world's compute stock as the compute model defines it (the sum of the chip
+    designers' published cumulative H100e, each since its own start), on each date from
+    `cutoff` on where every designer fitted before the cutoff reports. Columns: date,
+    observed, countries (designers summed)."""
+    from priors.models import rows_of
+    from priors.models.compute import METRIC
+
+    rows = rows_of(data, [METRIC])
+    rows = rows[~rows["entity"].str.contains(" owned by ", regex=False)]
+    cut = pd.Timestamp(cutoff)
+    fitted = sorted(set(rows.loc[rows["date_parsed"] < cut, "entity"]))
+    wide = rows[rows["entity"].isin(fitted)].pivot_table(index="date_parsed", columns="entity", values="value_num",
+                                                          aggfunc="first")
+    wide = wide[(wide.index >= cut)].dropna()
+    return pd.DataFrame({"date": pd.to_datetime(wide.index), "region": "world", "observed": wide.sum(axis=1).to_numpy(),
+                         "countries": len(fitted)})
+
+
+# Scored series: the models refitted for them, the forecast output (observation-level) and
+# its latent counterpart (None: the forecast has no latent band of that quantity), and the
+# months between the run's start and the output's time index (adoption is at the start of
+# the month, stocks at its end).
+SCORED = {
+    "adoption": dict(models=("adoption",), output="adoption_observed", latent="adoption", end_of_month=False),
+    "compute": dict(models=("compute", "power"), output="compute_observed", latent=None, end_of_month=True),
+}
+
+
 def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, seed: int = 0, settings=None,
-             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+             progress: Callable[[str], None] | None = None, series=tuple(SCORED)) -> pd.DataFrame:
     """One row per scored observation and cutoff (see the module docstring). scenario: a
     Scenario (its hand-set priors; the calibration is redone per cutoff)."""
     import forecast
@@ -66,21 +96,32 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
 
-    obs = adoption_observations(data, scenario.regions)
     rows = []
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         start = pd.Timestamp(year=cut.year, month=cut.month, day=1)
-        later = obs[obs["date"] >= cut].copy()
+        later = []
+        for name in series:
+            if name == "adoption":
+                obs = adoption_observations(data, scenario.regions)
+                if not (obs["date"] < cut).any():  # nothing to fit a level to: not scored
+                    continue
+            else:
+                obs = compute_observations(data, cut)
+            obs = obs[obs["date"] >= cut].assign(model=name)
+            shift = 1 if SCORED[name]["end_of_month"] else 0
+            obs["month"] = [int(round((d - start).days / 365.25 * 12)) - shift for d in obs["date"]]
+            later.append(obs[obs["month"] >= 0])
+        later = pd.concat(later, ignore_index=True) if later else pd.DataFrame()
         if later.empty:
             if progress:
-                progress(f"{cut.date()}: no adoption figures after the cutoff; nothing to score")
+                progress(f"{cut.date()}: no published figure after the cutoff maps to a forecast output")
             continue
-        later["month"] = [int(round((d - start).days / 365.25 * 12)) for d in later["date"]]
+        models = sorted({m for name in set(later["model"]) for m in SCORED[name]["models"]})
         sc = with_start(scenario, f"{start.year:04d}-{start.month:02d}", months=int(later["month"].max()) + 1)
         if progress:
-            progress(f"{cut.date()}: fitting adoption to the rows before the cutoff")
-        idata, fits = calibrate(data, sc, settings, cutoff=cut, models=["adoption"])
+            progress(f"{cut.date()}: fitting {', '.join(models)} to the rows before the cutoff")
+        idata, fits = calibrate(data, sc, settings, cutoff=cut, models=models)
         converged = all(f.converged for f in fits.values())
         fd, path = tempfile.mkstemp(suffix=".nc")
         os.close(fd)
@@ -93,16 +134,19 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         finally:
             os.remove(path)
         for _, r in later.iterrows():
-            band = ds["adoption_observed"].sel(region=r["region"]).isel(time=r["month"]).values
-            latent = ds["adoption"].sel(region=r["region"]).isel(time=r["month"]).values
+            spec = SCORED[r["model"]]
+            pick = (lambda v: v.sel(region=r["region"])) if r["region"] != "world" else (lambda v: v)
+            band = pick(ds[spec["output"]]).isel(time=r["month"]).values
+            latent = (pick(ds[spec["latent"]]).isel(time=r["month"]).values if spec["latent"]
+                      else np.full(len(QUANTILES), np.nan))
             y = r["observed"]
             rows.append({
-                "cutoff": cut.date(), "model": "adoption", "series": f"adoption[{r['region']}]",
+                "cutoff": cut.date(), "model": r["model"], "series": f"{r['model']}[{r['region']}]",
                 "date": r["date"].date(), "months_ahead": int(r["month"]), "observed": y,
                 "countries": r["countries"], "q05": band[0], "q25": band[1], "median": band[2], "q75": band[3],
                 "q95": band[4], "inside50": bool(band[1] <= y <= band[3]), "inside90": bool(band[0] <= y <= band[4]),
                 "latent_q05": latent[0], "latent_q95": latent[4],
-                "latent_inside90": bool(latent[0] <= y <= latent[4]),
+                "latent_inside90": (bool(latent[0] <= y <= latent[4]) if spec["latent"] else np.nan),
                 "interval_score": float(interval_score(y, band[0], band[4])),
                 "relative_width": float((band[4] - band[0]) / band[2]), "fit_converged": converged,
             })
@@ -115,8 +159,12 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         return pd.DataFrame()
     parts = [(m, g) for m, g in scores.groupby("model")] + [("all", scores)]
-    return pd.DataFrame([{
+    out = pd.DataFrame([{
         "model": m, "observations": len(g), "inside50": g["inside50"].mean(), "inside90": g["inside90"].mean(),
-        "latent_inside90": g["latent_inside90"].mean(), "interval_score": g["interval_score"].mean(),
+        "latent_inside90": g["latent_inside90"].astype(float).mean(), "interval_score": g["interval_score"].mean(),
         "relative_width": g["relative_width"].median(), "fits_converged": bool(g["fit_converged"].all()),
+        "interval_score_relative": (g["interval_score"] / g["observed"].abs()).mean(),
     } for m, g in parts])
+    if scores["model"].nunique() > 1:  # interval scores in different units do not add up
+        out.loc[out["model"] == "all", "interval_score"] = np.nan
+    return out

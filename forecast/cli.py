@@ -620,8 +620,8 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--cutoff", "cutoffs", multiple=True, default=("2025-07-01",), show_default=True,
-              help="fit rows dated before this date only (repeat for a rolling origin)")
+@click.option("--cutoff", "cutoffs", multiple=True, default=("2024-07-01", "2025-01-01", "2025-07-01"),
+              show_default=True, help="fit rows dated before this date only; repeat for a rolling origin")
 @click.option("-n", "--trajectories", type=click.IntRange(min=1024), default=4096, show_default=True,
               help="trajectories per cutoff for scoring the forecast's own outputs")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -665,14 +665,18 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
         if plots:
             for path in plot_checks(idata, plots):
                 console.print(f"wrote {path}")
-    if models and "adoption" not in [m.strip() for m in models.split(",")]:
+    from forecast.backtest import SCORED
+
+    chosen = {m.strip() for m in models.split(",")} if models else None
+    scored = [name for name, spec in SCORED.items() if chosen is None or set(spec["models"]) <= chosen]
+    if not scored:
         return
     data = _load_data(files, console, accept_outliers)
     try:
         scores = score_outputs(data, load(scenario, calibration="none"), [str(c.date()) for c in cuts],
                                n_trajectories=trajectories, seed=seed,
                                settings=_settings(chains, warmup, samples, seed),
-                               progress=lambda msg: console.print(msg))
+                               progress=lambda msg: console.print(msg), series=scored)
     except (CalibrationError, ScenarioError) as e:
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)
@@ -680,21 +684,23 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return
     table = Table(title="forecast backtest: later published figures against the forecast's observation-level "
-                        "bands (adoption_observed); 'latent': inside the latent band (adoption)")
+                        "bands (adoption_observed, compute_observed); 'latent': inside the latent band")
     for col in ("cutoff", "series", "figure", "90% band", "50%", "90%", "latent", "score"):
         table.add_column(col, justify="left" if col in ("cutoff", "series") else "right")
     for _, r in scores.iterrows():
-        table.add_row(f"{r.cutoff}", f"{r.series} {r.date}", f"{r.observed:.3f}", f"{r.q05:.3f}-{r.q95:.3f}",
-                      "in" if r.inside50 else "out", "in" if r.inside90 else "out",
-                      "in" if r.latent_inside90 else "out", f"{r.interval_score:.3g}")
+        latent = "-" if pd.isna(r.latent_inside90) else ("in" if r.latent_inside90 else "out")
+        table.add_row(f"{r.cutoff}", f"{r.series} {r.date}", f"{r.observed:.3g}", f"{r.q05:.3g}-{r.q95:.3g}",
+                      "in" if r.inside50 else "out", "in" if r.inside90 else "out", latent, f"{r.interval_score:.3g}")
     Console().print(table)
     summ = Table(title="forecast backtest summary (targets: 90% band 85-95%, 50% band 40-60%)")
-    for col in ("model", "figures", "in 50%", "in 90%", "in latent 90%", "interval score", "width/median",
-                "fits converged"):
+    for col in ("model", "figures", "in 50%", "in 90%", "in latent 90%", "interval score", "score/figure",
+                "width/median", "fits converged"):
         summ.add_column(col, justify="left" if col == "model" else "right")
     for _, r in summary(scores).iterrows():
         summ.add_row(r.model, str(r.observations), f"{r.inside50:.0%}", f"{r.inside90:.0%}",
-                     f"{r.latent_inside90:.0%}", f"{r.interval_score:.3g}", f"{r.relative_width:.2f}",
+                     "-" if pd.isna(r.latent_inside90) else f"{r.latent_inside90:.0%}",
+                     "-" if pd.isna(r.interval_score) else f"{r.interval_score:.3g}",
+                     f"{r.interval_score_relative:.2f}", f"{r.relative_width:.2f}",
                      "yes" if r.fits_converged else "[yellow]no[/yellow]")
     Console().print(summ)
     if csv_path is not None:

@@ -59,8 +59,8 @@ OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("adoption", "region", False, "1", "share of the working-age population using generative AI"),
     OutputSpec("adoption_observed", "region", False, "1",
                "a published adoption figure: adoption with measurement noise (a new observation's band)"),
-    OutputSpec("compute_observed", "region", True, "H100e",
-               "a published compute-stock estimate: installed compute with measurement noise"),
+    OutputSpec("compute_observed", "", True, "H100e",
+               "a published estimate of the world's AI compute stock: all regions' compute with measurement noise"),
 )
 OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 
@@ -233,7 +233,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         priced_out=m["priced"],
         adoption=adoption,
         adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]),
-        compute_observed=compute * jnp.exp(p.compute_obs_sd * nz.observe[1]),
+        compute_observed=jnp.sum(compute) * jnp.exp(p.compute_obs_sd * nz.observe[1, 0]),
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,

@@ -42,8 +42,9 @@ class Noise(NamedTuple):
     compute_level: (region,)  compute_common: ()  growth: (region,)  growth_common: ()
     power: (region,)  power_common: ()  cost: ()  enterprise: (region,)
     restrict_start: ()  restrict_end: ()
-    observe: (2, region) measurement noise of the published figures (adoption, compute),
-        drawn from a stream of its own so that adding it left every other shock unchanged
+    observe: (2, region) measurement noise of the published figures: [0] adoption by
+        region, [1, 0] the world's compute stock; drawn from a stream of its own so that
+        adding it left every other shock unchanged
     """
 
     compute_level: jax.Array
