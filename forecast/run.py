@@ -416,9 +416,11 @@ class _Passes:
         def call(i, start):
             d = i % n_dev
             with jax.default_device(self.devices[d]):
-                if d in compiled or n_dev == 1:
+                if d in compiled:
                     return one(start)
-                with _COMPILE_LOCK:  # each device compiles its own executable: one at a time
+                # Each device compiles its own executable, one at a time, and a device's other
+                # worker threads wait for it rather than compile the same program beside it.
+                with _COMPILE_LOCK:
                     out = one(start)
                     compiled.add(d)
                     return out

@@ -45,3 +45,15 @@ def series(scenario, x, name):
 def baseline():
     """The baseline with its hand-set priors (the mechanism and reference tests' subject)."""
     return sc_mod.load("baseline", calibration="none")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilation_caches():
+    """Drop the compiled programs after each test module: a long test process that keeps
+    every module's executables aborted inside XLA's compiler late in the suite (CI and
+    here, twice), and no module needs another's programs."""
+    yield
+    jax.clear_caches()
+    import gc
+
+    gc.collect()
