@@ -63,11 +63,9 @@ def compute_observations(data: pd.DataFrame, cutoff) -> pd.DataFrame:
     designers' published cumulative H100e, each since its own start), on each date from
     `cutoff` on where every designer fitted before the cutoff reports. Columns: date,
     observed, countries (designers summed)."""
-    from priors.models import rows_of
-    from priors.models.compute import METRIC
+    from priors.models.compute import METRIC, designer_rows
 
-    rows = rows_of(data, [METRIC])
-    rows = rows[~rows["entity"].str.contains(" owned by ", regex=False)]
+    rows = designer_rows(data, [METRIC])
     cut = pd.Timestamp(cutoff)
     fitted = sorted(set(rows.loc[rows["date_parsed"] < cut, "entity"]))
     wide = rows[rows["entity"].isin(fitted)].pivot_table(index="date_parsed", columns="entity", values="value_num",

@@ -34,9 +34,15 @@ METRIC = "cumulative_compute_h100e"
 NOT_GLOBAL = ("china",)  # regions whose growth0 this model leaves to the scenario
 
 
+def designer_rows(data, metrics) -> pd.DataFrame:
+    """The chip designers' rows of some cumulative metrics (the "... owned by ..." series
+    are parts of Nvidia's and are left out)."""
+    rows = rows_of(data, list(metrics))
+    return rows[~rows["entity"].str.contains(" owned by ", regex=False)].copy()
+
+
 def prepare(data, ctx) -> Prepared:
-    rows = rows_of(data, [METRIC])
-    rows = rows[~rows["entity"].str.contains(" owned by ", regex=False)].copy()
+    rows = designer_rows(data, [METRIC])
     if "period_start" in rows:
         start = pd.to_datetime(rows["period_start"], errors="coerce")
     else:

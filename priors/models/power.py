@@ -27,7 +27,8 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
+from priors.models import CalibrationError, Prepared, Site, lognormal
+from priors.models.compute import designer_rows
 
 NAME = "power"
 KERNEL_PARAMS = ("kw_per_h100e0", "fleet_kw0", "g_power_eff")
@@ -37,8 +38,7 @@ RECENT_QUARTERS = 4
 
 
 def prepare(data, ctx) -> Prepared:
-    rows = rows_of(data, [POWER, COMPUTE])
-    rows = rows[~rows["entity"].str.contains(" owned by ", regex=False)]
+    rows = designer_rows(data, [POWER, COMPUTE])
     wide = rows.pivot_table(index=["entity", "date_parsed"], columns="metric", values="value_num", aggfunc="first")
     if POWER not in wide or COMPUTE not in wide:
         raise CalibrationError(f"power: needs both {POWER!r} and {COMPUTE!r} rows for the same designers and dates")
