@@ -94,6 +94,7 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
 
+    adoption = adoption_observations(data, scenario.regions) if "adoption" in series else None
     rows = []
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
@@ -101,7 +102,7 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         later = []
         for name in series:
             if name == "adoption":
-                obs = adoption_observations(data, scenario.regions)
+                obs = adoption
                 if not (obs["date"] < cut).any():  # nothing to fit a level to: not scored
                     continue
             else:

@@ -194,10 +194,9 @@ def _check_output(output: Path, console, suffix=".nc"):
 
     parent = output.resolve().parent
     problem = None
-    if output.suffix != suffix and suffix == ".nc":
-        problem = "results are written as netCDF; give a path ending in .nc (or use `forecast export --csv`)"
-    elif output.suffix != suffix:
-        problem = f"give a path ending in {suffix}"
+    if output.suffix != suffix:
+        problem = ("results are written as netCDF; give a path ending in .nc (or use `forecast export --csv`)"
+                   if suffix == ".nc" else f"give a path ending in {suffix}")
     elif not parent.is_dir():
         problem = f"the folder {str(parent)!r} does not exist"
     elif not os.access(parent, os.W_OK):
@@ -517,7 +516,8 @@ def _fit_options(f):
     return f
 
 
-def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console, accept_outliers=False):
+def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console, accept_outliers=False,
+         data=None):
     from forecast.calibrate import calibrate as run_calibration
     from priors.models import CalibrationError
 
@@ -532,7 +532,8 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
         if unknown or not names:
             raise click.BadParameter(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}",
                                      param_hint="--models")
-    data = _load_data(files, console, accept_outliers)
+    if data is None:
+        data = _load_data(files, console, accept_outliers)
     try:
         sc = load(scenario, calibration="none")
     except ScenarioError as e:
@@ -648,8 +649,10 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
             raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
     if csv_path is not None:
         _check_output(csv_path, console, ".csv")
+    data = _load_data(files, console, accept_outliers)
     for cut in cuts:
-        idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console, accept_outliers)
+        idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console, accept_outliers,
+                           data=data)
         Console().print(diagnostics_table(fits))
         table = Table(title=f"model backtest: fitted before {cut.date()}, later observations inside the "
                             "posterior predictive bands")
@@ -671,7 +674,6 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
     scored = [name for name, spec in SCORED.items() if chosen is None or set(spec["models"]) <= chosen]
     if not scored:
         return
-    data = _load_data(files, console, accept_outliers)
     try:
         scores = score_outputs(data, load(scenario, calibration="none"), [str(c.date()) for c in cuts],
                                n_trajectories=trajectories, seed=seed,

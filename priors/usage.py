@@ -60,9 +60,8 @@ def metrics() -> pd.DataFrame:
 def regions() -> pd.DataFrame:
     """Country -> model region, Global North membership, and `same_as`: the spelling this
     name is an alias of (empty for the spelling the adoption rows use)."""
-    table = pd.read_csv(_data_dir() / "regions.csv", dtype={"country": str, "region": str, "north": int,
-                                                              "same_as": str}, keep_default_na=False)
-    return table
+    return pd.read_csv(_data_dir() / "regions.csv", dtype={"country": str, "region": str, "north": int,
+                                                             "same_as": str}, keep_default_na=False)
 
 
 def canonical(names) -> pd.Series:
@@ -398,6 +397,13 @@ def population() -> pd.DataFrame:
                        dtype={"country": str, "region": str, "months": str})
 
 
+def region_weights(weights) -> np.ndarray:
+    """A region's country weights, 0 (or NaN) for a country without one; where no country
+    has a weight (China, a region of one country) every country counts equally."""
+    w = np.nan_to_num(np.asarray(weights, np.float64))
+    return w if (w > 0).any() else np.ones_like(w)
+
+
 def weighted_by_region(values: pd.Series, weights: pd.Series) -> pd.DataFrame:
     """Population-weighted mean of country values per region, as the published regional
     aggregates are computed.
@@ -418,14 +424,10 @@ def weighted_by_region(values: pd.Series, weights: pd.Series) -> pd.DataFrame:
         raise KeyError(f"unknown country {frame.loc[unknown, 'country'].iloc[0]!r}; add it to priors/data/regions.csv")
     out = []
     for r, g in frame.groupby("region", sort=False):
-        have = (g["w"].notna() & (g["w"] > 0)).to_numpy()
-        if have.any():
-            value = float(np.average(g.loc[have, "value"], weights=g.loc[have, "w"]))
-            out.append({"region": r, "value": value, "countries": int(have.sum()), "unweighted": int((~have).sum()),
-                        "weighting": "population"})
-        else:
-            out.append({"region": r, "value": float(g["value"].mean()), "countries": len(g), "unweighted": 0,
-                        "weighting": "equal"})
+        w = region_weights(g["w"])
+        weighted = bool((np.nan_to_num(g["w"].to_numpy()) > 0).any())
+        out.append({"region": r, "value": float(np.average(g["value"], weights=w)), "countries": int((w > 0).sum()),
+                    "unweighted": int((w == 0).sum()), "weighting": "population" if weighted else "equal"})
     return pd.DataFrame(out)
 
 

@@ -34,7 +34,7 @@ import numpyro.distributions as dist
 from jax.scipy.special import expit, logit
 
 from priors.models import CalibrationError, Prepared, Site, rows_of
-from priors.usage import canonical, population
+from priors.usage import canonical, population, region_weights
 from priors.usage import regions as region_table
 
 NAME = "adoption"
@@ -163,10 +163,8 @@ def kernel(samples, prepared, ctx) -> dict:
            for name in ("adoption0", "adoption_ceiling", "adoption_rate")}
     for i, r in enumerate(regions):
         members = np.flatnonzero(r_of_c == i)
-        w = weights[members]
-        if not (w > 0).any():  # no population weight (e.g. a one-country region): equal weights
-            w = np.ones_like(w)
-        a0, big_a, rate = kernel_curve(s[:, members], ceiling[:, members], x[:, members], k[:, members], w)
+        a0, big_a, rate = kernel_curve(s[:, members], ceiling[:, members], x[:, members], k[:, members],
+                                       region_weights(weights[members]))
         j = ctx.regions.index(r)
         out["adoption0"][:, j], out["adoption_ceiling"][:, j], out["adoption_rate"][:, j] = a0, big_a, rate
     out["adoption_obs_sd"] = np.asarray(samples["sigma"], np.float64)  # a published share's residual sd
