@@ -149,11 +149,11 @@ def _simulate(fn, what, label, console, output=None, resume=False, **kwargs):
         def progress(done, total, phase):
             rate = ""
             now = time.perf_counter()
-            if phase.startswith("pass") and seen["t0"] is None:
-                seen["t0"], seen["first"] = now, done  # after the pilot (and compilation)
+            if phase != "pilot" and done > 0 and seen["t0"] is None:
+                seen["t0"], seen["first"] = now, done  # after the pilot or first batch (and compilation)
             elif seen["t0"] is not None and done > seen["first"] and n:
                 per_unit = (now - seen["t0"]) / (done - seen["first"])
-                units_per_pass = max((total - 1) // 2, 1)
+                units_per_pass = total if phase == "one pass" else max((total - 1) // 2, 1)
                 rate = f"{n / units_per_pass / per_unit:,.0f} traj/s"
                 left = per_unit * (total - done)
                 if not seen["told"] and left > 60:

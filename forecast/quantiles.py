@@ -23,6 +23,40 @@ from kernels.reduce import TINY
 EPS = 1e-4
 
 
+def exact(rows, total, quantiles, workers=2, block=256):
+    """Exact order statistics Q(q) = x_(ceil(q n)) of kept values: (values, errors).
+
+    rows: (time, series, N) float32, missing and non-finite values as NaN (they order after
+    every number); total: (time, series) count of the other values. Partitions rows in
+    place, block by block on `workers` threads (numpy releases the GIL). Errors are 0;
+    a cell with no values gives NaN.
+    """
+    t_n, s_n, n = rows.shape
+    flat = rows.reshape(t_n * s_n, n)
+    counts = np.asarray(total, np.int64).ravel()
+    rank = target_ranks(counts.astype(np.float64), quantiles).astype(np.int64) - 1  # (cells, q)
+    out = np.full(rank.shape, np.nan, np.float32)
+
+    def one(i):
+        sl = slice(i, min(i + block, flat.shape[0]))
+        part, r, c = flat[sl], rank[sl], counts[sl]
+        for m in np.unique(c[c > 0]):  # cells of one count share their ranks (nearly always all)
+            kth = np.unique(r[c == m])
+            if (c == m).all():
+                part.partition(kth, axis=-1)  # in place
+                out[sl] = np.take_along_axis(part, r, axis=-1)
+            else:
+                idx = np.flatnonzero(c == m)
+                sel = np.partition(part[idx], kth, axis=-1)
+                out[sl][idx] = np.take_along_axis(sel, r[idx], axis=-1)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, range(0, flat.shape[0], block)))
+    return out.reshape(t_n, s_n, -1), np.zeros((t_n, s_n, rank.shape[1]))
+
+
 class Moments:
     """Running count, mean and M2 per (time, series), merged batch by batch in order."""
 

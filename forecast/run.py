@@ -1,5 +1,9 @@
-"""Run a scenario: batches of trajectories through the kernel, counting passes, bands out.
+"""Run a scenario: batches of trajectories through the kernel, bands out.
 
+A run whose values fit in EXACT_VALUES (trajectories x months x series; about 1e4
+trajectories over 120 months) is one pass: the host keeps every value and reads exact
+order statistics (rank error 0). Larger runs count instead, in passes over the same
+trajectories:
     pilot  : the first min(N, 4096) trajectories fix each series' bin range
     pass A : every trajectory; coarse histograms, moments, extremes, non-finite counts
     pass B : every trajectory again (same keys, same values); the bins holding the target
@@ -45,6 +49,11 @@ N_SUB = 128  # pass-B/C sub-bins per refined bin
 BATCH = {"cpu": 8192, "gpu": 262_144, "cuda": 262_144, "rocm": 262_144, "tpu": 262_144}
 BATCH_ENV = "FORECAST_BATCH"  # override (changes results in the last bit; recorded in attrs)
 SMALL_STEP = 1024  # a small run's batch is a multiple of this (one compiled program per size)
+# Values a run may keep on the host for exact order statistics in one pass (float32: 1 GiB);
+# above it the counting passes run. Fixed (env FORECAST_EXACT_VALUES overrides, 0 = always
+# count): which method ran depends on the run's size only, never on the machine.
+EXACT_VALUES = 2**28
+EXACT_ENV = "FORECAST_EXACT_VALUES"
 CHUNK_BATCHES = 4  # default chunk: batches per host round trip (progress update)
 WORKERS = 2  # batches in flight at once per device
 
@@ -76,6 +85,20 @@ def batch_size() -> int:
             raise RunError(f"{BATCH_ENV} must be a whole number >= 1, got {env!r}")
         return value
     return BATCH.get(jax.default_backend(), BATCH["cpu"])
+
+
+def exact_values() -> int:
+    """The most values (trajectories x months x series) a run keeps for exact bands."""
+    env = os.environ.get(EXACT_ENV)
+    if env is None or env == "":
+        return EXACT_VALUES
+    try:
+        value = int(env)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise RunError(f"{EXACT_ENV} must be a whole number >= 0, got {env!r}")
+    return value
 
 
 def run_batch(n: int) -> int:
@@ -228,7 +251,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     n_batches = -(-n // batch)
 
     def sweep(name, reducer, consts, config, merge, unit0, units, **kw):
-        return pass_.sweep(name, reducer, consts, config, report if unit0 else None, unit0, units, name, merge, **kw)
+        return pass_.sweep(name, reducer, consts, config, report if units else None, unit0, units, name, merge, **kw)
 
     def check(acc):
         bad = n - int(acc["finite"])
@@ -237,7 +260,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
                            f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
                            "the scenario's priors for extreme values")
 
-    out = band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report, check)
+    out = band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report, check, exact_values())
     values, errors, acc, moments, hist, total_units = (out[k] for k in ("values", "errors", "acc", "moments", "hist",
                                                                         "total_units"))
     bad = n - int(acc["finite"])
@@ -249,6 +272,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
         info=dict(
             seed=seed, n_trajectories=n, chunk_size=chunk, batch_size=batch, bad_trajectories=bad,
             wall_seconds=time.perf_counter() - t_start, devices=len(used), resumed=bool(resume),
+            passes=out["passes"],
         ),
     )
     ck.remove()
@@ -272,9 +296,11 @@ def _where_nonfinite(counts, sc, n_scen) -> str:
     return f", first in {when} (month {t + 1} of {sc.months}) in {', '.join(hit)}"
 
 
-def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None, check=None) -> dict:
-    """The band passes of a run: pilot, pass A, pass B and, where values tied inside a
-    sub-bin straddle a target rank, pass C.
+def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None, check=None,
+                exact=EXACT_VALUES) -> dict:
+    """The band passes of a run. With at most `exact` values (n x months x n_series): one
+    pass that keeps them all and reads exact order statistics. Otherwise pilot, pass A,
+    pass B and, where values tied inside a sub-bin straddle a target rank, pass C.
 
     sweep(name, reducer, consts, config, merge, unit0, total_units, n=None, each=None,
     state=None, everywhere=False) runs every trajectory (or the first n) through a
@@ -283,25 +309,38 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
     values and errors (time, series, q), pass A's accumulators, the moments, the pass-A
     histogram, the progress units used and the names of the passes that ran."""
     report = report or Progress()
-    total_units = 1 + 2 * n_batches
-    report(0, total_units, "pilot")
-    # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
-    # histogram over a fixed wide layout (log series: log values from log(1e-30), where
-    # zeros land, to 70; the others are shares in [0, 1]) gives central quantiles that
-    # become the range; heavy tails go to the under- and overflow bins instead of diluting
-    # the bins, and the first bin (zeros) is left out of the range.
+    # The fixed wide layout (log series: log values from log(1e-30), where zeros land, to
+    # 70; the others are shares in [0, 1]): the pilot's, and the one pass's histogram (which
+    # only counts the values there).
     lo0 = np.broadcast_to(np.where(log_scale, LOG_TINY, 0.0), (months, n_series)).astype(np.float32)
     inv0 = np.broadcast_to(np.where(log_scale, N_BINS / (70.0 - LOG_TINY), N_BINS),
                            (months, n_series)).astype(np.float32)
+    a_merge = {"hist": "sum", "ymin_above": "min", "xmin": "min", "xmax": "max", "nonfinite": "sum",
+               "finite": "sum", "positive": "sum", "zero": "sum", "above_start": "sum"}
+    if n * months * n_series <= exact:
+        total_units = n_batches
+        report(0, total_units, "one pass")
+        kept = _Kept((months, n_series), n)
+        acc = sweep("one pass", "keep", (lo0, inv0), (N_BINS,), a_merge, 0, total_units, each=kept.add, state=kept)
+        if check is not None:
+            check(acc)
+        hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
+        values, errors = qmod.exact(kept.rows, hist.sum(axis=2), q)
+        return {"values": values, "errors": errors, "acc": acc, "moments": kept.moments, "hist": hist,
+                "total_units": total_units, "passes": ["one pass"]}
+    total_units = 1 + 2 * n_batches
+    report(0, total_units, "pilot")
+    # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
+    # histogram over the wide layout gives central quantiles that become the range; heavy
+    # tails go to the under- and overflow bins instead of diluting the bins, and the first
+    # bin (zeros) is left out of the range.
     pilot = sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), {"hist": "sum"}, 0, 0, n=min(n, PILOT),
                   everywhere=True)
     lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
     report(1, total_units, "pass A")
 
     moments = qmod.Moments((months, n_series))
-    acc = sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,),
-                {"hist": "sum", "ymin_above": "min", "xmin": "min", "xmax": "max", "nonfinite": "sum",
-                 "finite": "sum", "positive": "sum", "zero": "sum", "above_start": "sum"}, 1, total_units,
+    acc = sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,), a_merge, 1, total_units,
                 each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]), state=moments)
     if check is not None:
         check(acc)
@@ -327,6 +366,30 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
         passes.append("pass C")
     return {"values": values, "errors": errors, "acc": acc, "moments": moments, "hist": hist,
             "total_units": total_units, "passes": passes}
+
+
+class _Kept:
+    """The one pass's running state: the moments, and every value in trajectory order,
+    (time, series, N) float32 (missing and non-finite values as NaN)."""
+
+    def __init__(self, shape, n):
+        self.moments = qmod.Moments(shape)
+        self.rows = np.empty(shape + (n,), np.float32)
+        self.filled = 0
+
+    def add(self, ys):
+        self.moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"])
+        k = min(ys["values"].shape[-1], self.rows.shape[-1] - self.filled)
+        self.rows[..., self.filled:self.filled + k] = ys["values"][..., :k]
+        self.filled += k
+
+    def dump(self) -> dict:
+        return {**self.moments.dump(), "values": self.rows[..., :self.filled], "filled": np.int64(self.filled)}
+
+    def load(self, saved: dict):
+        self.moments.load(saved)
+        self.filled = int(saved["filled"])
+        self.rows[..., :self.filled] = saved["values"]
 
 
 def _refine(sweep, name, plan, unit0, total_units, total, q):
@@ -373,7 +436,8 @@ _COMPILE_LOCK = threading.Lock()  # concurrent first calls on several devices cr
 
 class _Passes:
     """Kernel calls over the run's batches, spread over the run's devices, merged exactly
-    and fetched once a chunk; each sweep checkpointed (forecast.checkpoint)."""
+    and fetched once a chunk (what `each` sees: every batch); each sweep checkpointed
+    (forecast.checkpoint)."""
 
     MERGE = {"sum": jnp.add, "min": jnp.minimum, "max": jnp.maximum}
     HOST_MERGE = {"sum": np.add, "min": np.minimum, "max": np.maximum}
@@ -394,7 +458,7 @@ class _Passes:
         in flight: XLA's CPU runtime leaves cores idle inside one call (scatters run on one
         thread), and concurrent calls fill them. Each device keeps its own accumulators
         (sums of integers, min, max: exact whatever the order), merged on the host at each
-        chunk's end; `each` runs in batch order. So the result does not depend on the
+        chunk's end; `each` runs in batch order, as each batch arrives. So the result does not depend on the
         number of devices, on which call finishes first, or on where a run was resumed.
 
         Several processes (jax.distributed): batch i is process i mod P's; at the end every
@@ -436,7 +500,7 @@ class _Passes:
             first, host, saved = partial
             if state is not None:
                 state.load(saved)
-        accs, pending, later = [None] * n_dev, [], []
+        accs, later = [None] * n_dev, []
         # This process's batches (all of them in a single-process run): batch i is process
         # i mod P's, and on that process runs on local device i mod D.
         mine = [i for i in range(first // self.batch, -(-n // self.batch)) if i % procs == me]
@@ -450,20 +514,18 @@ class _Passes:
                 if k + workers < len(mine):
                     futures.append(pool.submit(call, mine[k + workers], mine[k + workers] * self.batch))
                 futures[k] = None
-                if each is not None:
-                    pending.append((i, {key: v for key, v in ys.items() if key not in merge}))
+                if each is not None:  # fetched at once: a kept pass's values are large
+                    out = jax.device_get({key: v for key, v in ys.items() if key not in merge})
+                    if procs == 1:
+                        each(out)
+                    else:  # folded in global batch order once every process is done
+                        later.append((i, out))
                 d = i % n_dev
                 part = {key: ys[key] for key in merge}
                 accs[d] = part if accs[d] is None else {key: self.MERGE[merge[key]](accs[d][key], part[key])
                                                         for key in merge}
                 last = k == len(mine) - 1
                 if (i + 1 if procs == 1 else k + 1) % per_chunk == 0 or last:  # a chunk: one round trip
-                    fetched_pending = jax.device_get([p for _, p in pending])
-                    if procs == 1:
-                        for p in fetched_pending:
-                            each(p)
-                    else:  # folded in global batch order once every process is done
-                        later += [(j, p) for (j, _), p in zip(pending, fetched_pending)]
                     for acc in accs:
                         if acc is None:
                             continue
@@ -472,7 +534,7 @@ class _Passes:
                                    for key, v in fetched.items()}
                         host = fetched if host is None else {
                             key: self.HOST_MERGE[merge[key]](host[key], v) for key, v in fetched.items()}
-                    accs, pending = [None] * n_dev, []
+                    accs = [None] * n_dev
                     if not last and procs == 1:
                         self.ck.progress(name, (i + 1) * self.batch, host, None if state is None else state.dump())
                 if report is not None:

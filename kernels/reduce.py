@@ -8,6 +8,8 @@ for bit):
   transformed space (log for positive quantities), with an underflow and an overflow bin;
   plus the batch's moments, the per-series min/max, the non-finite count, and the exact
   counts behind the probabilities (values > 0, == 0, > the trajectory's first month).
+- keep (small runs instead of all the passes): pass A's outputs plus every value, from
+  which the host reads exact order statistics.
 - refine (pass B, and pass C where needed): the bins that hold target quantiles ("slots")
   are split into n_sub sub-bins and counted again, with the min and max of the values in
   every sub-bin, so that a reported quantile is always one of the simulated values.
@@ -135,9 +137,17 @@ def layout_index(x, y, lo, inv_w, eq_lo, eq_hi, n_sub):
     return jnp.where(x == eq_lo, 0, jnp.where(x == eq_hi, n_sub + 3, i))
 
 
+def keep(x, y, x0, valid, consts, config):
+    """pass_a's outputs plus every value, (series, traj) with padding and non-finite values
+    as NaN: for a run small enough that the host keeps all its values and reads exact order
+    statistics (one pass). Series lead so that the host appends each batch contiguously."""
+    ok = valid[:, None] & jnp.isfinite(x)
+    return dict(pass_a(x, y, x0, valid, consts, config), values=jnp.where(ok, x, jnp.nan).T)
+
+
 def materialize(x, y, x0, valid, consts, config):
     """Every value, padding masked as NaN: for tests on small runs only."""
     return jnp.where(valid[:, None], x, jnp.nan)
 
 
-REDUCERS = {"pass_a": pass_a, "refine": refine, "materialize": materialize}
+REDUCERS = {"pass_a": pass_a, "refine": refine, "keep": keep, "materialize": materialize}

@@ -5,7 +5,8 @@ A month, top to bottom (docs/model.md): events -> supply (power, hardware) -> co
 pools, guarantees, trade, lagging) -> outputs. The chunk runner draws each month's shocks,
 vmaps the month over trajectories, scans it over months and hands each month's
 (trajectory, series) outputs to a reducer, so that no trajectories x months x series array
-is ever built (except by the `materialize` reducer, which exists for tests on small runs).
+is ever built (except by the `keep` reducer, for runs small enough to keep every value,
+and `materialize`, for tests).
 """
 from __future__ import annotations
 
@@ -254,9 +255,9 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     trajectory index; n_valid: how many of the batch's trajectories are real (the rest pad
     the last batch and are masked out);
     consts: the reducer's arrays (bin layouts), each with a leading time axis; reducer:
-    "pass_a", "refine" or "materialize"; config: the reducer's static integers. Returns the
-    reducer's per-month outputs stacked over months, plus (batch,) flags of trajectories
-    that stayed finite.
+    a name in kernels.reduce.REDUCERS ("pass_a", "refine", "keep", "materialize"); config:
+    the reducer's static integers. Returns the reducer's per-month outputs stacked over
+    months, plus (batch,) flags of trajectories that stayed finite.
 
     Callers keep batch_size fixed for a whole run (forecast.run uses one per backend): XLA
     compiles each shape separately, and different programs may round differently in the

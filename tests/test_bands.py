@@ -1,7 +1,7 @@
 """The band passes on synthetic arrays: every band a value of known rank, exactly as the
 engine's reducers and host planning compute it, with ties, point masses and heavy tails
 that force every refinement path (pass C included) - checked against exact order
-statistics."""
+statistics; and the one pass of a small run, which must give those order statistics."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -75,7 +75,7 @@ def test_bands_on_synthetic_arrays_are_values_of_known_rank(n, seed):
     log_scale = parts[0][1]
     batch = 3000
     sweep, calls = synthetic_sweep(x, log_scale, batch)
-    out = band_passes(sweep, months, x.shape[2], log_scale, n, -(-n // batch), Q)
+    out = band_passes(sweep, months, x.shape[2], log_scale, n, -(-n // batch), Q, exact=0)
     assert "pass C" in out["passes"] and calls == ["pilot", "pass A", "pass B", "pass C"]
     values, errors = out["values"], out["errors"]
     for t in range(months):
@@ -102,3 +102,34 @@ def test_bands_on_synthetic_arrays_are_values_of_known_rank(n, seed):
     np.testing.assert_allclose(out["moments"].mean, x.astype(np.float64).mean(axis=1), rtol=1e-4, atol=1e-6)
     assert out["acc"]["finite"] == n
     np.testing.assert_array_equal(out["acc"]["zero"], (x == 0).sum(axis=1))
+
+
+def test_one_pass_gives_the_exact_order_statistics():
+    """A run whose values fit keeps them all: one sweep, bands equal to x_(ceil(q n)) of the
+    finite values of each cell (NaN and infinities left out and counted), rank error 0."""
+    rng = np.random.default_rng(2)
+    n, months, batch = 5_000, 2, 1_500
+    parts = [series(n, rng) for _ in range(months)]
+    x = np.stack([p[0] for p in parts])
+    log_scale = parts[0][1]
+    x[1, :7, 0] = np.inf  # non-finite values in one cell...
+    x[0, 100:103, 3] = np.nan
+    x[:, :, 5] = np.nan  # ...and a series with none finite
+    sweep, calls = synthetic_sweep(x, log_scale, batch)
+    out = band_passes(sweep, months, x.shape[2], log_scale, n, -(-n // batch), Q, exact=x.size)
+    assert calls == ["one pass"] and out["passes"] == ["one pass"]
+    for t in range(months):
+        for j in range(x.shape[2]):
+            finite = np.sort(x[t, :, j][np.isfinite(x[t, :, j])])
+            m = finite.size
+            for k, q in enumerate(Q):
+                want = finite[int(np.ceil(q * m)) - 1] if m else np.nan
+                np.testing.assert_equal(out["values"][t, j, k], want, err_msg=(t, j, q))
+    assert not out["errors"].any()
+    np.testing.assert_array_equal(out["hist"].sum(axis=2), np.isfinite(x).sum(axis=1))
+    finite = np.where(np.isfinite(x), x, np.nan).astype(np.float64)
+    np.testing.assert_allclose(out["moments"].mean[:, :5], np.nanmean(finite[..., :5], axis=1), rtol=1e-4, atol=1e-6)
+    # One value more than the limit: the counting passes run instead.
+    sweep, calls = synthetic_sweep(x[..., :5], log_scale[:5], batch)
+    band_passes(sweep, months, 5, log_scale[:5], n, -(-n // batch), Q, exact=n * months * 5 - 1)
+    assert calls[0] == "pilot"

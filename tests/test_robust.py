@@ -118,8 +118,10 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_single_process_bands(tmp_path):
+@pytest.mark.parametrize("exact", [pytest.param("0", id="counting-passes"), pytest.param("", id="one-pass")])
+def test_two_processes_give_the_single_process_bands(tmp_path, exact, monkeypatch):
     """Two local processes through JAX's distributed runtime (CPU, gloo collectives)."""
+    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
     n, seed = 5 * int(BATCH) + 3, 6
     out = tmp_path / "two.nc"
     port = _free_port()

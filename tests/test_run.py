@@ -37,15 +37,23 @@ def test_random_walk_bands_match_lognormal_quantiles(baseline):
         assert abs(mean - want_mean) < 4.5 * want_mean * np.sqrt(np.expm1(sd**2) / n)
 
 
+COUNT = pytest.param("0", id="counting-passes")  # FORECAST_EXACT_VALUES=0: never keep values
+ONE_PASS = pytest.param("", id="one-pass")  # the default: small runs keep their values
+
+
+@pytest.mark.parametrize("exact", [COUNT, ONE_PASS])
 @pytest.mark.parametrize("n, months, seed", [(1024, 24, 5), (8192 + 3001, 12, 6)])
-def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed):
-    """Every reported q lies in [Q(q - 1e-4), Q(q + 1e-4)] of the same trajectories, sorted.
+def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed, exact, monkeypatch):
+    """Every reported q lies in [Q(q - 1e-4), Q(q + 1e-4)] of the same trajectories, sorted;
+    in one pass it is Q(q) itself.
 
     1024: one batch, and qN whole so the two neighbours are consecutive order statistics;
     11193: two batches (a partial one), so counts and extremes are merged across batches.
     """
+    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
     sc = with_months(baseline, months)
     ds = forecast.run(sc, n_trajectories=n, seed=seed)
+    assert ds.attrs["band_passes"] == "one pass" if exact == "" else ds.attrs["band_passes"].startswith("pilot, pass A, pass B")
     xs = np.sort(materialize(sc, n=n, seed=seed), axis=1)
     for spec in OUTPUTS:
         v = ds[spec.name].values.reshape(len(ds["quantile"]), months, -1)
@@ -55,10 +63,14 @@ def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed):
             hi = ref[:, int(np.ceil((qq + 1e-4) * n)) - 1]
             bad = ~((v[j] >= lo) & (v[j] <= hi))
             assert not bad.any(), (spec.name, qq, np.argwhere(bad)[:5], v[j][bad][:5], lo[bad][:5], hi[bad][:5])
-        assert ds[spec.name].attrs["max_quantile_rank_error"] <= 1e-4 + 1.0 / n
+            if exact == "":
+                np.testing.assert_array_equal(v[j], ref[:, int(np.ceil(qq * n)) - 1], err_msg=(spec.name, qq))
+        assert ds[spec.name].attrs["max_quantile_rank_error"] <= (1e-4 + 1.0 / n if exact else 0.0)
 
 
-def test_same_seed_any_chunk_size_is_bit_identical(baseline):
+@pytest.mark.parametrize("exact", [COUNT, ONE_PASS])
+def test_same_seed_any_chunk_size_is_bit_identical(baseline, exact, monkeypatch):
+    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
     sc = with_months(baseline, 12)
     batch = forecast.batch_size()
     n = 2 * batch + 100
@@ -95,12 +107,16 @@ import jax, numpy as np, forecast
 from forecast.scenario import load, with_months
 assert len(jax.local_devices()) == 8, jax.local_devices()
 sc = with_months(load("baseline", calibration="none"), 12)
+import os
 n = 3 * forecast.batch_size() + 7
-one = forecast.run(sc, n_trajectories=n, seed=3)  # on a CPU the default is one device
-eight = forecast.run(sc, n_trajectories=n, seed=3, devices=8)
-assert one.attrs["devices_used"] == 1 and eight.attrs["devices_used"] == 8
-for name in one.data_vars:
-    np.testing.assert_array_equal(one[name].values, eight[name].values, err_msg=name)
+for exact in ("", "0"):  # one pass (the default at this size), then the counting passes
+    os.environ["FORECAST_EXACT_VALUES"] = exact
+    one = forecast.run(sc, n_trajectories=n, seed=3)  # on a CPU the default is one device
+    eight = forecast.run(sc, n_trajectories=n, seed=3, devices=8)
+    assert one.attrs["devices_used"] == 1 and eight.attrs["devices_used"] == 8
+    assert (one.attrs["band_passes"] == "one pass") == (exact == "")
+    for name in one.data_vars:
+        np.testing.assert_array_equal(one[name].values, eight[name].values, err_msg=name)
 try:
     forecast.run(sc, n_trajectories=10, devices=9)
 except forecast.RunError as e:
@@ -140,16 +156,21 @@ class Interrupt(Exception):
 
 
 @pytest.mark.slow
-def test_resume_after_interruption_is_bit_identical(baseline, tmp_path):
+@pytest.mark.parametrize("exact, stops", [
+    pytest.param("0", (4, 9, 15), id="counting-passes"),  # inside pass A, inside pass B, after pass B's last batch
+    pytest.param("", (3, 7), id="one-pass"),  # inside the one pass, after its last batch
+])
+def test_resume_after_interruption_is_bit_identical(baseline, tmp_path, exact, stops, monkeypatch):
     import os
 
+    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
     sc = with_months(baseline, 12)
     os.environ["FORECAST_BATCH"] = "1024"
     try:
         n = 6 * 1024 + 5
         whole = forecast.run(sc, n_trajectories=n, seed=9, chunk_size=1024)
         ck = tmp_path / "run.ckpt.npz"
-        for stop_at in (4, 9, 15):  # inside pass A, inside pass B, after pass B's last batch
+        for stop_at in stops:
             seen = []
 
             def progress(done, total, phase, stop_at=stop_at):
@@ -175,11 +196,12 @@ def test_checkpoint_of_another_run_is_refused(baseline, tmp_path):
     ck = tmp_path / "a.ckpt.npz"
 
     def stop(done, total, phase):
-        if done == 2:
+        if done == 1:  # after the first of two batches (one pass), saved at the chunk's end
             raise Interrupt(phase)
 
     with pytest.raises(Interrupt):
-        forecast.run(sc, n_trajectories=5000, seed=1, progress=stop, checkpoint=ck, checkpoint_every=0)
+        forecast.run(sc, n_trajectories=5000, seed=1, progress=stop, checkpoint=ck, checkpoint_every=0,
+                     chunk_size=run_batch(5000))
     with pytest.raises(forecast.RunError, match="its seed is 1, this run's is 2"):
         forecast.run(sc, n_trajectories=5000, seed=2, checkpoint=ck, resume=True)
     with pytest.raises(forecast.RunError, match="number of trajectories is 5000"):
