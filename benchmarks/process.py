@@ -2,6 +2,7 @@
 
     python -m benchmarks.process                      # 1e4 and 1e5 (CPU: ~15 min)
     python -m benchmarks.process --sizes 1000000      # 1e6 (CPU: ~45 min)
+    python -m benchmarks.process --sizes 100000,1000000 --months 12   # 1e6 in ~10 min
 
 For each size, each command runs as its own process, one after the other:
 - engine, cold: `forecast run baseline --priors none -n N` with the compilation cache off;
@@ -24,23 +25,34 @@ import tempfile
 from pathlib import Path
 
 README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- table:process:begin -->", "<!-- table:process:end -->"
+
+
+def markers(months):
+    """The README markers of a month count's table (120 months: the original `process`)."""
+    key = "process" if months == 120 else f"process-{months}"
+    return f"<!-- table:{key}:begin -->", f"<!-- table:{key}:end -->"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated trajectory counts")
+    ap.add_argument("--months", type=int, default=120, help="horizon (a scenario extending baseline)")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="bench-process-"))
+    scenario = "baseline"
+    if args.months != 120:
+        scenario = str(tmp / "baseline_months.toml")
+        Path(scenario).write_text(f'name = "baseline"\nextends = "baseline"\nmonths = {args.months}\n')
     base = dict(os.environ)
     rows = []
     for n in sizes:
         out = str(tmp / "out.nc")
-        engine = [sys.executable, "-c", "from forecast.cli import main; main()", "run", "baseline", "--priors", "none",
+        engine = [sys.executable, "-c", "from forecast.cli import main; main()", "run", scenario, "--priors", "none",
                   "-n", str(n), "-o", out]
-        numpy = [sys.executable, "-c", f"from benchmarks import reference_numpy as r; r.simulate('baseline', n={n})"]
+        numpy = [sys.executable, "-c", "from benchmarks import reference_numpy as r; from forecast.scenario import "
+                 f"load; r.simulate(load({scenario!r}, calibration='none'), n={n})"]
         cache = str(tmp / f"cache-{n}")
         results = {}
         for label, cmd, env in (
@@ -56,8 +68,9 @@ def main(argv=None):
             rows.append((n, label, r["wall"], r["cpu"], r["rss"], r["wall"] / ref["wall"], r["cpu"] / ref["cpu"]))
             print(f"{n:>10,} {label:22s} wall {r['wall']:8.1f} s  cpu {r['cpu']:8.1f} s  peak {r['rss']:5.2f} GB",
                   flush=True)
-    table = _table(rows)
+    table = _table(rows, args.months)
     print(table)
+    BEGIN, END = markers(args.months)
     if not args.no_write:
         text = README.read_text()
         block = f"{BEGIN}\n{table}\n{END}"
@@ -65,7 +78,7 @@ def main(argv=None):
             start, end = text.index(BEGIN), text.index(END) + len(END)
             text = text[:start] + block + text[end:]
         else:
-            text = text.rstrip() + "\n\n## Whole processes\n\n" + block + "\n"
+            text = text.rstrip() + f"\n\n## Whole processes, {args.months} months\n\n" + block + "\n"
         README.write_text(text)
 
 
@@ -90,13 +103,13 @@ def _own_peak(cmd, env) -> dict:
     return result
 
 
-def _table(rows) -> str:
+def _table(rows, months=120) -> str:
     import jax
     import numpy as np
 
     dev = jax.devices()[0]
     head = (f"Device: {dev.platform} ({dev.device_kind}), {os.cpu_count()} cores; jax {jax.__version__}, numpy "
-            f"{np.__version__}, Python {platform.python_version()}; baseline, hand-set priors, 120 months; "
+            f"{np.__version__}, Python {platform.python_version()}; baseline, hand-set priors, {months} months; "
             f"{dt.date.today().isoformat()}.\n\n"
             "| trajectories | command | wall s | CPU s | peak RSS GB | wall / NumPy | CPU / NumPy |\n"
             "|---:|---|---:|---:|---:|---:|---:|")

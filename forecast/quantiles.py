@@ -16,6 +16,8 @@ be resolved is reported with its achieved rank error, |rank - r| / N.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kernels.reduce import TINY
@@ -157,12 +159,40 @@ def _split(lo, span, n_sub):
     return np.where(np.isfinite(lo), lo, 0.0).astype(np.float32), (n_sub / span).astype(np.float32)
 
 
-def plan_b(hist, rank, lo, inv_w, ymin, ymax, xmin, xmax, n_sub):
-    """Pass B: the pass-A bin holding each target rank, split into n_sub sub-bins.
+LEVELS = 2  # refine levels the kernel's refine reducer can index: pass B, then pass C
+
+
+class Plan(NamedTuple):
+    """What a refine sweep counts, and how to read it (all (time, series, q) but consts)."""
+
+    consts: tuple  # the refine reducer's arrays: 7 for one level (pass B), 12 for two (C)
+    slot: np.ndarray  # the slot whose sub-bins hold each quantile's target rank
+    below: np.ndarray  # values below that slot (counted by earlier passes)
+    rank: np.ndarray  # the target rank, ceil(q N)
+
+    @property
+    def level(self) -> int:
+        return 1 if len(self.consts) == 7 else 2
+
+
+class Reading(NamedTuple):
+    """A refine sweep's counts read against its plan (all (time, series, q))."""
+
+    value: np.ndarray  # the reported simulated value (NaN where the target was not found)
+    error: np.ndarray  # its achieved rank error, a fraction of N (an upper bound)
+    resolved: np.ndarray  # within eps of the target rank, or a point mass
+    index: np.ndarray  # the sub-bin holding the target rank...
+    before: np.ndarray  # ...the values before it...
+    sub_min: np.ndarray  # ...and its min and max: what a narrower plan splits
+    sub_max: np.ndarray
+
+
+def plan_b(hist, rank, lo, inv_w, ymin, ymax, xmin, xmax, n_sub) -> Plan:
+    """The first refine level (pass B): the pass-A bin holding each target rank, split into
+    n_sub sub-bins.
 
     hist: (time, series, n_bins + 2) counts; rank: (time, series, q); lo, inv_w, ymin, ymax
-    (y space) and xmin, xmax (values): (time, series). Returns the refine reducer's consts
-    and, per quantile, its slot and the count of values below its bin.
+    (y space) and xmin, xmax (values): (time, series).
     """
     t_n, s_n, width = hist.shape
     n_bins = width - 2
@@ -183,50 +213,52 @@ def plan_b(hist, rank, lo, inv_w, ymin, ymax, xmin, xmax, n_sub):
     eq_lo = np.broadcast_to(xmin[..., None], rank.shape).astype(np.float32)
     eq_hi = np.broadcast_to(xmax[..., None], rank.shape).astype(np.float32)
     consts = (lo, inv_w, table, b_lo, b_inv, eq_lo, eq_hi)
-    return dict(consts=consts, slot=slot, below=below, rank=rank)
+    return Plan(consts, slot, below, rank)
 
 
-def plan_c(plan, res, unresolved, log_scale, n_sub):
-    """Pass C: split the pass-B sub-bin holding each unresolved target rank once more.
+def narrow(plan: Plan, res: Reading, unresolved, log_scale, n_sub) -> Plan:
+    """The next level (pass C): split the sub-bin holding each unresolved target rank once
+    more. Only a first-level plan can be narrowed (the kernel indexes two levels).
 
-    res: resolve()'s result for pass B; unresolved: (time, series, q) mask. The first level
-    keeps pass B's consts, so each chosen sub-bin holds the values it held in pass B; its
+    res: the reading of `plan`'s sweep; unresolved: (time, series, q) mask. The first level
+    keeps the plan's consts, so each chosen sub-bin holds the values it held before; its
     new layout spans [sub-bin min, sub-bin max] in y space with those two values as point
     masses.
     """
+    if plan.level != 1:
+        raise ValueError(f"only a first-level plan can be narrowed (the kernel indexes {LEVELS} levels)")
     t_n, s_n, n_q = unresolved.shape
-    key = np.where(unresolved, plan["slot"] * (n_sub + 4) + res["index"], -1 - np.arange(n_q))
+    key = np.where(unresolved, plan.slot * (n_sub + 4) + res.index, -1 - np.arange(n_q))
     slot = _slots(key)
     table2 = np.full((t_n, s_n, n_q, n_sub + 4), -1, np.int32)
     ti, si, qi = np.nonzero((slot == np.arange(n_q)) & unresolved)
-    table2[ti, si, plan["slot"][ti, si, qi], res["index"][ti, si, qi]] = qi
-    mn, mx = res["sub_min"], res["sub_max"]
+    table2[ti, si, plan.slot[ti, si, qi], res.index[ti, si, qi]] = qi
+    mn, mx = res.sub_min, res.sub_max
     y_mn, y_mx = to_y(mn, log_scale[:, None]), to_y(mx, log_scale[:, None])
     with np.errstate(invalid="ignore"):
         c_lo, c_inv = _split(y_mn, y_mx - y_mn, n_sub)
-    consts = plan["consts"] + (table2, c_lo, c_inv, mn.astype(np.float32), mx.astype(np.float32))
-    return dict(consts=consts, slot=slot, below=res["before"], rank=plan["rank"])
+    consts = plan.consts + (table2, c_lo, c_inv, mn.astype(np.float32), mx.astype(np.float32))
+    return Plan(consts, slot, res.before, plan.rank)
 
 
-def by_slot(plan, *arrays):
+def by_slot(plan: Plan, *arrays):
     """Each quantile's (time, series, q, ...) arrays, read from the slot that holds its bin."""
-    slot = plan["slot"]
+    slot = plan.slot
     return tuple(np.take_along_axis(a, slot.reshape(slot.shape + (1,) * (a.ndim - 3)), 2) for a in arrays)
 
 
-def resolve(plan, counts, sub_min, sub_max, total, quantiles, eps=EPS):
-    """Quantile values, achieved rank errors (fractions of N) and whether each is resolved.
+def resolve(plan: Plan, counts, sub_min, sub_max, total, quantiles, eps=EPS) -> Reading:
+    """Read a refine sweep: quantile values, achieved rank errors (fractions of N), whether
+    each is resolved, and what a narrower plan needs.
 
     counts, sub_min, sub_max: (time, series, slot, width) from a refine pass; total:
-    (time, series) finite values. Returns a dict with value, error, resolved, and for a
-    following pass the sub-bin index holding each target rank, the count before it and its
-    min and max.
+    (time, series) finite values.
     """
     counts, sub_min, sub_max = by_slot(plan, counts, sub_min, sub_max)
     q = np.asarray(quantiles, np.float64)
     n = np.maximum(total[..., None].astype(np.float64), 1.0)
-    r = plan["rank"]
-    cum = plan["below"][..., None] + np.cumsum(counts, axis=-1)
+    r = plan.rank
+    cum = plan.below[..., None] + np.cumsum(counts, axis=-1)
     inside = cum >= r[..., None]
     index = np.argmax(inside, axis=-1)
     found = inside[..., -1]
@@ -246,7 +278,7 @@ def resolve(plan, counts, sub_min, sub_max, total, quantiles, eps=EPS):
     error = np.where(tied, 0.0, np.where(use_max, d_max, d_min)) / n
     resolved = found & (tied | ok_min | ok_max)
     empty = total[..., None] == 0
-    return dict(
+    return Reading(
         value=np.where(empty | ~found, np.nan, value),
         error=np.where(empty, 0.0, np.where(found, error, 1.0)),
         resolved=resolved | empty,

@@ -352,18 +352,24 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
     ymin = np.where(np.isfinite(acc["ymin_above"]), acc["ymin_above"], qmod.to_y(acc["xmin"], log_scale))
     plan = qmod.plan_b(hist, rank, lo, inv_w, ymin, qmod.to_y(acc["xmax"], log_scale), acc["xmin"], acc["xmax"],
                        N_SUB)
-    res = _refine(sweep, "pass B", plan, 1 + n_batches, total_units, total, q)
-    values, errors = res["value"], res["error"]
-    passes = ["pilot", "pass A", "pass B"]
-    if not res["resolved"].all():
-        # Values tied inside a sub-bin straddle the target rank: refine those sub-bins (pass C).
+    # Refine, narrowing where a target is unresolved (values tied inside a sub-bin straddle
+    # it), until all are resolved or the kernel's levels are used: pass B, then pass C.
+    passes = ["pilot", "pass A"]
+    values = errors = resolved = None
+    for level in range(1, qmod.LEVELS + 1):
+        name = "pass " + "BC"[level - 1]
+        res = _refine(sweep, name, plan, 1 + level * n_batches, total_units, total, q)
+        passes.append(name)
+        if values is None:
+            values, errors, resolved = res.value, res.error, res.resolved
+        else:
+            better = ~resolved & (res.resolved | (res.error < errors))
+            values, errors = np.where(better, res.value, values), np.where(better, res.error, errors)
+            resolved = resolved | res.resolved
+        if resolved.all() or level == qmod.LEVELS:
+            break
         total_units += n_batches
-        plan_c = qmod.plan_c(plan, res, ~res["resolved"], log_scale, N_SUB)
-        res_c = _refine(sweep, "pass C", plan_c, 1 + 2 * n_batches, total_units, total, q)
-        better = ~res["resolved"] & (res_c["resolved"] | (res_c["error"] < res["error"]))
-        values = np.where(better, res_c["value"], values)
-        errors = np.where(better, res_c["error"], errors)
-        passes.append("pass C")
+        plan = qmod.narrow(plan, res, ~res.resolved, log_scale, N_SUB)
     return {"values": values, "errors": errors, "acc": acc, "moments": moments, "hist": hist,
             "total_units": total_units, "passes": passes}
 
@@ -393,9 +399,9 @@ class _Kept:
 
 
 def _refine(sweep, name, plan, unit0, total_units, total, q):
-    acc = sweep(name, "refine", plan["consts"], (N_BINS, N_SUB), {"counts": "sum", "sub_min": "min",
+    acc = sweep(name, "refine", plan.consts, (N_BINS, N_SUB), {"counts": "sum", "sub_min": "min",
                                                                    "sub_max": "max"}, unit0, total_units)
-    months, n_series, n_q = plan["rank"].shape
+    months, n_series, n_q = plan.rank.shape
     shape = (months, n_series, n_q, N_SUB + 4)
     return qmod.resolve(plan, acc["counts"].reshape(shape).astype(np.int64), acc["sub_min"].reshape(shape),
                         acc["sub_max"].reshape(shape), total, q)

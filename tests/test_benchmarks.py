@@ -25,8 +25,10 @@ def test_process_benchmark_smoke(tmp_path, monkeypatch):
 
     monkeypatch.setattr(process, "README", tmp_path / "README.md")
     (tmp_path / "README.md").write_text("# Benchmarks\n")
-    process.main(["--sizes", "200"])
+    process.main(["--sizes", "200", "--months", "6"])
     text = (tmp_path / "README.md").read_text()
-    assert text.count(process.BEGIN) == 1 and "engine, warm cache" in text and "NumPy reference" in text
+    begin, _ = process.markers(6)
+    assert text.count(begin) == 1 and "engine, warm cache" in text and "NumPy reference" in text
+    assert "6 months" in text and process.markers(120)[0] not in text
     rows = [line for line in text.splitlines() if line.startswith("| 200 |")]
     assert len(rows) == 3 and all(float(r.split("|")[5]) > 0.05 for r in rows)  # a peak RSS was read
