@@ -16,6 +16,7 @@ be resolved is reported with its achieved rank error, |rank - r| / N.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -52,8 +53,6 @@ def exact(rows, total, quantiles, workers=2, block=256):
                 sel = np.partition(part[idx], kth, axis=-1)
                 out[sl][idx] = np.take_along_axis(sel, r[idx], axis=-1)
 
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, range(0, flat.shape[0], block)))
     return out.reshape(t_n, s_n, -1), np.zeros((t_n, s_n, rank.shape[1]))
@@ -67,10 +66,10 @@ class Moments:
         self.mean = np.zeros(shape)
         self.m2 = np.zeros(shape)
 
-    def add(self, count, mean, m2_scaled, scale):
-        """One batch's (time, series) count, mean, M2 / scale^2 and scale."""
-        nb, mb = np.asarray(count, np.float64), np.asarray(mean, np.float64)
-        m2b = np.asarray(m2_scaled, np.float64) * np.asarray(scale, np.float64) ** 2
+    def add(self, ys):
+        """One batch's pass-A outputs: (time, series) count, mean, m2 (M2 / scale^2), scale."""
+        nb, mb = np.asarray(ys["count"], np.float64), np.asarray(ys["mean"], np.float64)
+        m2b = np.asarray(ys["m2"], np.float64) * np.asarray(ys["scale"], np.float64) ** 2
         n = self.n + nb
         safe = np.where(n > 0, n, 1.0)
         delta = mb - self.mean

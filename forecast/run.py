@@ -73,32 +73,28 @@ class Progress:
             self.callback(done, total, phase)
 
 
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """A whole-number setting from the environment (unset or empty: the default)."""
+    env = os.environ.get(name)
+    if not env:
+        return default
+    try:
+        value = int(env)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise RunError(f"{name} must be a whole number >= {minimum}, got {env!r}")
+    return value
+
+
 def batch_size() -> int:
     """Trajectories per kernel call on this backend (env FORECAST_BATCH overrides)."""
-    env = os.environ.get(BATCH_ENV)
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise RunError(f"{BATCH_ENV} must be a whole number >= 1, got {env!r}")
-        return value
-    return BATCH.get(jax.default_backend(), BATCH["cpu"])
+    return _env_int(BATCH_ENV, BATCH.get(jax.default_backend(), BATCH["cpu"]), 1)
 
 
 def exact_values() -> int:
     """The most values (trajectories x months x series) a run keeps for exact bands."""
-    env = os.environ.get(EXACT_ENV)
-    if env is None or env == "":
-        return EXACT_VALUES
-    try:
-        value = int(env)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise RunError(f"{EXACT_ENV} must be a whole number >= 0, got {env!r}")
-    return value
+    return _env_int(EXACT_ENV, EXACT_VALUES, 0)
 
 
 def run_batch(n: int) -> int:
@@ -341,7 +337,7 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
 
     moments = qmod.Moments((months, n_series))
     acc = sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,), a_merge, 1, total_units,
-                each=lambda ys: moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"]), state=moments)
+                each=moments.add, state=moments)
     if check is not None:
         check(acc)
     hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
@@ -384,17 +380,17 @@ class _Kept:
         self.filled = 0
 
     def add(self, ys):
-        self.moments.add(ys["count"], ys["mean"], ys["m2"], ys["scale"])
+        self.moments.add(ys)
         k = min(ys["values"].shape[-1], self.rows.shape[-1] - self.filled)
         self.rows[..., self.filled:self.filled + k] = ys["values"][..., :k]
         self.filled += k
 
     def dump(self) -> dict:
-        return {**self.moments.dump(), "values": self.rows[..., :self.filled], "filled": np.int64(self.filled)}
+        return {**self.moments.dump(), "values": self.rows[..., :self.filled]}
 
     def load(self, saved: dict):
         self.moments.load(saved)
-        self.filled = int(saved["filled"])
+        self.filled = saved["values"].shape[-1]
         self.rows[..., :self.filled] = saved["values"]
 
 
