@@ -121,7 +121,6 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         if progress:
             progress(f"{cut.date()}: fitting {', '.join(models)} to the rows before the cutoff")
         idata, fits = calibrate(data, sc, settings, cutoff=cut, models=models)
-        converged = all(f.converged for f in fits.values())
         fd, path = tempfile.mkstemp(suffix=".nc")
         os.close(fd)
         try:
@@ -147,7 +146,8 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
                 "latent_q05": latent[0], "latent_q95": latent[4],
                 "latent_inside90": (bool(latent[0] <= y <= latent[4]) if spec["latent"] else np.nan),
                 "interval_score": float(interval_score(y, band[0], band[4])),
-                "relative_width": float((band[4] - band[0]) / band[2]), "fit_converged": converged,
+                "relative_width": float((band[4] - band[0]) / band[2]),
+                "fit_converged": all(fits[m].converged for m in spec["models"]),  # the fits behind this output
             })
     return pd.DataFrame(rows)
 

@@ -71,6 +71,22 @@ def context(scenario, cutoff=None):
 
 
 # ------------------------------------------------------------------ fitting
+def fittable_models(data: pd.DataFrame, scenario, cutoff, names) -> dict[str, str]:
+    """{model: ""} for each named model the rows before `cutoff` can fit, {model: why} for
+    the others (a backtest origin before a series begins has nothing to fit)."""
+    from priors.models import MODELS, CalibrationError
+
+    ctx = context(scenario, cutoff)
+    out = {}
+    for n in names:
+        try:
+            MODELS[n].prepare(data, ctx)
+            out[n] = ""
+        except CalibrationError as e:
+            out[n] = str(e)
+    return out
+
+
 def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=None, progress=None):
     """Fit every model (or those named) and return (InferenceData, fits)."""
     from priors.fit import Settings, fit

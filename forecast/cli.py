@@ -516,22 +516,27 @@ def _fit_options(f):
     return f
 
 
+def _model_names(models: str | None) -> list[str]:
+    """--models as a list (every model when not given); unknown names are refused."""
+    from priors.models import MODELS
+
+    if not models:
+        return list(MODELS)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}", param_hint="--models")
+    return names
+
+
 def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console, accept_outliers=False,
          data=None):
     from forecast.calibrate import calibrate as run_calibration
     from priors.models import CalibrationError
 
-    from priors.models import MODELS
-
     _parallel_chains(chains)
     settings = _settings(chains, warmup, samples, seed)
-    names = None
-    if models:
-        names = [m.strip() for m in models.split(",") if m.strip()]
-        unknown = [m for m in names if m not in MODELS]
-        if unknown or not names:
-            raise click.BadParameter(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}",
-                                     param_hint="--models")
+    names = _model_names(models) if models else None
     if data is None:
         data = _load_data(files, console, accept_outliers)
     try:
@@ -637,6 +642,7 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
 
     from forecast.backtest import backtest as score_outputs
     from forecast.backtest import summary
+    from forecast.calibrate import fittable_models
     from priors.models import CalibrationError
     from priors.posterior import coverage, plot_checks, sites
 
@@ -649,10 +655,23 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
             raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
     if csv_path is not None:
         _check_output(csv_path, console, ".csv")
+    names = _model_names(models)
     data = _load_data(files, console, accept_outliers)
+    try:
+        hand_set = load(scenario, calibration="none")
+    except ScenarioError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
     for cut in cuts:
-        idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, cut, console, accept_outliers,
-                           data=data)
+        fittable = fittable_models(data, hand_set, cut, names)
+        for name, why in fittable.items():
+            if why:
+                console.print(f"{cut.date()}: {name} not backtested: {why}")
+        ready = [n for n, why in fittable.items() if not why]
+        if not ready:
+            continue
+        idata, fits = _fit(files, scenario, chains, warmup, samples, seed, ",".join(ready), cut, console,
+                           accept_outliers, data=data)
         Console().print(diagnostics_table(fits))
         table = Table(title=f"model backtest: fitted before {cut.date()}, later observations inside the "
                             "posterior predictive bands")

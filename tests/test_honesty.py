@@ -221,3 +221,27 @@ def test_compute_observations_sum_the_designers_fitted_before_the_cutoff():
     # A and B were fitted (rows before the cutoff); C starts after it; owner breakdowns are parts
     assert list(out["date"].dt.strftime("%Y-%m-%d")) == ["2025-12-31"]  # B does not report 2025-09-30
     assert out["observed"].tolist() == [43.0] and out["countries"].tolist() == [2]
+
+
+def test_backtest_skips_models_with_nothing_before_the_cutoff(tmp_path):
+    """At a cutoff before a series begins, that model is not backtested (and says why); the
+    others are. Adoption's first figures are for H1 2025; no token series has two dates and
+    no price decline factor has an interval before mid-2024."""
+    from click.testing import CliRunner
+
+    from forecast.calibrate import fittable_models
+    from forecast.cli import main
+
+    names = ["adoption", "demand", "prices", "compute", "power"]
+    early = fittable_models(shipped(), load("baseline", calibration="none"), pd.Timestamp("2024-07-01"), names)
+    assert set(early) == set(names)
+    assert "ai_user_share" in early["adoption"] and "before the cutoff 2024-07-01" in early["adoption"]
+    assert "token-volume" in early["demand"] and "price_reduction_factor_per_year" in early["prices"]
+    assert not early["compute"] and not early["power"]
+    late = fittable_models(shipped(), load("baseline", calibration="none"), pd.Timestamp("2025-07-01"), names)
+    assert not any(late.values()), late
+    res = CliRunner().invoke(main, ["backtest", "--models", "adoption", "--cutoff", "2024-07-01",
+                                    "--csv", str(tmp_path / "x.csv")])
+    assert res.exit_code == 0, res.output
+    assert "2024-07-01: adoption not backtested" in res.output and "nothing scored" in res.output
+    assert not (tmp_path / "x.csv").exists()

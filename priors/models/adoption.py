@@ -73,6 +73,9 @@ def prepare(data, ctx) -> Prepared:
     internet = np.array([INTERNET.get(r, DEFAULT_INTERNET) for r in regions])
     rows = rows.assign(t=ctx.years(rows["date_parsed"]), series=rows["entity"], label=rows["entity"],
                        y=np.log(share) - np.log1p(-share), train=ctx.train(rows["date_parsed"]))
+    if not rows["train"].any():
+        raise CalibrationError(f"adoption: no {METRIC!r} rows dated before the cutoff {ctx.cutoff.date()} "
+                               f"(the first is for {rows['date_parsed'].min().date()})")
     inputs = {
         "t": jnp.asarray(rows["t"].to_numpy(), jnp.float32),
         "country": jnp.asarray(rows["entity"].map(c_index).to_numpy()),
