@@ -53,7 +53,8 @@ def _recover(module, prepared, seed, names):
     ("compute", ["growth", "stock_growth0", "stock0"]),
     ("prices", ["g_hw", "g_serve", "g_alg", "g_front", "fixed_capability_decline", "frontier_drift"]),
     ("demand", ["enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife", "sigma"]),
-    ("power", ["g_power_eff", "log_chip_kw0", "sigma"]),
+    ("power", ["g_power_eff", "log_chip_kw0", "sigma", "installed_growth", "power_growth0", "power_halflife",
+               "power_growth_inf"]),
 ])
 @pytest.mark.slow
 def test_parameter_recovery(data, ctx, name, params):
@@ -321,12 +322,12 @@ def test_moved_compares_hand_set_prior_with_posterior(baseline):
     assert not ((table["parameter"] == "growth0") & (table["entry"] == "china")).any()
 
 
-def _power_rows(values):
+def _power_rows(values, start="2025-01-01"):
     rows = []
     for entity, date, power, compute in values:
         for metric, v in (("cumulative_power", power), ("cumulative_compute_h100e", compute)):
             rows.append({"entity": entity, "date_parsed": pd.Timestamp(date), "metric": metric, "value_num": v,
-                         "file": "f.csv", "row": len(rows) + 1})
+                         "period_start": start, "file": "f.csv", "row": len(rows) + 1})
     return pd.DataFrame(rows)
 
 
@@ -346,3 +347,32 @@ def test_power_model_reads_chip_power_per_h100e_of_each_quarter(ctx):
     bad = _power_rows([("A", "2025-06-30", 100.0, 1e5), ("A", "2025-09-30", 90.0, 2e5)])
     with pytest.raises(CalibrationError, match=r"f\.csv, row 3: cumulative .* of 'A' does not increase"):
         power.prepare(bad, ctx)
+    # installed chip power: every cumulative_power row, in logs, from its series' start
+    installed = prep.sites["installed"].rows
+    np.testing.assert_allclose(np.exp(installed["y"]), [100.0, 160.0, 200.0, 10.0, 40.0])
+    np.testing.assert_allclose(np.asarray(prep.inputs["installed"]["start"]), ctx.years(["2025-01-01"] * 2), rtol=1e-6)
+    # the projection: one row, 2030's AI capacity at the geometric middle of 45-135 GW
+    proj = prep.sites["projection"].rows
+    hi = 945e3 / 8766 * 1.25  # all of 2030's data-centre load (945 TWh), as capacity
+    assert np.exp(proj["y"].iloc[0]) == pytest.approx(np.sqrt(hi / 3 * hi), rel=1e-9)
+    assert hi / 3 == pytest.approx(45, abs=0.5) and hi == pytest.approx(135, abs=0.5)
+    assert proj["train"].all() and proj["date_parsed"].iloc[0] == pd.Timestamp("2030-07-01")
+
+
+def test_power_growth_spreads_over_regions_in_the_scenario_pattern(ctx):
+    """The world's start rate g0 goes to every region but china, each at its hand-set median
+    times one factor, so that the compute-share-weighted mean over those regions is g0."""
+    from priors.models import power
+
+    g0 = np.array([0.6, 0.9])
+    g = power.regional_growth(g0, ctx)
+    regions = list(ctx.regions)
+    china = regions.index("china")
+    assert np.isnan(g[:, china]).all()
+    others = [i for i in range(len(regions)) if i != china]
+    share = np.asarray(ctx.compute_share)[others]
+    np.testing.assert_allclose(g[:, others] @ share / share.sum(), g0, rtol=1e-12)
+    pattern = np.exp(np.broadcast_to(ctx.hand_set["power_growth0"][0], (len(regions),)))[others]
+    ratio = g[:, others] / pattern  # one factor per draw
+    np.testing.assert_allclose(ratio, np.repeat(ratio[:, :1], len(others), axis=1), rtol=1e-12)
+    assert g[0, regions.index("us")] > g[0, regions.index("europe")]  # the pattern: us 0.5, europe 0.3

@@ -41,8 +41,10 @@ def designer_rows(data, metrics) -> pd.DataFrame:
     return rows[~rows["entity"].str.contains(" owned by ", regex=False)].copy()
 
 
-def prepare(data, ctx) -> Prepared:
-    rows = designer_rows(data, [METRIC])
+def cumulative_rows(data, ctx, metric: str, model: str) -> pd.DataFrame:
+    """The designers' rows of one cumulative metric, with the series' start `s`, `t`, `train`
+    and `y` = log value; refused unless some series has two dated rows before the cutoff."""
+    rows = designer_rows(data, [metric])
     if "period_start" in rows:
         start = pd.to_datetime(rows["period_start"], errors="coerce")
     else:
@@ -50,7 +52,7 @@ def prepare(data, ctx) -> Prepared:
     missing = start.isna()
     if missing.any():
         r = rows[missing].iloc[0]
-        raise CalibrationError(f"compute: {r['file']}, row {r['row']}: a cumulative series needs its "
+        raise CalibrationError(f"{model}: {r['file']}, row {r['row']}: a cumulative series needs its "
                                "period_start (the date it counts from)")
     rows["s"] = ctx.years(start)
     rows["t"] = ctx.years(rows["date_parsed"])
@@ -60,21 +62,37 @@ def prepare(data, ctx) -> Prepared:
     rows["label"] = rows["entity"]
     fit = rows[rows["train"]]
     if fit.empty or fit.groupby("series")["t"].nunique().max() < 2:
-        raise CalibrationError(f"compute: no {METRIC!r} series has two dated observations to fit")
+        raise CalibrationError(f"{model}: no {metric!r} series has two dated observations to fit")
+    return rows
+
+
+def curve_inputs(rows) -> dict:
+    """Arrays for shipment curves fitted to cumulative rows: each row's designer index, each
+    designer's start and largest fitted log value (the centre of its level's prior; all its
+    values for a series with none fitted, which is not scored)."""
     series = sorted(set(rows["series"]))
     index = {s: i for i, s in enumerate(series)}
-    first_start = np.array([rows.loc[rows["series"] == s, "s"].iloc[0] for s in series])
-    last = np.array([rows.loc[rows["series"] == s, "y"].max() for s in series])
+    last = []
+    for s in series:
+        own = rows[rows["series"] == s]
+        last.append((own[own["train"]] if own["train"].any() else own)["y"].max())
+    return {
+        "series": jnp.asarray(rows["series"].map(index).to_numpy()),
+        "start": jnp.asarray([rows.loc[rows["series"] == s, "s"].iloc[0] for s in series], jnp.float32),
+        "last": jnp.asarray(last, jnp.float32),
+    }
+
+
+def prepare(data, ctx) -> Prepared:
+    rows = cumulative_rows(data, ctx, METRIC, NAME)
     inputs = {
         "t": jnp.asarray(rows["t"].to_numpy(), jnp.float32),
-        "series": jnp.asarray(rows["series"].map(index).to_numpy()),
-        "start": jnp.asarray(first_start, jnp.float32),
-        "last": jnp.asarray(last, jnp.float32),
+        **curve_inputs(rows),
         "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
         "train": jnp.asarray(rows["train"].to_numpy()),
     }
     return Prepared(inputs, {"obs": Site(rows, "exp", "H100e shipped since the series' start")},
-                    {"series": series})
+                    {"series": sorted(set(rows["series"]))})
 
 
 def cumulative(log_rate0, growth, start, t):

@@ -18,6 +18,26 @@ For the forecast:
         fleet Epoch counts: hardware shipped before its series start and retirements are
         left out, as in the compute model);
     g_power_eff = g.
+
+AI power capacity (the forecast's P, summed over regions) follows
+    log P(t) = log P0 + G(t),   G(t) = integral_0^t g_inf + (g0 - g_inf) 2^(-u / h) du,
+and its two ends are informed separately:
+    start rate g0: the growth of installed chip power at the start. Each designer's
+        cumulative_power is fitted with model (d)'s shipment curve (chip power shipped at
+        exp(l_v + b_v t) MW a year, cumulative since its series' start s_v):
+        log Cp_obs ~ Normal(log Cp_v(t), sigma_i), b_v ~ N(1, 1), l_v ~ N(log last Cp_v, 2),
+        sigma_i ~ HalfNormal(0.2); g0 = sum_v exp(l_v) / sum_v Cp_v(0). Capacity keeps
+        its headroom over the draw, so it grows as the installed draw does.
+    slowdown h and g_inf (the scenario's hand-set priors): the IEA's projection of
+        data-centre electricity in 2030, entered as a noisy measurement of the 2030 level
+        (PROJECTION: a projection, not data; a backtest uses it at every cutoff, as it uses
+        the other hand-set priors):
+        log(PROJECTION gw) ~ Normal(log P0 + G(t_2030), PROJECTION sd),
+        P0 = sum_v Cp_v(0) x overhead x (1 + HEADROOM) / 1000 GW.
+For the forecast: power_growth0 = g0 spread over the regions in the scenario's pattern (each
+region's hand-set median x one factor, so that their compute-share-weighted mean is g0;
+china keeps its hand-set prior, as in model (d)); power_halflife = h; power_growth_inf =
+g_inf.
 """
 from __future__ import annotations
 
@@ -28,13 +48,22 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from priors.models import CalibrationError, Prepared, Site, lognormal
-from priors.models.compute import designer_rows
+from priors.models.compute import cumulative, cumulative_rows, curve_inputs, designer_rows
+from priors.models.demand import cumulative_growth
 
 NAME = "power"
-KERNEL_PARAMS = ("kw_per_h100e0", "fleet_kw0", "g_power_eff")
+KERNEL_PARAMS = ("kw_per_h100e0", "fleet_kw0", "g_power_eff", "power_growth0", "power_growth_inf",
+                 "power_halflife")
 POWER, COMPUTE = "cumulative_power", "cumulative_compute_h100e"
 OVERHEAD = (np.log(1.6), 0.15)  # facility / chip power: PUE ~1.1-1.3 x server and network overhead ~1.3-1.5
 RECENT_QUARTERS = 4
+NOT_GLOBAL = ("china",)  # regions whose power growth this model leaves to the scenario
+HEADROOM = 0.15  # capacity over the draw at the start: power_headroom0's hand-set median
+# IEA Energy and AI (Apr 2025), base case: all data centres use 945 TWh in 2030 (107.8 GW of
+# average load). AI capacity = a third to all of that load x 1.25 (capacity over load): 45-135
+# GW as a 90% range, median 78 (the geometric middle), log sd ln(3) / 2 / 1.645.
+PROJECTION = {"date": "2030-07-01", "gw": 945e3 / 8766 * 1.25 / np.sqrt(3.0), "sd": np.log(3.0) / 2 / 1.645,
+              "label": "IEA 2030 projection: AI power capacity, GW (a prior on the level, not data)"}
 
 
 def prepare(data, ctx) -> Prepared:
@@ -74,6 +103,10 @@ def prepare(data, ctx) -> Prepared:
     mix = recent.groupby("series")["d_c"].sum().reindex(series).fillna(0.0).to_numpy(np.float64)
     last = fit[fit["date_parsed"] == fit.groupby("series")["date_parsed"].transform("max")]
     fleet = float(last["power"].sum() * 1000.0 / last["compute"].sum())  # chip kW per H100e installed
+    installed = cumulative_rows(data, ctx, POWER, NAME)
+    when = pd.Timestamp(PROJECTION["date"])
+    projection = pd.DataFrame({"series": ["projection"], "label": [PROJECTION["label"]], "date_parsed": [when],
+                               "t": ctx.years([when]), "y": [np.log(PROJECTION["gw"])], "train": [True]})
     inputs = {
         "t": jnp.asarray(rows["t"].to_numpy(), jnp.float32),
         "series": jnp.asarray(rows["series"].map(index).to_numpy()),
@@ -82,9 +115,18 @@ def prepare(data, ctx) -> Prepared:
         "g_prior": ctx.prior("g_power_eff"),
         "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
         "train": jnp.asarray(rows["train"].to_numpy()),
+        "installed": {"t": jnp.asarray(installed["t"].to_numpy(), jnp.float32), **curve_inputs(installed),
+                      "train": jnp.asarray(installed["train"].to_numpy())},
+        "y_installed": jnp.asarray(installed["y"].to_numpy(), jnp.float32),
+        "t_projection": float(projection["t"].iloc[0]),
+        "y_projection": jnp.asarray(projection["y"].to_numpy(), jnp.float32),
+        "capacity_prior": {n: ctx.prior(n) for n in ("power_growth_inf", "power_halflife")},
     }
-    return Prepared(inputs, {"obs": Site(rows, "exp", "chip kW per H100e shipped")},
-                    {"series": series, "fleet_chip_kw": fleet})
+    sites = {"obs": Site(rows, "exp", "chip kW per H100e shipped"),
+             "installed": Site(installed, "exp", "MW of chip power shipped since the series' start", "y_installed"),
+             "projection": Site(projection, "exp", "GW of AI power capacity, mid-2030: IEA-based, a prior",
+                                "y_projection")}
+    return Prepared(inputs, sites, {"series": series, "fleet_chip_kw": fleet})
 
 
 def model(inputs, observed=True):
@@ -98,9 +140,51 @@ def model(inputs, observed=True):
     with numpyro.plate("rows", inputs["t"].shape[0]):
         numpyro.sample("obs", dist.Normal(mu, sigma).mask(inputs["train"]), obs=inputs["y"] if observed else None)
 
+    # installed chip power: one shipment curve per designer, as model (d)
+    ins = inputs["installed"]
+    with numpyro.plate("designer_power", ins["start"].shape[0]):
+        growth = numpyro.sample("installed_growth", dist.Normal(1.0, 1.0))
+        log_rate = numpyro.sample("installed_log_rate0", dist.Normal(ins["last"], 2.0))
+    chip0 = numpyro.deterministic("chip_power0", jnp.sum(cumulative(log_rate, growth, ins["start"], 0.0)))
+    g0 = numpyro.deterministic("power_growth0", jnp.sum(jnp.exp(log_rate)) / chip0)
+    sigma_i = numpyro.sample("sigma_installed", dist.HalfNormal(0.2))
+    v = ins["series"]
+    mu_i = jnp.log(cumulative(log_rate[v], growth[v], ins["start"][v], ins["t"]))
+    with numpyro.plate("installed_rows", ins["t"].shape[0]):
+        numpyro.sample("installed", dist.Normal(mu_i, sigma_i).mask(ins["train"]),
+                       obs=inputs["y_installed"] if observed else None)
+
+    # the capacity path from that rate, slowing as the 2030 projection allows
+    p = inputs["capacity_prior"]
+    g_inf = lognormal("power_growth_inf", p["power_growth_inf"])
+    h = lognormal("power_halflife", p["power_halflife"])
+    log_p0 = jnp.log(chip0 * overhead * (1.0 + HEADROOM) / 1000.0)
+    level = numpyro.deterministic("log_power_projection",
+                                  log_p0 + cumulative_growth(inputs["t_projection"], g0, g_inf, h))
+    with numpyro.plate("projection_rows", 1):
+        numpyro.sample("projection", dist.Normal(level, PROJECTION["sd"]),
+                       obs=inputs["y_projection"] if observed else None)
+
+
+def regional_growth(g0, ctx) -> np.ndarray:
+    """(draws, region): the world's start rate g0 in the scenario's regional pattern (each
+    region's hand-set median x one factor per draw, the compute-share-weighted mean over the
+    regions it applies to = g0); NaN for the regions in NOT_GLOBAL."""
+    loc = np.broadcast_to(np.asarray(ctx.hand_set["power_growth0"][0], np.float64), (len(ctx.regions),))
+    pattern = np.exp(loc)
+    share = np.asarray(ctx.compute_share, np.float64)
+    applies = np.array([r not in NOT_GLOBAL for r in ctx.regions])
+    factor = np.asarray(g0, np.float64) * share[applies].sum() / np.sum(share[applies] * pattern[applies])
+    g = factor[:, None] * pattern[None, :]
+    g[:, ~applies] = np.nan
+    return g
+
 
 def kernel(samples, prepared, ctx) -> dict:
     overhead = np.asarray(samples["overhead"], np.float64)
     return {"kw_per_h100e0": np.asarray(samples["kw_per_h100e0"], np.float64),
             "fleet_kw0": overhead * prepared.info["fleet_chip_kw"],
-            "g_power_eff": np.asarray(samples["g_power_eff"], np.float64)}
+            "g_power_eff": np.asarray(samples["g_power_eff"], np.float64),
+            "power_growth0": regional_growth(samples["power_growth0"], ctx),
+            "power_growth_inf": np.asarray(samples["power_growth_inf"], np.float64),
+            "power_halflife": np.asarray(samples["power_halflife"], np.float64)}
