@@ -357,6 +357,14 @@ def test_power_model_reads_chip_power_per_h100e_of_each_quarter(ctx):
     assert np.exp(proj["y"].iloc[0]) == pytest.approx(np.sqrt(hi / 3 * hi), rel=1e-9)
     assert hi / 3 == pytest.approx(45, abs=0.5) and hi == pytest.approx(135, abs=0.5)
     assert proj["train"].all() and proj["date_parsed"].iloc[0] == pd.Timestamp("2030-07-01")
+    # a backtest from before the projection's publication (April 2025) leaves it out
+    from dataclasses import replace
+
+    early = power.prepare(shipped(), replace(ctx, cutoff=pd.Timestamp("2025-04-01")))
+    assert not early.sites["projection"].rows["train"].any()
+    assert not bool(np.asarray(early.inputs["projection_train"]).any())
+    later = power.prepare(shipped(), replace(ctx, cutoff=pd.Timestamp("2025-07-01")))
+    assert later.sites["projection"].rows["train"].all()
 
 
 def test_power_growth_spreads_over_regions_in_the_scenario_pattern(ctx):

@@ -30,8 +30,8 @@ and its two ends are informed separately:
         its headroom over the draw, so it grows as the installed draw does.
     slowdown h and g_inf (the scenario's hand-set priors): the IEA's projection of
         data-centre electricity in 2030, entered as a noisy measurement of the 2030 level
-        (PROJECTION: a projection, not data; a backtest uses it at every cutoff, as it uses
-        the other hand-set priors):
+        (PROJECTION: a projection, not data; a backtest with a cutoff before its
+        publication leaves it out, and h and g_inf keep their hand-set priors there):
         log(PROJECTION gw) ~ Normal(log P0 + G(t_2030), PROJECTION sd),
         P0 = sum_v Cp_v(0) x overhead x (1 + HEADROOM) / 1000 GW.
 For the forecast: power_growth0 = g0 spread over the regions in the scenario's pattern (each
@@ -62,7 +62,9 @@ HEADROOM = 0.15  # capacity over the draw at the start: power_headroom0's hand-s
 # IEA Energy and AI (Apr 2025), base case: all data centres use 945 TWh in 2030 (107.8 GW of
 # average load). AI capacity = a third to all of that load x 1.25 (capacity over load): 45-135
 # GW as a 90% range, median 78 (the geometric middle), log sd ln(3) / 2 / 1.645.
+# A fit with a cutoff before its publication leaves it out, as it would have been then.
 PROJECTION = {"date": "2030-07-01", "gw": 945e3 / 8766 * 1.25 / np.sqrt(3.0), "sd": np.log(3.0) / 2 / 1.645,
+              "published": "2025-04-10",
               "label": "IEA 2030 projection: AI power capacity, GW (a prior on the level, not data)"}
 
 
@@ -105,8 +107,9 @@ def prepare(data, ctx) -> Prepared:
     fleet = float(last["power"].sum() * 1000.0 / last["compute"].sum())  # chip kW per H100e installed
     installed = cumulative_rows(data, ctx, POWER, NAME)
     when = pd.Timestamp(PROJECTION["date"])
+    known = bool(ctx.train([pd.Timestamp(PROJECTION["published"])])[0])  # published before the cutoff
     projection = pd.DataFrame({"series": ["projection"], "label": [PROJECTION["label"]], "date_parsed": [when],
-                               "t": ctx.years([when]), "y": [np.log(PROJECTION["gw"])], "train": [True]})
+                               "t": ctx.years([when]), "y": [np.log(PROJECTION["gw"])], "train": [known]})
     inputs = {
         "t": jnp.asarray(rows["t"].to_numpy(), jnp.float32),
         "series": jnp.asarray(rows["series"].map(index).to_numpy()),
@@ -120,6 +123,7 @@ def prepare(data, ctx) -> Prepared:
         "y_installed": jnp.asarray(installed["y"].to_numpy(), jnp.float32),
         "t_projection": float(projection["t"].iloc[0]),
         "y_projection": jnp.asarray(projection["y"].to_numpy(), jnp.float32),
+        "projection_train": jnp.asarray(projection["train"].to_numpy()),
         "capacity_prior": {n: ctx.prior(n) for n in ("power_growth_inf", "power_halflife")},
     }
     sites = {"obs": Site(rows, "exp", "chip kW per H100e shipped"),
@@ -162,7 +166,7 @@ def model(inputs, observed=True):
     level = numpyro.deterministic("log_power_projection",
                                   log_p0 + cumulative_growth(inputs["t_projection"], g0, g_inf, h))
     with numpyro.plate("projection_rows", 1):
-        numpyro.sample("projection", dist.Normal(level, PROJECTION["sd"]),
+        numpyro.sample("projection", dist.Normal(level, PROJECTION["sd"]).mask(inputs["projection_train"]),
                        obs=inputs["y_projection"] if observed else None)
 
 
