@@ -103,19 +103,27 @@ def cumulative(log_rate0, growth, start, t):
     return jnp.exp(log_rate0 + growth * start) * ratio
 
 
+def shipment_curves(curve, y, site: str, observed=True, prefix: str = "", sigma: str = "sigma"):
+    """One shipment curve per designer, fitted to its cumulative rows (the module docstring):
+    curve holds each row's t, series and train and each designer's start and last (from
+    cumulative_rows and curve_inputs); y the rows' log values, observed as `site`. Returns
+    the designers' summed cumulative at t = 0 and its growth rate there."""
+    with numpyro.plate(f"{prefix}designer", curve["start"].shape[0]):
+        growth = numpyro.sample(f"{prefix}growth", dist.Normal(1.0, 1.0))
+        log_rate = numpyro.sample(f"{prefix}log_rate0", dist.Normal(curve["last"], 2.0))
+    total = jnp.sum(cumulative(log_rate, growth, curve["start"], 0.0))
+    scale = numpyro.sample(sigma, dist.HalfNormal(0.2))
+    s = curve["series"]
+    mu = jnp.log(cumulative(log_rate[s], growth[s], curve["start"][s], curve["t"]))
+    with numpyro.plate(f"{prefix}rows", curve["t"].shape[0]):
+        numpyro.sample(site, dist.Normal(mu, scale).mask(curve["train"]), obs=y if observed else None)
+    return total, jnp.sum(jnp.exp(log_rate)) / total
+
+
 def model(inputs, observed=True):
-    n = inputs["start"].shape[0]
-    with numpyro.plate("designer", n):
-        growth = numpyro.sample("growth", dist.Normal(1.0, 1.0))
-        log_rate = numpyro.sample("log_rate0", dist.Normal(inputs["last"], 2.0))
-    stock = cumulative(log_rate, growth, inputs["start"], 0.0)
-    total = numpyro.deterministic("stock0", jnp.sum(stock))
-    numpyro.deterministic("stock_growth0", jnp.sum(jnp.exp(log_rate)) / total)
-    sigma = numpyro.sample("sigma", dist.HalfNormal(0.2))
-    s = inputs["series"]
-    mu = jnp.log(cumulative(log_rate[s], growth[s], inputs["start"][s], inputs["t"]))
-    with numpyro.plate("rows", inputs["t"].shape[0]):
-        numpyro.sample("obs", dist.Normal(mu, sigma).mask(inputs["train"]), obs=inputs["y"] if observed else None)
+    total, growth = shipment_curves(inputs, inputs["y"], "obs", observed)
+    numpyro.deterministic("stock0", total)
+    numpyro.deterministic("stock_growth0", growth)
 
 
 def kernel(samples, prepared, ctx) -> dict:

@@ -48,7 +48,7 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from priors.models import CalibrationError, Prepared, Site, lognormal
-from priors.models.compute import cumulative, cumulative_rows, curve_inputs, designer_rows
+from priors.models.compute import cumulative_rows, curve_inputs, designer_rows, shipment_curves
 from priors.models.demand import cumulative_growth
 
 NAME = "power"
@@ -145,18 +145,10 @@ def model(inputs, observed=True):
         numpyro.sample("obs", dist.Normal(mu, sigma).mask(inputs["train"]), obs=inputs["y"] if observed else None)
 
     # installed chip power: one shipment curve per designer, as model (d)
-    ins = inputs["installed"]
-    with numpyro.plate("designer_power", ins["start"].shape[0]):
-        growth = numpyro.sample("installed_growth", dist.Normal(1.0, 1.0))
-        log_rate = numpyro.sample("installed_log_rate0", dist.Normal(ins["last"], 2.0))
-    chip0 = numpyro.deterministic("chip_power0", jnp.sum(cumulative(log_rate, growth, ins["start"], 0.0)))
-    g0 = numpyro.deterministic("power_growth0", jnp.sum(jnp.exp(log_rate)) / chip0)
-    sigma_i = numpyro.sample("sigma_installed", dist.HalfNormal(0.2))
-    v = ins["series"]
-    mu_i = jnp.log(cumulative(log_rate[v], growth[v], ins["start"][v], ins["t"]))
-    with numpyro.plate("installed_rows", ins["t"].shape[0]):
-        numpyro.sample("installed", dist.Normal(mu_i, sigma_i).mask(ins["train"]),
-                       obs=inputs["y_installed"] if observed else None)
+    chip, rate = shipment_curves(inputs["installed"], inputs["y_installed"], "installed", observed,
+                                 prefix="installed_", sigma="sigma_installed")
+    chip0 = numpyro.deterministic("chip_power0", chip)
+    g0 = numpyro.deterministic("power_growth0", rate)
 
     # the capacity path from that rate, slowing as the 2030 projection allows
     p = inputs["capacity_prior"]
