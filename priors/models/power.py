@@ -155,10 +155,10 @@ def model(inputs, observed=True):
     g_inf = lognormal("power_growth_inf", p["power_growth_inf"])
     h = lognormal("power_halflife", p["power_halflife"])
     log_p0 = jnp.log(chip0 * overhead * (1.0 + HEADROOM) / 1000.0)
-    level = numpyro.deterministic("log_power_projection",
-                                  log_p0 + cumulative_growth(inputs["t_projection"], g0, g_inf, h))
+    projected = numpyro.deterministic("log_power_projection",
+                                      log_p0 + cumulative_growth(inputs["t_projection"], g0, g_inf, h))
     with numpyro.plate("projection_rows", 1):
-        numpyro.sample("projection", dist.Normal(level, PROJECTION["sd"]).mask(inputs["projection_train"]),
+        numpyro.sample("projection", dist.Normal(projected, PROJECTION["sd"]).mask(inputs["projection_train"]),
                        obs=inputs["y_projection"] if observed else None)
 
 
