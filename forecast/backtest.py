@@ -8,14 +8,22 @@ observation-level bands (and, to show the difference, its latent bands): inside 
 90% bands, the interval score of the 90% band (Gneiting and Raftery 2007: width plus
 2/alpha times the miss; lower is better) and the band's width over its median (sharpness).
 
-Scored series (SCORED): adoption (`adoption_observed` against the population-weighted
-regional aggregate of the published country shares, `ai_user_share`, computed as the model
-defines the region: priors.usage.weighted_by_region with the shipped weights; a region of
-one country is that country) and the world's compute stock (`compute_observed` against the
-sum of the chip designers' published cumulative H100e, as the compute model defines the
-stock). Token volumes and prices have no observed counterpart among the forecast's outputs
-(docs/model.md: token counts are single providers', prices are list prices across
-capabilities).
+Scored series (SCORED):
+- adoption: `adoption_observed` against the population-weighted regional aggregate of the
+  published country shares, `ai_user_share`, computed as the model defines the region
+  (priors.usage.weighted_by_region with the shipped weights; a region of one country is
+  that country);
+- compute: the world's stock, `compute_observed` against the sum of the chip designers'
+  published cumulative H100e, as the compute model defines the stock;
+- tokens: each provider series fitted before the cutoff (the demand model's series: one
+  entity and metric, in tokens a month), `tokens_observed` against its later figures. The
+  output stands for one series, whose fitted start level is the trajectory's
+  `tokens_obs_level`: each series is scored from a run whose posterior carries that
+  series' level draws (the same rows as every other parameter, so the join is exact);
+- prices: each model released after the cutoff (blended 3:1 list price, as the price model
+  reads it), `list_price_observed` against its price.
+A series is scored at a cutoff only if every model behind it can be fitted to the rows
+before the cutoff (forecast.calibrate.fittable_models).
 """
 from __future__ import annotations
 
@@ -75,14 +83,59 @@ def compute_observations(data: pd.DataFrame, cutoff) -> pd.DataFrame:
                          "countries": len(fitted)})
 
 
+def _model_rows(data: pd.DataFrame, scenario, cutoff, model: str, site: str) -> pd.DataFrame:
+    """A model's rows as its fit reads them (series, label, y in model space, train)."""
+    from forecast.calibrate import context
+    from priors.models import MODELS
+
+    return MODELS[model].prepare(data, context(scenario, cutoff)).sites[site].rows
+
+
+def token_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
+    """Each provider token series' figures from `cutoff` on, in tokens a month, for the
+    series with at least one figure before it (a fitted level). Columns: date, region
+    ("world"), key (the series), observed, countries (the series' figures before the
+    cutoff)."""
+    rows = _model_rows(data, scenario, cutoff, "demand", "obs")
+    before = rows[rows["train"]].groupby("series").size()
+    later = rows[~rows["train"] & rows["series"].isin(before.index)]
+    return pd.DataFrame({"date": pd.to_datetime(later["date_parsed"]).to_numpy(), "region": "world",
+                         "key": later["series"].to_numpy(), "observed": np.exp(later["y"].to_numpy(np.float64)),
+                         "countries": before.reindex(later["series"]).to_numpy()})
+
+
+def price_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
+    """Each model released from `cutoff` on: its blended (3:1) list price in USD per 1M
+    tokens. Columns: date, region ("world"), key (the model), observed, countries (1)."""
+    rows = _model_rows(data, scenario, cutoff, "prices", "obs_price")
+    later = rows[~rows["train"]]
+    return pd.DataFrame({"date": pd.to_datetime(later["date_parsed"]).to_numpy(), "region": "world",
+                         "key": later["label"].astype(str).to_numpy(), "observed": np.exp(later["y"].to_numpy()),
+                         "countries": 1})
+
+
 # Scored series: the models refitted for them, the forecast output (observation-level) and
 # its latent counterpart (None: the forecast has no latent band of that quantity), and the
-# months between the run's start and the output's time index (adoption is at the start of
-# the month, stocks at its end).
+# months between the run's start and the output's time index (adoption, token flows and
+# prices at the start of the month, stocks at its end).
 SCORED = {
     "adoption": dict(models=("adoption",), output="adoption_observed", latent="adoption", end_of_month=False),
     "compute": dict(models=("compute", "power"), output="compute_observed", latent=None, end_of_month=True),
+    "tokens": dict(models=("demand",), output="tokens_observed", latent=None, end_of_month=False),
+    "prices": dict(models=("prices",), output="list_price_observed", latent=None, end_of_month=False),
 }
+
+
+def _with_token_series(idata, data, scenario, cutoff, series: str):
+    """The posterior with tokens_obs_level set to `series`' fitted start level, draw by draw."""
+    from forecast.calibrate import context
+    from priors.models import MODELS
+
+    names = MODELS["demand"].prepare(data, context(scenario, cutoff)).info["series"]
+    out = idata.copy()  # deep: the fitted file keeps the reference series
+    level = out.posterior["demand__level"]
+    out.posterior["tokens_obs_level"] = (("chain", "draw"), level.values[..., names.index(series)])
+    return out
 
 
 def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, seed: int = 0, settings=None,
@@ -90,23 +143,33 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
     """One row per scored observation and cutoff (see the module docstring). scenario: a
     Scenario (its hand-set priors; the calibration is redone per cutoff)."""
     import forecast
-    from forecast.calibrate import calibrate
+    from forecast.calibrate import calibrate, fittable_models
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
 
     adoption = adoption_observations(data, scenario.regions) if "adoption" in series else None
+    observations = {"tokens": token_observations, "prices": price_observations}
     rows = []
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         start = pd.Timestamp(year=cut.year, month=cut.month, day=1)
+        needed = sorted({m for name in series for m in SCORED[name]["models"]})
+        fittable = fittable_models(data, scenario, cut, needed)
         later = []
         for name in series:
+            why = [fittable[m] for m in SCORED[name]["models"] if fittable[m]]
+            if why:  # nothing to fit before the cutoff: not scored there
+                if progress:
+                    progress(f"{cut.date()}: {name} not scored: {why[0]}")
+                continue
             if name == "adoption":
-                obs = adoption
+                obs = adoption.assign(key=adoption["region"])
                 if not (obs["date"] < cut).any():  # nothing to fit a level to: not scored
                     continue
+            elif name == "compute":
+                obs = compute_observations(data, cut).assign(key="world")
             else:
-                obs = compute_observations(data, cut)
+                obs = observations[name](data, scenario, cut)
             obs = obs[obs["date"] >= cut].assign(model=name)
             shift = 1 if SCORED[name]["end_of_month"] else 0
             obs["month"] = [int(round((d - start).days / 365.25 * 12)) - shift for d in obs["date"]]
@@ -121,25 +184,31 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         if progress:
             progress(f"{cut.date()}: fitting {', '.join(models)} to the rows before the cutoff")
         idata, fits = calibrate(data, sc, settings, cutoff=cut, models=models)
-        fd, path = tempfile.mkstemp(suffix=".nc")
-        os.close(fd)
-        try:
-            save(idata, path)
-            if progress:
-                progress(f"{cut.date()}: running {n_trajectories} trajectories from {sc.start}")
-            ds = forecast.run(with_calibration(sc, path, allow_unconverged=True), n_trajectories=n_trajectories,
-                              seed=seed, quantiles=QUANTILES)
-        finally:
-            os.remove(path)
+        token_series = sorted(set(later.loc[later["model"] == "tokens", "key"]))
+        runs = {}  # one run for every output but tokens_observed, one per token series
+        for run_key in ([None] if (later["model"] != "tokens").any() else []) + token_series:
+            post = idata if run_key is None else _with_token_series(idata, data, sc, cut, run_key)
+            fd, path = tempfile.mkstemp(suffix=".nc")
+            os.close(fd)
+            try:
+                save(post, path)
+                if progress:
+                    what = "" if run_key is None else f" (tokens_observed: {run_key})"
+                    progress(f"{cut.date()}: running {n_trajectories} trajectories from {sc.start}{what}")
+                runs[run_key] = forecast.run(with_calibration(sc, path, allow_unconverged=True),
+                                             n_trajectories=n_trajectories, seed=seed, quantiles=QUANTILES)
+            finally:
+                os.remove(path)
         for _, r in later.iterrows():
             spec = SCORED[r["model"]]
+            ds = runs[r["key"] if r["model"] == "tokens" else None]
             pick = (lambda v: v.sel(region=r["region"])) if r["region"] != "world" else (lambda v: v)
             band = pick(ds[spec["output"]]).isel(time=r["month"]).values
             latent = (pick(ds[spec["latent"]]).isel(time=r["month"]).values if spec["latent"]
                       else np.full(len(QUANTILES), np.nan))
             y = r["observed"]
             rows.append({
-                "cutoff": cut.date(), "model": r["model"], "series": f"{r['model']}[{r['region']}]",
+                "cutoff": cut.date(), "model": r["model"], "series": f"{r['model']}[{r['key']}]",
                 "date": r["date"].date(), "months_ahead": int(r["month"]), "observed": y,
                 "countries": r["countries"], "q05": band[0], "q25": band[1], "median": band[2], "q75": band[3],
                 "q95": band[4], "inside50": bool(band[1] <= y <= band[3]), "inside90": bool(band[0] <= y <= band[4]),
@@ -167,3 +236,50 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
     if scores["model"].nunique() > 1:  # interval scores in different units do not add up
         out.loc[out["model"] == "all", "interval_score"] = np.nan
     return out
+
+
+def _short(x: float) -> str:
+    """A figure as the docs print it: T (1e12) and M (1e6) suffixes, 3 significant digits."""
+    if abs(x) >= 1e11:
+        v = x / 1e12
+        return f"{v:,.0f}T" if v >= 1000 else f"{v:.3g}T"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    return f"{x:.3g}"
+
+
+def _figure_name(r) -> str:
+    if r["model"] == "tokens":
+        name = str(r["series"])[len("tokens["):-1]
+        return "tokens " + name.replace(" / ", ", ")
+    if r["model"] == "compute":
+        return "compute"
+    return f"{r['model']} {str(r['series'])[len(r['model']) + 1:-1]}"
+
+
+def markdown(scores: pd.DataFrame) -> str:
+    """The tables docs/calibration.md shows (`forecast backtest --markdown`): every figure
+    but prices (cutoff, figure and months ahead, published, 90% band, inside 50% / 90%),
+    prices by cutoff (count, shares inside, the figures outside the 90% band against its
+    top or bottom), and the summary per series."""
+    yes = {True: "yes", False: "no"}
+    out = ["| cutoff | figure | published | 90% observation band | in 50% | in 90% |", "|---|---|---|---|---|---|"]
+    for _, r in scores[scores["model"] != "prices"].iterrows():
+        out.append(f"| {r['cutoff']} | {_figure_name(r)} {str(r['date'])[:7]} ({int(r['months_ahead'])}) | "
+                   f"{_short(r['observed'])} | {_short(r['q05'])}-{_short(r['q95'])} | {yes[bool(r['inside50'])]} | "
+                   f"{yes[bool(r['inside90'])]} |")
+    prices = scores[scores["model"] == "prices"]
+    if not prices.empty:
+        out += ["", "| cutoff | prices scored | in 50% | in 90% | outside the 90% band (published vs band edge) |",
+                "|---|---|---|---|---|"]
+        for cutoff, g in prices.groupby("cutoff", sort=True):
+            miss = "; ".join(
+                f"{str(r['series'])[len('prices['):-1]} {str(r['date'])[:7]} {r['observed']:.3g} vs "
+                f"{(r['q95'] if r['observed'] > r['q95'] else r['q05']):.3g}" for _, r in g[~g["inside90"]].iterrows())
+            out.append(f"| {cutoff} | {len(g)} | {g['inside50'].mean():.0%} | {g['inside90'].mean():.0%} | {miss} |")
+    out += ["", "| series | figures | in 50% | in 90% | interval score / figure | band width / median | "
+                "fits converged |", "|---|---|---|---|---|---|---|"]
+    for _, r in summary(scores).iterrows():
+        out.append(f"| {r['model']} | {r['observations']} | {r['inside50']:.0%} | {r['inside90']:.0%} | "
+                   f"{r['interval_score_relative']:.2f} | {r['relative_width']:.2f} | {yes[bool(r['fits_converged'])]} |")
+    return "\n".join(out) + "\n"

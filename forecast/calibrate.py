@@ -124,6 +124,8 @@ def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=N
         "data_rows": int(len(data)),
         "data_sha256": hashlib.sha256(data_blob).hexdigest(),
         "models": json_attr(names),
+        # the published series tokens_observed stands for (its fitted level)
+        "tokens_observed_series": prepared["demand"].info["reference"] if "demand" in prepared else "",
     }
     return build(fits, prepared, kernel, ctx, attrs), fits
 
@@ -251,6 +253,7 @@ def draw_table(scenario, path, allow_unconverged=False):
         used.append(name)
     table, mask = Params(*draws), Params(*masks)
     info = {"path": str(path), "used": used, "kept_scenario": kept, "n_draws": n_draws,
+            "tokens_observed_series": attrs.get("tokens_observed_series", "") if "tokens_obs_level" in used else "",
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return table, mask, info
 

@@ -626,14 +626,16 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--cutoff", "cutoffs", multiple=True, default=("2024-07-01", "2025-01-01", "2025-07-01"),
+@click.option("--cutoff", "cutoffs", multiple=True, default=("2024-07-01", "2025-01-01", "2025-04-01", "2025-07-01"),
               show_default=True, help="fit rows dated before this date only; repeat for a rolling origin")
 @click.option("-n", "--trajectories", type=click.IntRange(min=1024), default=4096, show_default=True,
               help="trajectories per cutoff for scoring the forecast's own outputs")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write one row per scored observation (forecast outputs) to this CSV")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the forecast backtest's tables (as in docs/calibration.md) to this .md file")
 @_fit_options
-def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, samples, seed, models, plots,
+def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, warmup, samples, seed, models, plots,
              accept_outliers):
     """Fit on observations before each CUTOFF and score the later ones: the models'
     posterior predictive bands, then the forecast's own observation-level bands
@@ -655,6 +657,8 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
             raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
     if csv_path is not None:
         _check_output(csv_path, console, ".csv")
+    if md_path is not None:
+        _check_output(md_path, console, ".md")
     names = _model_names(models)
     data = _load_data(files, console, accept_outliers)
     try:
@@ -705,7 +709,8 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return
     table = Table(title="forecast backtest: later published figures against the forecast's observation-level "
-                        "bands (adoption_observed, compute_observed); 'latent': inside the latent band")
+                        "bands (adoption_observed, compute_observed, tokens_observed, list_price_observed); "
+                        "'latent': inside the latent band")
     for col in ("cutoff", "series", "figure", "90% band", "50%", "90%", "latent", "score"):
         table.add_column(col, justify="left" if col in ("cutoff", "series") else "right")
     for _, r in scores.iterrows():
@@ -724,12 +729,18 @@ def backtest(files, cutoffs, trajectories, csv_path, scenario, chains, warmup, s
                      f"{r.interval_score_relative:.2f}", f"{r.relative_width:.2f}",
                      "yes" if r.fits_converged else "[yellow]no[/yellow]")
     Console().print(summ)
-    if csv_path is not None:
-        from forecast.files import atomic
+    from forecast.files import atomic
 
+    if csv_path is not None:
         with atomic(csv_path) as tmp:
             scores.to_csv(tmp, index=False)
         console.print(f"wrote {csv_path}")
+    if md_path is not None:
+        from forecast.backtest import markdown
+
+        with atomic(md_path) as tmp:
+            Path(tmp).write_text(markdown(scores), encoding="utf-8")
+        console.print(f"wrote {md_path}")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,12 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "band_passes": ", ".join(info.get("passes", [])),
         "compared_against": sc.name if n_scen > 1 else "",
     })
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    ds["tokens_observed"].attrs["series"] = (
+        sc.calibration_info.get("tokens_observed_series")
+        or "the series whose start level the scenario's tokens_obs_level sets (baseline: Google (all surfaces), "
+           "tokens_processed_per_month)")
+    return ds
 
 
 def provenance(scs, info) -> dict:

@@ -13,6 +13,7 @@ ONCE = 1  # events drawn once per trajectory (whether a moratorium happens)
 MONTHS = 2  # per-month process noise, folded with the month index
 POSTERIOR = 3  # which posterior draw the trajectory uses (calibrated runs)
 OBSERVE = 4  # per-month measurement noise of the *_observed outputs, folded with the month
+OBSERVE_TAILS = 5  # per-month draws of the heavy-tailed and skewed measurement noise (same)
 
 
 def trajectory_key(seed_key: jax.Array, index: jax.Array) -> jax.Array:

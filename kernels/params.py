@@ -120,6 +120,10 @@ SPECS: tuple[ParamSpec, ...] = (
     # how published figures scatter around the simulated quantities (simulate.py: *_observed)
     ParamSpec("adoption_obs_sd", "", "positive", "logit", "sd of a published adoption share around the adoption curve (logit)"),
     ParamSpec("compute_obs_sd", "", "positive", "log", "sd of a published compute-stock estimate around installed compute (log)"),
+    ParamSpec("tokens_obs_level", "", "real", "log tokens/month", "log level at the start of the published token series tokens_observed stands for"),
+    ParamSpec("tokens_obs_sd", "", "positive", "log", "scale of a published token volume's Student-t(4) scatter around its path (log)"),
+    ParamSpec("list_price0", "", "positive", "USD/1M tokens", "top-decile list price of the models released at the start"),
+    ParamSpec("list_price_scale", "", "positive", "log", "scale of released models' log list prices around the top decile (asymmetric Laplace)"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in SPECS)

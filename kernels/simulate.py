@@ -23,6 +23,7 @@ from kernels.state import Noise, State, noise_size, split_noise
 N_TIERS = 3  # trusted, enterprise, consumer: priority order
 DT = 1.0 / 12.0  # years per step
 RATIO_OFFSET = 1.0  # tokens per person per month added to both sides of north_south_ratio
+LIST_PRICE_QUANTILE = 0.9  # list_price0 is this quantile of released models' prices (priors.models.prices)
 
 
 class OutputSpec(NamedTuple):
@@ -62,6 +63,11 @@ OUTPUTS: tuple[OutputSpec, ...] = (
                "a published adoption figure: adoption with measurement noise (a new observation's band)"),
     OutputSpec("compute_observed", "", True, "H100e",
                "a published estimate of the world's AI compute stock: all regions' compute with measurement noise"),
+    OutputSpec("tokens_observed", "", True, "tokens per month",
+               "a published provider token volume: its level at the start grown as all tokens served, with its scatter"),
+    OutputSpec("list_price_observed", "", True, "USD per 1M tokens",
+               "the list price of a model released that month: the top decile moved as the frontier cost, "
+               "with the spread of released models"),
 )
 OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 
@@ -114,7 +120,25 @@ def month_noise(traj_key, t, n_regions: int, dtype) -> Noise:
     """Month t's shocks: a pure function of the trajectory's key and t."""
     z = jax.random.normal(keys.month_key(traj_key, t), (noise_size(n_regions),), dtype)
     observe = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE), (2, n_regions), dtype)
-    return split_noise(z, n_regions)._replace(observe=observe)
+    tails = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE_TAILS), (9,), dtype)
+    return split_noise(z, n_regions)._replace(observe=observe, observe_tails=tails)
+
+
+def student_t4(z):
+    """A Student-t(4) draw from five standard normals: z0 / sqrt(chi2_4 / 4)."""
+    return z[0] / jnp.sqrt(jnp.mean(jnp.square(z[1:5])))
+
+
+def asymmetric_laplace(z, scale, quantile):
+    """A draw of numpyro's AsymmetricLaplaceQuantile(0, scale, quantile) (quantile of its
+    mass below 0) from four standard normals: two Exp(1) = chi2_2 / 2, u and v, and
+    -scale_left u + scale_right v with k = sqrt(q / (1 - q)), scale_classic = scale k / q,
+    scale_left = scale_classic k, scale_right = scale_classic / k."""
+    u = 0.5 * (jnp.square(z[0]) + jnp.square(z[1]))
+    v = 0.5 * (jnp.square(z[2]) + jnp.square(z[3]))
+    k = (quantile / (1.0 - quantile)) ** 0.5
+    classic = scale * k / quantile
+    return -classic * k * u + classic / k * v
 
 
 def eligible(p: Params, wanted, priced, restricted):
@@ -166,7 +190,7 @@ def initial_state(p: Params, z_once) -> State:
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=jnp.zeros_like(p.compute0),
         log_cost=log_cost, log_enterprise=log_enterprise, restricted=zero, restricted_months=zero,
         moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
-        throughput0=throughput0, finite=jnp.array(True),
+        throughput0=throughput0, log_served0=zero, finite=jnp.array(True),
     )
 
 
@@ -201,6 +225,8 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     lag_tokens = allocation.lagging(p, wanted - m["eligible"] + shortfall, rho, left, jnp.sum(wanted, axis=1))
 
     served = front + lag_tokens
+    log_served = jnp.log(jnp.maximum(jnp.sum(served), 1e-30))
+    log_served0 = jnp.where(t == 0, log_served, s.log_served0)
     lag = jnp.where(served > 0, lag_model * lag_tokens / jnp.maximum(served, 1e-30), lag_model)
     per_capita = jnp.sum(front, axis=1) / p.population
     north = p.north
@@ -235,11 +261,16 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         adoption=adoption,
         adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]),
         compute_observed=jnp.sum(compute) * jnp.exp(p.compute_obs_sd * nz.observe[1, 0]),
+        tokens_observed=jnp.exp(p.tokens_obs_level + log_served - log_served0
+                                + p.tokens_obs_sd * student_t4(nz.observe_tails[0:5])),
+        list_price_observed=p.list_price0 * jnp.exp(
+            log_cost - jnp.log(p.cost_frontier0)
+            + asymmetric_laplace(nz.observe_tails[5:9], p.list_price_scale, LIST_PRICE_QUANTILE)),
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,
         log_enterprise=log_enterprise, restricted=restricted, restricted_months=frozen,
-        moratorium_hit=s.moratorium_hit, throughput0=s.throughput0,
+        moratorium_hit=s.moratorium_hit, throughput0=s.throughput0, log_served0=log_served0,
         finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
     )
     return state, out

@@ -20,6 +20,8 @@ class State(NamedTuple):
     moratorium_hit:    (region,) 1.0 where this trajectory's moratorium happens (drawn once)
     throughput0:       ()        frontier tokens per H100e-month at the start, set so that
                                  frontier demand / capacity = scarcity0 [tokens/(H100e month)]
+    log_served0:       ()        log of all tokens served in the first month (0 before it is
+                                 simulated) [log tokens/month]
     finite:            ()        True while every output so far was finite
     """
 
@@ -33,6 +35,7 @@ class State(NamedTuple):
     restricted_months: jax.Array
     moratorium_hit: jax.Array
     throughput0: jax.Array
+    log_served0: jax.Array
     finite: jax.Array
 
 
@@ -45,6 +48,9 @@ class Noise(NamedTuple):
     observe: (2, region) measurement noise of the published figures: [0] adoption by
         region, [1, 0] the world's compute stock; drawn from a stream of its own so that
         adding it left every other shock unchanged
+    observe_tails: (9,) normals for the non-normal measurement noise, from a stream of
+        its own (keys.OBSERVE_TAILS): [0:5] a Student-t(4) for a published token volume,
+        [5:9] two exponentials for a released model's list price (asymmetric Laplace)
     """
 
     compute_level: jax.Array
@@ -58,6 +64,7 @@ class Noise(NamedTuple):
     restrict_start: jax.Array
     restrict_end: jax.Array
     observe: jax.Array | None = None
+    observe_tails: jax.Array | None = None
 
 
 def noise_size(n_regions: int) -> int:

@@ -143,7 +143,7 @@ def test_unconverged_fit_writes_nothing_and_runs_refuse_it(tmp_path):
     with pytest.raises(sc_mod.ScenarioError, match="did not converge"):
         sc_mod.load("baseline", calibration=str(out))
     sc = sc_mod.load("baseline", calibration=str(out), allow_unconverged=True)
-    assert set(sc.calibration_info["used"]) == {"g_hw", "g_serve", "g_alg", "g_front"}
+    assert set(sc.calibration_info["used"]) == set(MODELS["prices"].KERNEL_PARAMS)
 
 
 def test_draw_table_mechanism(baseline):
@@ -384,3 +384,38 @@ def test_power_growth_spreads_over_regions_in_the_scenario_pattern(ctx):
     ratio = g[:, others] / pattern  # one factor per draw
     np.testing.assert_allclose(ratio, np.repeat(ratio[:, :1], len(others), axis=1), rtol=1e-12)
     assert g[0, regions.index("us")] > g[0, regions.index("europe")]  # the pattern: us 0.5, europe 0.3
+
+
+def test_tokens_observed_stands_for_the_longest_series_fitted(data, ctx):
+    """The reference series has the most dated rows before the cutoff (ties: the later last
+    figure); the kernel gets that series' level draws and the residual scale, draw by draw."""
+    from priors.models import demand
+
+    rows = pd.DataFrame({"series": ["a", "a", "b", "b", "c"],
+                         "date_parsed": pd.to_datetime(["2024-01-01", "2024-06-01", "2024-02-01", "2024-09-01",
+                                                        "2025-01-01"])})
+    assert demand.reference(rows) == "b"  # a and b have two dates each; b's last is later
+    assert demand.reference(rows[rows["series"] != "b"]) == "a"
+    prepared = demand.prepare(data, ctx)
+    assert prepared.info["reference"] == "Google (all surfaces) / tokens_processed_per_month"
+    k = prepared.info["series"].index(prepared.info["reference"])
+    rng = np.random.default_rng(0)
+    samples = {"level": rng.normal(size=(5, len(prepared.info["series"]))), "sigma": rng.uniform(size=5),
+               **{n: rng.uniform(size=5) for n in demand.GROWTH}}
+    out = demand.kernel(samples, prepared, ctx)
+    assert set(out) == set(demand.KERNEL_PARAMS)
+    np.testing.assert_array_equal(out["tokens_obs_level"], samples["level"][:, k])
+    np.testing.assert_array_equal(out["tokens_obs_sd"], samples["sigma"])
+
+
+def test_price_model_hands_the_kernel_its_top_decile_line(data, ctx):
+    from priors.models import prices
+
+    prepared = prices.prepare(data, ctx)
+    rng = np.random.default_rng(1)
+    samples = {"log_frontier_price0": rng.normal(size=4), "price_scale": rng.uniform(size=4),
+               **{n: rng.uniform(size=4) for n in prices.RATES}}
+    out = prices.kernel(samples, prepared, ctx)
+    assert set(out) == set(prices.KERNEL_PARAMS)
+    np.testing.assert_allclose(out["list_price0"], np.exp(samples["log_frontier_price0"]))
+    np.testing.assert_array_equal(out["list_price_scale"], samples["price_scale"])

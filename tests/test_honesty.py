@@ -1,7 +1,7 @@
 """Forecast honesty: observation-level bands and population-weighted regions.
 
-Observation-level outputs (adoption_observed, compute_observed) are the simulated quantity
-plus a published figure's measurement noise; their bands are where a *new observation*
+Observation-level outputs (adoption_observed, compute_observed, tokens_observed,
+list_price_observed) are the simulated quantity plus a published figure's measurement noise; their bands are where a *new observation*
 falls. Checked against closed forms (fixed adoption curve), against simulated truth
 (replicates drawn from the priors with NumPy, not the engine) and by the noise's own
 distribution. Population weighting is checked on hand-made tables.
@@ -72,6 +72,65 @@ def test_observation_noise_is_standard_normal_and_fresh_each_month():
     np.testing.assert_array_equal(series(sc2, x2, "compute"), series(sc, x, "compute"))
     np.testing.assert_allclose(np.log(series(sc2, x2, "compute_observed")[..., 0] / k), 2 * np.log(ko / k),
                                rtol=1e-3, atol=1e-4)
+
+
+def test_tokens_observed_is_the_series_level_grown_as_served_tokens_with_t4_scatter():
+    """log(tokens_observed) - tokens_obs_level - log(served_t / served_0) over
+    tokens_obs_sd is Student-t(4) (SciPy's CDF), fresh each month; served is all frontier and
+    lagging tokens. A different level or scatter leaves every other output bit-identical."""
+    level, sd, n = 34.0, 0.3, 2048
+    sc = _scenario(tokens_obs_level={"dist": "fixed", "value": level}, tokens_obs_sd={"dist": "fixed", "value": sd})
+    x = materialize(sc, n=n, seed=6)
+    served = (series(sc, x, "frontier_tokens") + series(sc, x, "lagging_tokens")).astype(np.float64).sum(axis=(2, 3))
+    obs = series(sc, x, "tokens_observed")[..., 0].astype(np.float64)  # (time, trajectory)
+    z = (np.log(obs) - level - np.log(served / served[:1])) / sd
+    assert stats.kstest(z.ravel(), stats.t(4).cdf).pvalue > 1e-4
+    assert stats.kstest(z.ravel(), "norm").pvalue < 1e-6  # heavier tails than a normal: the t is real
+    assert abs(np.corrcoef(z[3], z[4])[0, 1]) < 5 / np.sqrt(n)
+    sc2 = _scenario(tokens_obs_level={"dist": "fixed", "value": level + 1.0},
+                    tokens_obs_sd={"dist": "fixed", "value": 2 * sd})
+    x2 = materialize(sc2, n=n, seed=6)
+    keep = np.ones(x.shape[-1], bool)
+    keep[_columns(sc, "tokens_observed")] = False
+    np.testing.assert_array_equal(x2[..., keep], x[..., keep])
+    z2 = (np.log(series(sc2, x2, "tokens_observed")[..., 0]) - level - 1.0 - np.log(served / served[:1])) / (2 * sd)
+    np.testing.assert_allclose(z2, z, atol=2e-3)
+
+
+def test_list_price_observed_is_the_top_decile_line_with_the_price_models_noise():
+    """log(list_price_observed / list_price0) minus the frontier cost's log change since the
+    start follows the price model's own likelihood, numpyro's AsymmetricLaplaceQuantile(0,
+    scale, 0.9) (KS against its CDF): 90% of released models list below the line."""
+    import numpyro.distributions as dist
+
+    from kernels.simulate import LIST_PRICE_QUANTILE
+    from priors.models.prices import FRONTIER_QUANTILE
+
+    assert LIST_PRICE_QUANTILE == FRONTIER_QUANTILE
+    p0, scale, n = 8.0, 0.3, 2048
+    cost0 = 2.0  # fixed, so that the line's start is known
+    sc = _scenario(list_price0={"dist": "fixed", "value": p0}, list_price_scale={"dist": "fixed", "value": scale},
+                   cost_frontier0={"dist": "fixed", "value": cost0})
+    x = materialize(sc, n=n, seed=8)
+    cost = series(sc, x, "cost_frontier")[..., 0].astype(np.float64)
+    obs = series(sc, x, "list_price_observed")[..., 0].astype(np.float64)
+    e = np.log(obs / p0) - np.log(cost / cost0)
+    cdf = dist.AsymmetricLaplaceQuantile(0.0, scale, FRONTIER_QUANTILE).cdf
+    u = np.asarray(cdf(e.ravel()), np.float64)
+    assert stats.kstest(u, "uniform").pvalue > 1e-4
+    assert abs(np.mean(e < 0) - 0.9) < 5 * np.sqrt(0.09 / e.size)
+    assert abs(np.corrcoef(e[3], e[4])[0, 1]) < 5 / np.sqrt(n)
+
+
+def _columns(sc, name):
+    from kernels import OUTPUTS, output_sizes
+
+    off = 0
+    for spec, size in zip(OUTPUTS, output_sizes(len(sc.regions))):
+        if spec.name == name:
+            return slice(off, off + size)
+        off += size
+    raise KeyError(name)
 
 
 @pytest.mark.slow
@@ -245,3 +304,94 @@ def test_backtest_skips_models_with_nothing_before_the_cutoff(tmp_path):
     assert res.exit_code == 0, res.output
     assert "2024-07-01: adoption not backtested" in res.output and "nothing scored" in res.output
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.slow
+def test_backtest_scores_token_series_and_released_prices(tmp_path):
+    """Tokens: every later figure of a provider series fitted before the cutoff, each scored
+    from a run whose tokens_obs_level is that series' own level (the fitted file's draws,
+    row for row); prices: every model priced after the cutoff. Flags follow each row's band."""
+    from forecast.backtest import _with_token_series, backtest, price_observations, token_observations
+    from forecast.calibrate import calibrate, context
+    from forecast.scenario import with_start
+    from priors.fit import Settings
+    from priors.models import demand
+
+    data = shipped()
+    hand = load("baseline", calibration="none")
+    cut = pd.Timestamp("2025-07-01")
+    tokens = token_observations(data, hand, cut)
+    # Google (all surfaces) and OpenRouter's weekly and yearly run-rate series were published before
+    # the cutoff; Google Gemini API starts after it and is not scored
+    assert set(tokens["key"]) == {"Google (all surfaces) / tokens_processed_per_month",
+                                  "OpenRouter / tokens_per_week", "OpenRouter / tokens_per_year_run_rate"}
+    assert (tokens["date"] >= cut).all() and len(tokens) == 5
+    prices = price_observations(data, hand, cut)
+    assert (prices["date"] >= cut).all() and len(prices) > 5
+
+    settings = Settings(chains=2, warmup=150, samples=150, prior_draws=20)
+    scores = backtest(data, hand, ["2025-07-01"], n_trajectories=1024, seed=1, settings=settings,
+                      series=("tokens", "prices"))
+    assert sorted(scores.loc[scores["model"] == "tokens", "series"]) == sorted(f"tokens[{k}]" for k in tokens["key"])
+    assert (scores["model"] == "prices").sum() == len(prices)
+    assert (scores["inside90"] == ((scores["q05"] <= scores["observed"]) & (scores["observed"] <= scores["q95"]))).all()
+    assert (scores["inside50"] == ((scores["q25"] <= scores["observed"]) & (scores["observed"] <= scores["q75"]))).all()
+    tok = scores[scores["model"] == "tokens"].set_index("series")
+    # the weekly OpenRouter series is ~100x below Google's monthly volume, and so is its band
+    assert tok.loc["tokens[OpenRouter / tokens_per_week]", "median"].max() < 0.1 * tok.loc[
+        "tokens[Google (all surfaces) / tokens_processed_per_month]", "median"].min()
+
+    sc = with_start(hand, "2025-07", months=3)
+    idata, _ = calibrate(data, sc, settings, cutoff=cut, models=["demand"])
+    names = demand.prepare(data, context(sc, cut)).info["series"]
+    out = _with_token_series(idata, data, sc, cut, "OpenRouter / tokens_per_week")
+    level = idata.posterior["demand__level"].values
+    np.testing.assert_array_equal(out.posterior["tokens_obs_level"].values,
+                                  level[..., names.index("OpenRouter / tokens_per_week")])
+    np.testing.assert_array_equal(idata.posterior["tokens_obs_level"].values,  # the fitted file is untouched
+                                  level[..., names.index(idata.posterior.attrs["tokens_observed_series"])])
+    np.testing.assert_array_equal(out.posterior["enterprise_growth0"].values,
+                                  idata.posterior["enterprise_growth0"].values)
+
+
+def _number(text: str) -> float:
+    text = text.strip().replace(",", "")
+    scale = {"T": 1e12, "M": 1e6}.get(text[-1:], 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
+@pytest.mark.slow
+def test_backtest_numbers_in_the_docs_come_from_the_command():
+    """docs/calibration.md's forecast-backtest rows for the 2025-07-01 origin are what
+    `forecast backtest` (default settings, seed 0, 4096 trajectories) computes: each
+    figure, its 90% band (within 5%: NUTS on another CPU may round differently) and whether
+    it is inside the 50% and 90% bands (unless within 5% of the band's edge); the prices
+    scored and those outside their band."""
+    from pathlib import Path
+
+    from forecast.backtest import _figure_name, backtest
+
+    scores = backtest(shipped(), load("baseline", calibration="none"), ["2025-07-01"], n_trajectories=4096, seed=0)
+    doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:-1] for line in doc.splitlines() if line.startswith("| 2025-07-01 |")]
+    figures = {c[1].strip(): c for c in rows if len(c) == 6}
+    prices = [c for c in rows if len(c) == 5]
+    near = lambda y, edge: abs(np.log(y / edge)) < 0.05  # noqa: E731
+    others = scores[scores["model"] != "prices"]
+    assert len(figures) == len(others) > 0
+    for _, r in others.iterrows():
+        label = f"{_figure_name(r)} {str(r['date'])[:7]} ({int(r['months_ahead'])})"
+        c = figures[label]
+        assert _number(c[2]) == pytest.approx(r["observed"], rel=5e-3), label
+        lo, hi = c[3].strip().split("-")
+        assert _number(lo) == pytest.approx(r["q05"], rel=0.05) and _number(hi) == pytest.approx(r["q95"], rel=0.05), label
+        if not (near(r["observed"], r["q05"]) or near(r["observed"], r["q95"])):
+            assert (c[5].strip() == "yes") == r["inside90"], label
+        if not (near(r["observed"], r["q25"]) or near(r["observed"], r["q75"])):
+            assert (c[4].strip() == "yes") == r["inside50"], label
+    p = scores[scores["model"] == "prices"]
+    assert len(prices) == 1 and int(prices[0][1]) == len(p)
+    for _, r in p.iterrows():
+        if not (near(r["observed"], r["q05"]) or near(r["observed"], r["q95"])):
+            listed = f"{str(r['series'])[len('prices['):-1]} {str(r['date'])[:7]} {r['observed']:.3g} vs" in prices[0][4]
+            assert listed == (not r["inside90"]), r["series"]

@@ -19,11 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import pandas as pd
 
 from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
 
 NAME = "demand"
-KERNEL_PARAMS = ("enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife")
+GROWTH = ("enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife")  # sampled with the scenario's priors
+KERNEL_PARAMS = GROWTH + ("tokens_obs_level", "tokens_obs_sd")
 DAYS_PER_MONTH = 365.25 / 12
 TO_MONTHLY = {  # metric -> factor to tokens per month
     "tokens_processed_per_month": 1.0,
@@ -59,10 +61,18 @@ def prepare(data, ctx) -> Prepared:
         "mean_y": jnp.asarray(mean_y, jnp.float32),
         "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
         "train": jnp.asarray(rows["train"].to_numpy()),
-        "prior": {n: ctx.prior(n) for n in KERNEL_PARAMS},
+        "prior": {n: ctx.prior(n) for n in GROWTH},
         "offset": tuple(float(x) for x in ctx.demand_offset),
     }
-    return Prepared(inputs, {"obs": Site(rows, "exp", "tokens/month")}, {"series": series})
+    return Prepared(inputs, {"obs": Site(rows, "exp", "tokens/month")}, {"series": series, "reference": reference(fit)})
+
+
+def reference(fit) -> str:
+    """The series tokens_observed stands for: the most dated rows among `fit` (the rows
+    before the cutoff), ties to the later last figure, then the name."""
+    g = fit.groupby("series")["date_parsed"]
+    table = pd.DataFrame({"n": g.nunique(), "last": g.max()}).reset_index()
+    return str(table.sort_values(["n", "last", "series"], ascending=[False, False, True])["series"].iloc[0])
 
 
 def cumulative_growth(t, g0, g_inf, halflife):
@@ -89,4 +99,8 @@ def model(inputs, observed=True):
 
 
 def kernel(samples, prepared, ctx) -> dict:
-    return {n: np.asarray(samples[n], np.float64) for n in KERNEL_PARAMS}
+    out = {n: np.asarray(samples[n], np.float64) for n in GROWTH}
+    k = prepared.info["series"].index(prepared.info["reference"])
+    out["tokens_obs_level"] = np.asarray(samples["level"], np.float64)[:, k]
+    out["tokens_obs_sd"] = np.asarray(samples["sigma"], np.float64)
+    return out

@@ -13,7 +13,9 @@ Two kinds of data (inference_prices.csv):
    whose drift is the forecast's drift of the frontier cost. log P0 ~ N(log 20, 1.5)
    (the top-decile list price at the start), s ~ HalfNormal(1).
 g_hw, g_serve, g_alg and g_front have the scenario's hand-set priors; the data pin down
-their sums, and the priors share the sums out.
+their sums, and the priors share the sums out. To the forecast, besides those:
+`list_price0` = P0 and `list_price_scale` = s, so that `list_price_observed` is where a
+newly released model's list price falls.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import pandas as pd
 from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
 
 NAME = "prices"
-KERNEL_PARAMS = ("g_hw", "g_serve", "g_alg", "g_front")
+RATES = ("g_hw", "g_serve", "g_alg", "g_front")  # sampled with the scenario's priors
+KERNEL_PARAMS = RATES + ("list_price0", "list_price_scale")
 DECLINE = "price_reduction_factor_per_year"
 BLENDED = "blended_price_usd_per_1m_tokens"
 LIST_IN, LIST_OUT = "list_price_input_usd_per_1m_tokens", "list_price_output_usd_per_1m_tokens"
@@ -81,7 +84,7 @@ def prepare(data, ctx) -> Prepared:
         "p_t": jnp.asarray(prices["t"].to_numpy(), jnp.float32),
         "p_y": jnp.asarray(prices["y"].to_numpy(), jnp.float32),
         "p_train": jnp.asarray(prices["train"].to_numpy()),
-        "prior": {n: ctx.prior(n) for n in KERNEL_PARAMS},
+        "prior": {n: ctx.prior(n) for n in RATES},
     }
     sites = {"obs_decline": Site(declines, "exp", "x per year", "d_y"),
              "obs_price": Site(prices, "exp", "USD per 1M tokens", "p_y")}
@@ -89,7 +92,7 @@ def prepare(data, ctx) -> Prepared:
 
 
 def model(inputs, observed=True):
-    g = {n: lognormal(n, inputs["prior"][n]) for n in KERNEL_PARAMS}
+    g = {n: lognormal(n, inputs["prior"][n]) for n in RATES}
     decline = numpyro.deterministic("fixed_capability_decline", g["g_hw"] + g["g_serve"] + g["g_alg"])
     tau = numpyro.sample("tau", dist.HalfNormal(1.5))
     with numpyro.plate("declines", inputs["d_y"].shape[0]):
@@ -107,4 +110,7 @@ def model(inputs, observed=True):
 
 
 def kernel(samples, prepared, ctx) -> dict:
-    return {n: np.asarray(samples[n], np.float64) for n in KERNEL_PARAMS}
+    out = {n: np.asarray(samples[n], np.float64) for n in RATES}
+    out["list_price0"] = np.exp(np.asarray(samples["log_frontier_price0"], np.float64))
+    out["list_price_scale"] = np.asarray(samples["price_scale"], np.float64)
+    return out
