@@ -14,6 +14,7 @@ from scipy.special import ndtr, ndtri
 
 from forecast.scenario import Scenario, load
 from kernels.params import SPECS
+from kernels.simulate import LIST_PRICE_QUANTILE
 
 N_TIERS = 3
 DT = 1.0 / 12.0
@@ -256,9 +257,20 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         zo = rng.standard_normal((n, 2, R))  # published-figure noise
         adoption_obs = 1.0 / (1.0 + np.exp(-(np.log(adoption / (1 - adoption)) + p["adoption_obs_sd"][:, None] * zo[:, 0])))
         compute_obs = (k.sum(1) * np.exp(p["compute_obs_sd"] * zo[:, 1, 0]))[:, None]
+        # a provider's published tokens (its level grown as all tokens served, t(4) scatter)
+        # and a released model's list price (asymmetric Laplace about the top-decile line)
+        log_served = np.log(np.maximum(served.sum((1, 2)), 1e-30))
+        if t == 0:
+            log_served0 = log_served
+        tokens_obs = np.exp(p["tokens_obs_level"] + log_served - log_served0
+                            + p["tokens_obs_sd"] * rng.standard_t(4.0, n))[:, None]
+        kq = np.sqrt(LIST_PRICE_QUANTILE / (1 - LIST_PRICE_QUANTILE))
+        classic = p["list_price_scale"] * kq / LIST_PRICE_QUANTILE
+        ald = -classic * kq * rng.standard_exponential(n) + classic / kq * rng.standard_exponential(n)
+        list_obs = (p["list_price0"] * np.exp(log_c - np.log(p["cost_frontier0"]) + ald))[:, None]
         x = np.concatenate([k, np.exp(log_p), cF[:, None], fixed_cost[:, None], floor_cost(ty)[:, None], price,
                             wanted.reshape(n, -1), front.reshape(n, -1), lagging.reshape(n, -1), per_capita,
                             ratio[:, None], gini[:, None], unmet[:, None], lag.reshape(n, -1), po.reshape(n, -1),
-                            adoption, adoption_obs, compute_obs], axis=1)
+                            adoption, adoption_obs, compute_obs, tokens_obs, list_obs], axis=1)
         out.append(x if keep else np.quantile(x, quantiles, axis=0, method="inverted_cdf").T)
     return np.stack(out)

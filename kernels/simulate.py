@@ -24,6 +24,11 @@ N_TIERS = 3  # trusted, enterprise, consumer: priority order
 DT = 1.0 / 12.0  # years per step
 RATIO_OFFSET = 1.0  # tokens per person per month added to both sides of north_south_ratio
 LIST_PRICE_QUANTILE = 0.9  # list_price0 is this quantile of released models' prices (priors.models.prices)
+# Bound on the log of the heavy-tailed published-figure noise (a factor of 1e13): a t(4)
+# draw past it at the fitted scale 0.3 (|t| > 100) has probability 6e-8, but one that
+# overflows float32 (e^(level + noise), at |t| ~ 90-170) would drop the trajectory from
+# every band (seen once in 20,000 x 120 months before the clip).
+OBS_LOG_CLIP = 30.0
 
 
 class OutputSpec(NamedTuple):
@@ -261,11 +266,13 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         adoption=adoption,
         adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]),
         compute_observed=jnp.sum(compute) * jnp.exp(p.compute_obs_sd * nz.observe[1, 0]),
-        tokens_observed=jnp.exp(p.tokens_obs_level + log_served - log_served0
-                                + p.tokens_obs_sd * student_t4(nz.observe_tails[0:5])),
-        list_price_observed=p.list_price0 * jnp.exp(
-            log_cost - jnp.log(p.cost_frontier0)
-            + asymmetric_laplace(nz.observe_tails[5:9], p.list_price_scale, LIST_PRICE_QUANTILE)),
+        # The heavy-tailed noise is clipped (OBS_LOG_CLIP) so that a rare draw cannot
+        # overflow float32 and cost the trajectory every band.
+        tokens_observed=jnp.exp(p.tokens_obs_level + log_served - log_served0 + jnp.clip(
+            p.tokens_obs_sd * student_t4(nz.observe_tails[0:5]), -OBS_LOG_CLIP, OBS_LOG_CLIP)),
+        list_price_observed=p.list_price0 * jnp.exp(log_cost - jnp.log(p.cost_frontier0) + jnp.clip(
+            asymmetric_laplace(nz.observe_tails[5:9], p.list_price_scale, LIST_PRICE_QUANTILE),
+            -OBS_LOG_CLIP, OBS_LOG_CLIP)),
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,

@@ -364,19 +364,30 @@ def _number(text: str) -> float:
 def test_backtest_numbers_in_the_docs_come_from_the_command():
     """docs/calibration.md's forecast-backtest rows for the 2025-07-01 origin are what
     `forecast backtest` (default settings, seed 0, 4096 trajectories) computes: each
-    figure, its 90% band (within 5%: NUTS on another CPU may round differently) and whether
-    it is inside the 50% and 90% bands (unless within 5% of the band's edge); the prices
-    scored and those outside their band."""
+    figure, its 90% band and whether it is inside the 50% and 90% bands; the prices scored
+    and those outside their band. NUTS run in another process layout or on another CPU
+    rounds differently and then draws another posterior sample, so band edges are compared
+    within 4 Monte Carlo sd of a quantile estimated from 400 effective draws (the gate's
+    floor): sqrt(q (1 - q) / 400) / phi(z_q) times the band's sd in log (its 90% width /
+    3.29); flags are compared where the figure is farther than that from the edge."""
     from pathlib import Path
 
     from forecast.backtest import _figure_name, backtest
 
     scores = backtest(shipped(), load("baseline", calibration="none"), ["2025-07-01"], n_trajectories=4096, seed=0)
     doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text(encoding="utf-8")
+    doc = doc[doc.index("## Forecast backtest"):]  # not the model backtest's table above it
     rows = [line.split("|")[1:-1] for line in doc.splitlines() if line.startswith("| 2025-07-01 |")]
     figures = {c[1].strip(): c for c in rows if len(c) == 6}
     prices = [c for c in rows if len(c) == 5]
-    near = lambda y, edge: abs(np.log(y / edge)) < 0.05  # noqa: E731
+
+    def tol(r, q):  # 4 MC sd of the q-quantile's log
+        sd_log = np.log(r["q95"] / r["q05"]) / (2 * stats.norm.ppf(0.95))
+        return 4 * np.sqrt(q * (1 - q) / 400) / stats.norm.pdf(stats.norm.ppf(q)) * sd_log
+
+    def far(r, y, lo, hi, q):
+        return abs(np.log(y / r[lo])) > tol(r, q) and abs(np.log(y / r[hi])) > tol(r, q)
+
     others = scores[scores["model"] != "prices"]
     assert len(figures) == len(others) > 0
     for _, r in others.iterrows():
@@ -384,14 +395,15 @@ def test_backtest_numbers_in_the_docs_come_from_the_command():
         c = figures[label]
         assert _number(c[2]) == pytest.approx(r["observed"], rel=5e-3), label
         lo, hi = c[3].strip().split("-")
-        assert _number(lo) == pytest.approx(r["q05"], rel=0.05) and _number(hi) == pytest.approx(r["q95"], rel=0.05), label
-        if not (near(r["observed"], r["q05"]) or near(r["observed"], r["q95"])):
+        assert abs(np.log(_number(lo) / r["q05"])) < tol(r, 0.05), (label, lo, r["q05"])
+        assert abs(np.log(_number(hi) / r["q95"])) < tol(r, 0.05), (label, hi, r["q95"])
+        if far(r, r["observed"], "q05", "q95", 0.05):
             assert (c[5].strip() == "yes") == r["inside90"], label
-        if not (near(r["observed"], r["q25"]) or near(r["observed"], r["q75"])):
+        if far(r, r["observed"], "q25", "q75", 0.25):
             assert (c[4].strip() == "yes") == r["inside50"], label
     p = scores[scores["model"] == "prices"]
     assert len(prices) == 1 and int(prices[0][1]) == len(p)
     for _, r in p.iterrows():
-        if not (near(r["observed"], r["q05"]) or near(r["observed"], r["q95"])):
+        if far(r, r["observed"], "q05", "q95", 0.05):
             listed = f"{str(r['series'])[len('prices['):-1]} {str(r['date'])[:7]} {r['observed']:.3g} vs" in prices[0][4]
             assert listed == (not r["inside90"]), r["series"]
