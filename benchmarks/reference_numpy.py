@@ -268,9 +268,10 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         classic = p["list_price_scale"] * kq / LIST_PRICE_QUANTILE
         ald = -classic * kq * rng.standard_exponential(n) + classic / kq * rng.standard_exponential(n)
         list_obs = (p["list_price0"] * np.exp(log_c - np.log(p["cost_frontier0"]) + ald))[:, None]
+        chip_obs = (w.sum(1) / p["power_overhead"] * np.exp(p["chip_power_obs_sd"] * rng.standard_normal(n)))[:, None]
         x = np.concatenate([k, np.exp(log_p), cF[:, None], fixed_cost[:, None], floor_cost(ty)[:, None], price,
                             wanted.reshape(n, -1), front.reshape(n, -1), lagging.reshape(n, -1), per_capita,
                             ratio[:, None], gini[:, None], unmet[:, None], lag.reshape(n, -1), po.reshape(n, -1),
-                            adoption, adoption_obs, compute_obs, tokens_obs, list_obs], axis=1)
+                            adoption, adoption_obs, compute_obs, tokens_obs, list_obs, chip_obs], axis=1)
         out.append(x if keep else np.quantile(x, quantiles, axis=0, method="inverted_cdf").T)
     return np.stack(out)

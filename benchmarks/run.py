@@ -177,7 +177,7 @@ def step_with_noise(p, s, t, z):
     published-figure noise of the *_observed outputs is left at zero (the t's numerator
     zero and its chi-square ones, so that it is 0 and finite)."""
     r = p.compute0.shape[0]
-    tails = jax.numpy.array([0, 1, 1, 1, 1, 0, 0, 0, 0], z.dtype)
+    tails = jax.numpy.array([0, 1, 1, 1, 1, 0, 0, 0, 0, 0], z.dtype)
     new, out = step(p, s, t, split_noise(z, r)._replace(observe=jax.numpy.zeros((2, r), z.dtype), observe_tails=tails))
     return new, flatten(out, z.dtype)
 

@@ -15,6 +15,8 @@ Scored series (SCORED):
   that country);
 - compute: the world's stock, `compute_observed` against the sum of the chip designers'
   published cumulative H100e, as the compute model defines the stock;
+- chip_power: the world's installed chip power, `chip_power_observed` against the sum of
+  the designers' published cumulative chip power (GW), as the power model reads it;
 - tokens: each provider series fitted before the cutoff (the demand model's series: one
   entity and metric, in tokens a month), `tokens_observed` against its later figures. The
   output stands for one series, whose fitted start level is the trajectory's
@@ -66,21 +68,30 @@ def interval_score(y, lower, upper, alpha=ALPHA):
     return (upper - lower) + 2.0 / alpha * (np.maximum(lower - y, 0.0) + np.maximum(y - upper, 0.0))
 
 
-def compute_observations(data: pd.DataFrame, cutoff) -> pd.DataFrame:
+def compute_observations(data: pd.DataFrame, cutoff, metric: str | None = None, scale: float = 1.0) -> pd.DataFrame:
     """The world's compute stock as the compute model defines it (the sum of the chip
     designers' published cumulative H100e, each since its own start), on each date from
-    `cutoff` on where every designer fitted before the cutoff reports. Columns: date,
-    observed, countries (designers summed)."""
+    `cutoff` on where every designer fitted before the cutoff reports. metric, scale: another
+    cumulative designer series (the power model's cumulative_power, MW) and a factor on its
+    sum (1e-3: GW). Columns: date, observed, countries (designers summed)."""
     from priors.models.compute import METRIC, designer_rows
 
-    rows = designer_rows(data, [METRIC])
+    rows = designer_rows(data, [metric or METRIC])
     cut = pd.Timestamp(cutoff)
     fitted = sorted(set(rows.loc[rows["date_parsed"] < cut, "entity"]))
     wide = rows[rows["entity"].isin(fitted)].pivot_table(index="date_parsed", columns="entity", values="value_num",
                                                           aggfunc="first")
     wide = wide[(wide.index >= cut)].dropna()
-    return pd.DataFrame({"date": pd.to_datetime(wide.index), "region": "world", "observed": wide.sum(axis=1).to_numpy(),
-                         "countries": len(fitted)})
+    return pd.DataFrame({"date": pd.to_datetime(wide.index), "region": "world",
+                         "observed": wide.sum(axis=1).to_numpy() * scale, "countries": len(fitted)})
+
+
+def chip_power_observations(data: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """The world's installed AI chip power as the power model reads it: the sum of the
+    designers' published cumulative_power, in GW (compute_observations' dates and rule)."""
+    from priors.models.power import POWER
+
+    return compute_observations(data, cutoff, metric=POWER, scale=1e-3)
 
 
 def _model_rows(data: pd.DataFrame, scenario, cutoff, model: str, site: str) -> pd.DataFrame:
@@ -121,6 +132,7 @@ def price_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
 SCORED = {
     "adoption": dict(models=("adoption",), output="adoption_observed", latent="adoption", end_of_month=False),
     "compute": dict(models=("compute", "power"), output="compute_observed", latent=None, end_of_month=True),
+    "chip_power": dict(models=("compute", "power"), output="chip_power_observed", latent=None, end_of_month=True),
     "tokens": dict(models=("demand",), output="tokens_observed", latent=None, end_of_month=False),
     "prices": dict(models=("prices",), output="list_price_observed", latent=None, end_of_month=False),
 }
@@ -166,8 +178,9 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
                 obs = adoption.assign(key=adoption["region"])
                 if not (obs["date"] < cut).any():  # nothing to fit a level to: not scored
                     continue
-            elif name == "compute":
-                obs = compute_observations(data, cut).assign(key="world")
+            elif name in ("compute", "chip_power"):
+                read = compute_observations if name == "compute" else chip_power_observations
+                obs = read(data, cut).assign(key="world")
             else:
                 obs = observations[name](data, scenario, cut)
             obs = obs[obs["date"] >= cut].assign(model=name)
@@ -252,8 +265,8 @@ def _figure_name(r) -> str:
     if r["model"] == "tokens":
         name = str(r["series"])[len("tokens["):-1]
         return "tokens " + name.replace(" / ", ", ")
-    if r["model"] == "compute":
-        return "compute"
+    if r["model"] in ("compute", "chip_power"):
+        return {"compute": "compute", "chip_power": "chip power"}[r["model"]]
     return f"{r['model']} {str(r['series'])[len(r['model']) + 1:-1]}"
 
 

@@ -709,7 +709,7 @@ def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, 
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return
     table = Table(title="forecast backtest: later published figures against the forecast's observation-level "
-                        "bands (adoption_observed, compute_observed, tokens_observed, list_price_observed); "
+                        "bands (adoption_observed, compute_observed, chip_power_observed, tokens_observed, list_price_observed); "
                         "'latent': inside the latent band")
     for col in ("cutoff", "series", "figure", "90% band", "50%", "90%", "latent", "score"):
         table.add_column(col, justify="left" if col in ("cutoff", "series") else "right")

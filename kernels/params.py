@@ -124,6 +124,8 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("tokens_obs_sd", "", "positive", "log", "scale of a published token volume's Student-t(4) scatter around its path (log)"),
     ParamSpec("list_price0", "", "positive", "USD/1M tokens", "top-decile list price of the models released at the start"),
     ParamSpec("list_price_scale", "", "positive", "log", "scale of released models' log list prices around the top decile (asymmetric Laplace)"),
+    ParamSpec("power_overhead", "", "positive", "1", "facility power over chip power (servers, networking, cooling)"),
+    ParamSpec("chip_power_obs_sd", "", "positive", "log", "sd of a published installed-chip-power estimate around the installed hardware's chip power (log)"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in SPECS)

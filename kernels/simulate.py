@@ -73,6 +73,9 @@ OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("list_price_observed", "", True, "USD per 1M tokens",
                "the list price of a model released that month: the top decile moved as the frontier cost, "
                "with the spread of released models"),
+    OutputSpec("chip_power_observed", "", True, "GW",
+               "a published estimate of the world's installed AI chip power: the installed hardware's draw over "
+               "the facility overhead, with measurement noise"),
 )
 OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 
@@ -125,7 +128,7 @@ def month_noise(traj_key, t, n_regions: int, dtype) -> Noise:
     """Month t's shocks: a pure function of the trajectory's key and t."""
     z = jax.random.normal(keys.month_key(traj_key, t), (noise_size(n_regions),), dtype)
     observe = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE), (2, n_regions), dtype)
-    tails = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE_TAILS), (9,), dtype)
+    tails = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE_TAILS), (10,), dtype)
     return split_noise(z, n_regions)._replace(observe=observe, observe_tails=tails)
 
 
@@ -273,6 +276,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         list_price_observed=p.list_price0 * jnp.exp(log_cost - jnp.log(p.cost_frontier0) + jnp.clip(
             asymmetric_laplace(nz.observe_tails[5:9], p.list_price_scale, LIST_PRICE_QUANTILE),
             -OBS_LOG_CLIP, OBS_LOG_CLIP)),
+        chip_power_observed=jnp.sum(draw) / p.power_overhead * jnp.exp(p.chip_power_obs_sd * nz.observe_tails[9]),
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,

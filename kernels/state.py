@@ -48,9 +48,10 @@ class Noise(NamedTuple):
     observe: (2, region) measurement noise of the published figures: [0] adoption by
         region, [1, 0] the world's compute stock; drawn from a stream of its own so that
         adding it left every other shock unchanged
-    observe_tails: (9,) normals for the non-normal measurement noise, from a stream of
-        its own (keys.OBSERVE_TAILS): [0:5] a Student-t(4) for a published token volume,
-        [5:9] two exponentials for a released model's list price (asymmetric Laplace)
+    observe_tails: (10,) normals for the measurement noise added in session 13, from a
+        stream of its own (keys.OBSERVE_TAILS): [0:5] a Student-t(4) for a published token
+        volume, [5:9] two exponentials for a released model's list price (asymmetric
+        Laplace), [9] a normal for the world's installed chip power
     """
 
     compute_level: jax.Array

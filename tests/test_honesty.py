@@ -122,6 +122,24 @@ def test_list_price_observed_is_the_top_decile_line_with_the_price_models_noise(
     assert abs(np.corrcoef(e[3], e[4])[0, 1]) < 5 / np.sqrt(n)
 
 
+def test_chip_power_observed_noise_is_normal_and_touches_nothing_else():
+    """Two runs that differ only in chip_power_obs_sd (s, 2s): log of the ratio of their
+    chip_power_observed is s z with z ~ N(0, 1) (KS), fresh each month, and every other
+    output is bit-identical. Its level (the installed draw over the overhead) is checked
+    against the NumPy reference (tests/test_reference.py)."""
+    sd, n = 0.2, 2048
+    sc = _scenario(chip_power_obs_sd={"dist": "fixed", "value": sd})
+    sc2 = _scenario(chip_power_obs_sd={"dist": "fixed", "value": 2 * sd})
+    x, x2 = materialize(sc, n=n, seed=9), materialize(sc2, n=n, seed=9)
+    z = np.log(series(sc2, x2, "chip_power_observed")[..., 0].astype(np.float64)
+               / series(sc, x, "chip_power_observed")[..., 0]) / sd
+    assert stats.kstest(z.ravel(), "norm").pvalue > 1e-4
+    assert abs(np.corrcoef(z[3], z[4])[0, 1]) < 5 / np.sqrt(n)
+    keep = np.ones(x.shape[-1], bool)
+    keep[_columns(sc, "chip_power_observed")] = False
+    np.testing.assert_array_equal(x2[..., keep], x[..., keep])
+
+
 def _columns(sc, name):
     from kernels import OUTPUTS, output_sizes
 

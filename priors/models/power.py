@@ -17,7 +17,9 @@ For the forecast:
     fleet_kw0 = overhead x (sum_v P_v / sum_v C_v) at the last fitted date (the installed
         fleet Epoch counts: hardware shipped before its series start and retirements are
         left out, as in the compute model);
-    g_power_eff = g.
+    g_power_eff = g;
+    power_overhead = overhead and chip_power_obs_sd = sigma_i (chip_power_observed: the
+        installed hardware's draw over the overhead, as a published chip-power figure).
 
 AI power capacity (the forecast's P, summed over regions) follows
     log P(t) = log P0 + G(t),   G(t) = integral_0^t g_inf + (g0 - g_inf) 2^(-u / h) du,
@@ -53,7 +55,7 @@ from priors.models.demand import cumulative_growth
 
 NAME = "power"
 KERNEL_PARAMS = ("kw_per_h100e0", "fleet_kw0", "g_power_eff", "power_growth0", "power_growth_inf",
-                 "power_halflife")
+                 "power_halflife", "power_overhead", "chip_power_obs_sd")
 POWER, COMPUTE = "cumulative_power", "cumulative_compute_h100e"
 OVERHEAD = (np.log(1.6), 0.15)  # facility / chip power: PUE ~1.1-1.3 x server and network overhead ~1.3-1.5
 RECENT_QUARTERS = 4
@@ -183,4 +185,6 @@ def kernel(samples, prepared, ctx) -> dict:
             "g_power_eff": np.asarray(samples["g_power_eff"], np.float64),
             "power_growth0": regional_growth(samples["power_growth0"], ctx),
             "power_growth_inf": np.asarray(samples["power_growth_inf"], np.float64),
-            "power_halflife": np.asarray(samples["power_halflife"], np.float64)}
+            "power_halflife": np.asarray(samples["power_halflife"], np.float64),
+            "power_overhead": overhead,  # chip_power_observed = draw / overhead: the same row's
+            "chip_power_obs_sd": np.asarray(samples["sigma_installed"], np.float64)}
