@@ -138,6 +138,17 @@ SCORED = {
 }
 
 
+# Each scored series' published figures: (data, scenario, cutoff) -> date, region, key (the
+# figure's series within the output), observed, countries.
+OBSERVATIONS = {
+    "adoption": lambda data, sc, cut: adoption_observations(data, sc.regions).pipe(lambda f: f.assign(key=f["region"])),
+    "compute": lambda data, sc, cut: compute_observations(data, cut).assign(key="world"),
+    "chip_power": lambda data, sc, cut: chip_power_observations(data, cut).assign(key="world"),
+    "tokens": token_observations,
+    "prices": price_observations,
+}
+
+
 def _with_token_series(idata, data, scenario, cutoff, series: str):
     """The posterior with tokens_obs_level set to `series`' fitted start level, draw by draw."""
     from forecast.calibrate import context
@@ -159,8 +170,6 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
 
-    adoption = adoption_observations(data, scenario.regions) if "adoption" in series else None
-    observations = {"tokens": token_observations, "prices": price_observations}
     rows = []
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
@@ -174,15 +183,7 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
                 if progress:
                     progress(f"{cut.date()}: {name} not scored: {why[0]}")
                 continue
-            if name == "adoption":
-                obs = adoption.assign(key=adoption["region"])
-                if not (obs["date"] < cut).any():  # nothing to fit a level to: not scored
-                    continue
-            elif name in ("compute", "chip_power"):
-                read = compute_observations if name == "compute" else chip_power_observations
-                obs = read(data, cut).assign(key="world")
-            else:
-                obs = observations[name](data, scenario, cut)
+            obs = OBSERVATIONS[name](data, scenario, cut)
             obs = obs[obs["date"] >= cut].assign(model=name)
             shift = 1 if SCORED[name]["end_of_month"] else 0
             obs["month"] = [int(round((d - start).days / 365.25 * 12)) - shift for d in obs["date"]]
