@@ -263,12 +263,10 @@ def _short(x: float) -> str:
 
 
 def _figure_name(r) -> str:
-    if r["model"] == "tokens":
-        name = str(r["series"])[len("tokens["):-1]
-        return "tokens " + name.replace(" / ", ", ")
-    if r["model"] in ("compute", "chip_power"):
-        return {"compute": "compute", "chip_power": "chip power"}[r["model"]]
-    return f"{r['model']} {str(r['series'])[len(r['model']) + 1:-1]}"
+    """'compute', 'chip power', 'adoption us', 'tokens Google (all surfaces), <metric>'."""
+    model = str(r["model"]).replace("_", " ")
+    key = str(r["series"])[len(r["model"]) + 1:-1].replace(" / ", ", ")
+    return model if key == "world" else f"{model} {key}"
 
 
 def markdown(scores: pd.DataFrame) -> str:
