@@ -242,6 +242,7 @@ def draw_table(scenario, path, allow_unconverged=False):
         elif spec.dims == "tier":
             raise CalibrationFileError(f"{path}: per-tier parameter {name!r} cannot come from a draw table")
         values = values.reshape((n_draws,) + np.shape(scenario.prior.loc[i]))
+        _check_draws(path, name, values, list(scenario.regions), ds.sizes["draw"])
         good = ~np.isnan(values).any(axis=0)
         if not good.any():  # none of the scenario's regions is in the posterior
             continue
@@ -257,3 +258,25 @@ def draw_table(scenario, path, allow_unconverged=False):
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return table, mask, info
 
+
+
+def _check_draws(path, name, values, regions, per_chain):
+    """Refuse a draw table whose values leave the parameter's physical range
+    (kernels.params.RANGES), naming the parameter, the first offending draw (chain, draw)
+    and its region: a broken or hand-edited file, never a forecast."""
+    from kernels.params import RANGES, SPEC_BY_NAME
+
+    low, high = RANGES.get(name, (-np.inf, np.inf))
+    with np.errstate(invalid="ignore"):
+        bad = (values < low) | (values > high) | np.isinf(values)
+    if not bad.any():
+        return
+    k = int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+    col = int(np.flatnonzero(bad.reshape(bad.shape[0], -1)[k])[0]) if values.ndim > 1 else None
+    where = f"[{regions[col]}]" if col is not None and col < len(regions) else ""
+    unit = SPEC_BY_NAME[name].unit
+    v = values.reshape(values.shape[0], -1)[k, col or 0]
+    raise CalibrationFileError(
+        f"{path}: {name}{where} = {v:g} {unit} in draw {k % per_chain} of chain {k // per_chain} (and "
+        f"{int(bad.sum()) - 1} more) is outside its physical range [{low:g}, {high:g}] {unit} (docs/model.md); "
+        "the file is damaged or was not fitted to these units")

@@ -7,18 +7,22 @@ its accumulators so far, the next batch to simulate and any running state (the m
 Batch results are pure functions of (seed, trajectory index) and merges are exact or done
 in batch order, so a resumed run gives the same bits as an uninterrupted one.
 
-The file is one .npz, written to a temporary file and renamed (atomic), with a header that
-says which run it belongs to; a checkpoint from another run is refused by name.
+The file is one compressed .npz (counts compress well), written to a temporary file and
+renamed (atomic), with a header that says which run it belongs to; a checkpoint from another
+run is refused by name. A save that fails (disk full, folder made read-only) leaves the
+previous checkpoint as it was, warns once with the path and the bytes needed, and the run
+goes on without saving more.
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from forecast.files import atomic
+from forecast.files import atomic, write_error
 
 HEADER_FIELDS = (  # checked in this order; the first difference is named
     ("engine_version", "engine version"),
@@ -36,6 +40,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used for this run: says which file and why."""
 
 
+class CheckpointWarning(UserWarning):
+    """A checkpoint could not be saved; the run goes on, the last saved one is kept."""
+
+
 class Checkpoint:
     """path: the .npz file (None: no checkpointing); header: what identifies the run;
     every: seconds between saves within a sweep (0: after every chunk); resume: start from
@@ -46,6 +54,7 @@ class Checkpoint:
         self.header = {k: json.dumps(header[k], sort_keys=True) for k, _ in HEADER_FIELDS}
         self.every = float(every)
         self.data: dict[str, np.ndarray] = {}
+        self.failed = False
         self.last = time.monotonic()
         if resume:
             if self.path is None or not self.path.exists():
@@ -81,7 +90,7 @@ class Checkpoint:
 
     def progress(self, phase: str, next_start: int, acc: dict, state: dict | None = None):
         """Record a sweep under way (written if `every` seconds have passed)."""
-        if self.path is None:
+        if self.path is None or self.failed:
             return
         if time.monotonic() - self.last < self.every:
             return
@@ -93,7 +102,7 @@ class Checkpoint:
 
     def finish(self, phase: str, acc: dict):
         """Record a finished sweep (always written)."""
-        if self.path is None:
+        if self.path is None or self.failed:
             return
         self._drop(phase)
         self.data[f"{phase}#done"] = np.asarray(1)
@@ -122,8 +131,16 @@ class Checkpoint:
             del self.data[k]
 
     def _write(self):
-        with atomic(self.path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{f"header/{k}": np.asarray(v) for k, v in self.header.items()}, **self.data)
+        arrays = {**{f"header/{k}": np.asarray(v) for k, v in self.header.items()}, **self.data}
+        try:
+            with atomic(self.path) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        except OSError as e:
+            needed = sum(np.asarray(v).nbytes for v in arrays.values())
+            warnings.warn(f"{write_error(self.path, e, needed)} (uncompressed); the run goes on without saving "
+                          "checkpoints" + (" (the last one saved is kept)" if self.path.exists() else ""),
+                          CheckpointWarning, stacklevel=2)
+            self.failed = True  # no more saves this run
         self.last = time.monotonic()
 
 

@@ -1,7 +1,16 @@
-"""The `forecast` command: run scenarios, list built-ins."""
+"""The `forecast` command: run, compare, sensitivity, report, plot, export, scenarios,
+check-data, calibrate and backtest.
+
+Every command checks its outputs before any work (never one of its inputs, the right
+suffix, not an existing file unless --force, a folder it can write), holds a lock on each
+output while it works (one writer per output), and turns a user's mistake into one message
+and exit code 2, and Ctrl-C at any moment into one line and exit code 130.
+"""
 from __future__ import annotations
 
 import sys
+import warnings
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -9,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from forecast.files import OutputError, atomic, check_output, exclusive, write_error
 from forecast.plots import available
 from forecast.scenario import ScenarioError, builtin_descriptions, load
 
@@ -37,9 +47,101 @@ def _compilation_cache(path):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-@click.group()
+INTERRUPTED = "interrupted: nothing written"
+
+
+class _Main(click.Group):
+    """The command group, run so that Ctrl-C at any moment (even before a command starts)
+    is one line and exit code 130, and an output refused anywhere is a message and 2,
+    never a traceback or click's "Aborted!" with exit code 1."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _interrupted()
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except OutputError as e:
+            _fail(Console(stderr=True), str(e))
+        sys.exit(0)
+
+
+def _interrupted(tail: str = ""):
+    """Ctrl-C: one line on stderr, exit code 130."""
+    sys.stderr.write(f"{INTERRUPTED}{tail}\n")
+    sys.stderr.flush()
+    sys.exit(130)
+
+
+@click.group(cls=_Main)
 def main():
     """Monte Carlo forecasts of AI access inequality."""
+
+
+def _fail(console, message):
+    """A user's mistake: one message, exit code 2 (the message is text, not rich markup:
+    "compute0[us]" keeps its brackets)."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True)
+    sys.exit(2)
+
+
+def _inputs(*refs) -> list[Path]:
+    """The files among scenario references, posterior references and paths."""
+    out = []
+    for ref in refs:
+        if ref is None or str(ref) in ("none", "shipped", ""):
+            continue
+        path = Path(str(ref))
+        if path.is_file():
+            out.append(path)
+    return out
+
+
+@contextmanager
+def _writing(console, *outputs, **check):
+    """Check each output (files.check_output with `check`'s what/suffixes/inputs/force/
+    folder; a refusal is a message and exit 2) and hold its lock for the block."""
+    with ExitStack() as stack:
+        try:
+            for out in outputs:
+                if out is not None:
+                    check_output(out, **check)
+            for out in outputs:
+                if out is not None:
+                    stack.enter_context(exclusive(out))
+        except OutputError as e:
+            _fail(console, str(e))
+        yield
+
+
+def _write(console, path, write, *args):
+    """write(*args, path); a failed write (disk full, read-only) is a message naming the
+    path and the bytes needed, and exit 2 (nothing half-written: writes are atomic)."""
+    try:
+        return write(*args, path)
+    except OSError as e:
+        _fail(console, write_error(path, e))
+
+
+FORCE = click.option("--force", is_flag=True, help="replace an existing output")
+
+
+def _save(ds, output, console):
+    """forecast.run.save (atomic); a failed write is a message, Ctrl-C one line."""
+    from forecast.run import RunError, save
+
+    try:
+        save(ds, output)
+    except RunError as e:
+        _fail(console, str(e))
 
 
 @main.command()
@@ -72,14 +174,15 @@ def main():
 @click.option("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address (with --distributed)")
 @click.option("--num-processes", type=int, default=None, help="number of processes (with --distributed)")
 @click.option("--process-id", type=int, default=None, help="this process's index, 0-based (with --distributed)")
+@FORCE
 def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices, resume,
-        checkpoint_every, distributed, coordinator, num_processes, process_id):
+        checkpoint_every, distributed, coordinator, num_processes, process_id, force):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file.
 
-    The run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz, removed
-    when the run completes): after a kill or Ctrl-C, the same command with --resume
-    continues where it stopped."""
-    from forecast.run import run as run_scenario, save
+    A counting run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz,
+    removed once the output is written): after a kill or Ctrl-C, the same command with
+    --resume continues where it stopped (README, "Long runs")."""
+    from forecast.run import run as run_scenario
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
@@ -89,28 +192,20 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         from forecast.run import distributed as join
 
         if resume:
-            console.print("[red]error:[/red] --resume is not supported with --distributed yet")
-            sys.exit(2)
+            _fail(console, "--resume is not supported with --distributed yet")
         me, count = join(coordinator, num_processes, process_id)
         writer = me == 0
         console.print(f"process {me} of {count}")
     sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}.nc", console)
-    ds = _simulate(run_scenario, sc, sc.name, console, output=None if multi else output, resume=resume,
-                   n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, devices=devices,
-                   checkpoint_every=checkpoint_every)
+    with _writing(console, output if writer else None, what="results (netCDF)", suffixes=(".nc",),
+                  inputs=_inputs(scenario, sc.calibration), force=force):
+        ds = _simulate(run_scenario, sc, sc.name, console, checkpoint_for=None if multi else output, resume=resume,
+                       output=output if writer else None, n_trajectories=n_trajectories, seed=seed,
+                       chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every)
     if not writer:
         return
-    _save(save, ds, output, console)
     console.print(summary_table(ds))
     _done(ds, output, console)
-
-
-def _save(save, ds, output, console):
-    try:
-        save(ds, output)
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/yellow] while writing {output}: nothing written")
-        sys.exit(130)
 
 
 def _done(ds, output, console):
@@ -123,22 +218,33 @@ def _done(ds, output, console):
                   + (", resumed from a checkpoint" if ds.attrs.get("resumed_from_checkpoint") else "") + ")")
 
 
-def _simulate(fn, what, label, console, output=None, resume=False, **kwargs):
+def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwargs):
     """fn(what, progress=..., **kwargs) under a progress bar with the rate and time left; a
-    RunError or ScenarioError becomes a message and exit 2, Ctrl-C a message and exit 130.
-    With `output`, the run checkpoints beside it (resume: continue from there)."""
+    RunError or ScenarioError becomes a message and exit 2, Ctrl-C one line and exit 130,
+    a warning (a checkpoint that could not be saved) a yellow line. With `checkpoint_for`
+    (the output), the run checkpoints beside it (resume: continue from there; with
+    nothing to continue, it starts afresh and says so)."""
     import time
 
-    from forecast.run import RunError
+    from forecast.run import RunError, check_seed
 
-    if output is not None:
+    if "seed" in kwargs:  # before the progress bar: a mistake is one clean message
+        try:
+            check_seed(kwargs["seed"])
+        except RunError as e:
+            _fail(console, str(e))
+    if checkpoint_for is not None:
         from forecast.checkpoint import default_path
 
-        ck = default_path(output)
+        ck = default_path(checkpoint_for)
+        if resume and not ck.exists():
+            console.print(f"[yellow]note:[/yellow] no checkpoint at {ck} (a one-pass run writes none, and a completed "
+                          "run removes its own): starting from the beginning", soft_wrap=True)
+            resume = False
         kwargs.update(checkpoint=ck, resume=resume)
         if ck.exists() and not resume:
             console.print(f"[yellow]note:[/yellow] {ck} holds an interrupted run; starting afresh (pass --resume to "
-                          "continue it instead)")
+                          "continue it instead)", soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
@@ -161,49 +267,35 @@ def _simulate(fn, what, label, console, output=None, resume=False, **kwargs):
                     seen["told"] = True
             bar.update(task, completed=done, total=total, description=f"{label}: {phase}", rate=rate)
 
+        def show(message, category, filename, lineno, file=None, line=None):
+            console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+
         try:
-            return fn(what, progress=progress, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = show
+                return fn(what, progress=progress, **kwargs)
         except (RunError, ScenarioError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            sys.exit(2)
+            bar.stop()
+            _fail(console, str(e))
         except KeyboardInterrupt:
             bar.stop()
             where = kwargs.get("checkpoint")
-            tail = (f"; the work done so far is in {where}: run the same command with --resume to continue"
-                    if where is not None and Path(where).exists() else "")
-            console.print(f"[yellow]interrupted[/yellow]: nothing written{tail}")
-            sys.exit(130)
+            _interrupted(f"; the work done so far is in {where}: run the same command with --resume to continue"
+                         if where is not None and Path(where).exists() else "")
 
 
 def _scenario_and_output(scenario, priors, allow_unconverged, output, default, console):
-    """The scenario (a ScenarioError: message, exit 2) and the checked output path
-    (default: `default` formatted with the scenario's name)."""
+    """The scenario (a ScenarioError: message, exit 2) and the output path (default:
+    `default` formatted with the scenario's name)."""
     try:
         sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
     except ScenarioError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
-    output = output or Path(default.format(sc.name))
-    _check_output(output, console)
-    return sc, output
+        _fail(console, str(e))
+    return sc, output or Path(default.format(sc.name))
 
 
-def _check_output(output: Path, console, suffix=".nc"):
-    """Refuse an output the run could not write, before simulating anything."""
-    import os
-
-    parent = output.resolve().parent
-    problem = None
-    if output.suffix != suffix:
-        problem = ("results are written as netCDF; give a path ending in .nc (or use `forecast export --csv`)"
-                   if suffix == ".nc" else f"give a path ending in {suffix}")
-    elif not parent.is_dir():
-        problem = f"the folder {str(parent)!r} does not exist"
-    elif not os.access(parent, os.W_OK):
-        problem = f"the folder {str(parent)!r} is not writable"
-    if problem:
-        console.print(f"[red]error:[/red] {output}: {problem}")
-        sys.exit(2)
+WHAT = {".csv": "a CSV table", ".md": "markdown tables"}
 
 
 def summary_table(ds, scenario=None) -> Table:
@@ -278,29 +370,28 @@ def _fmt(x: float) -> str:
 @click.option("--devices", type=int, default=None, help="as for `forecast run`")
 @click.option("--resume", is_flag=True, help="as for `forecast run`")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="as for `forecast run`")
+@FORCE
 def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices,
-            resume, checkpoint_every):
+            resume, checkpoint_every, force):
     """Run SCENARIOS on the same trajectories and compare each with the first (paired).
 
     Writes every scenario's bands (dimension `scenario`) and, for each scenario after the
     first, the bands of the paired difference and P(higher), P(equal) per metric and month."""
-    from forecast.run import compare as compare_scenarios, save
+    from forecast.run import compare as compare_scenarios
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
     if len(scenarios) < 2:
-        console.print("[red]error:[/red] compare needs at least two scenarios")
-        sys.exit(2)
-    _check_output(output, console)
+        _fail(console, "compare needs at least two scenarios")
     try:
         scs = [load(s, calibration=priors, allow_unconverged=allow_unconverged) for s in scenarios]
     except ScenarioError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
-    ds = _simulate(compare_scenarios, scs, "compare", console, output=output, resume=resume,
-                   n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, devices=devices,
-                   checkpoint_every=checkpoint_every)
-    _save(save, ds, output, console)
+        _fail(console, str(e))
+    with _writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
+                  inputs=_inputs(*scenarios, *(s.calibration for s in scs))):
+        ds = _simulate(compare_scenarios, scs, "compare", console, checkpoint_for=output, resume=resume,
+                       output=output, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
+                       devices=devices, checkpoint_every=checkpoint_every)
     for name in ds["scenario"].values:
         console.print(summary_table(ds, str(name)))
     console.print(compare_table(ds))
@@ -328,8 +419,9 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
 @click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
               help="as for `forecast run`")
 @click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
+@FORCE
 def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, resamples, confidence, year, cache_dir,
-                priors, allow_unconverged):
+                priors, allow_unconverged, force):
     """Sobol' sensitivity indices of METRICs of SCENARIO at every month: which uncertain
     assumptions drive them (first-order and total indices with bootstrap intervals)."""
     from forecast.run import save
@@ -338,10 +430,12 @@ def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, re
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
     sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}_sensitivity.nc", console)
-    ds = _simulate(analyse, sc, f"{sc.name} sensitivity", console, metrics=list(metrics) or ["north_south_ratio"],
-                   n=n_base, seed=seed, ungroup=ungroup, parameters=list(parameters) or None, resamples=resamples,
-                   confidence=confidence)
-    _save(save, ds, output, console)
+    with _writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
+                  inputs=_inputs(scenario, sc.calibration)):
+        ds = _simulate(analyse, sc, f"{sc.name} sensitivity", console, metrics=list(metrics) or ["north_south_ratio"],
+                       n=n_base, seed=seed, ungroup=ungroup, parameters=list(parameters) or None,
+                       resamples=resamples, confidence=confidence)
+        _save(ds, output, console)
     for table in sensitivity_tables(ds, year):
         console.print(table)
     dropped = ds.attrs["dropped_base_samples"]
@@ -375,71 +469,78 @@ def sensitivity_tables(ds, year, k=8):
 def _open_results(path, console):
     import xarray as xr
 
+    kinds = "a results file written by `forecast run`, `compare` or `sensitivity`"
     try:
         ds = xr.open_dataset(path, engine="h5netcdf").load()
     except FileNotFoundError:
-        console.print(f"[red]error:[/red] results file {str(path)!r} does not exist")
-        sys.exit(2)
+        _fail(console, f"results file {str(path)!r} does not exist")
     except Exception as e:  # not netCDF
-        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run`, `compare` or "
-                      f"`sensitivity` ({e})")
-        sys.exit(2)
+        _fail(console, f"{path}: not {kinds} ({e})")
     if "engine_version" not in ds.attrs or ("quantile" not in ds.dims and ds.attrs.get("kind") != "sensitivity"):
-        console.print(f"[red]error:[/red] {path}: not a results file written by `forecast run`, `compare` or "
-                      "`sensitivity`")
-        sys.exit(2)
+        _fail(console, f"{path}: not {kinds}")
     return ds
-
-
-def _writable_parent(path: Path, console):
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        console.print(f"[red]error:[/red] {path}: the folder {str(parent)!r} does not exist")
-        sys.exit(2)
 
 
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("report.html"),
               show_default=True, help="HTML file to write (self-contained: figures embedded)")
-def report(results, output):
+@FORCE
+def report(results, output, force):
     """Write a self-contained HTML report of RESULTS (from `forecast run` or `forecast compare`)."""
     from forecast.report import write_report
 
     console = Console(stderr=True)
-    ds = _open_results(results, console)
-    _writable_parent(output, console)
-    write_report(ds, output)
+    with _writing(console, output, what="the HTML report", suffixes=(".html", ".htm"), inputs=[results],
+                  force=force):
+        ds = _open_results(results, console)
+        _write(console, output, write_report, ds)
     console.print(f"wrote {output}")
 
 
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("figures"),
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("figures"),
               show_default=True, help="folder for the figures (PNG and SVG)")
-def plot(results, output):
-    """Write every standard figure of RESULTS as PNG and SVG."""
+@FORCE
+def plot(results, output, force):
+    """Write every standard figure of RESULTS as PNG and SVG into a folder."""
     from forecast.report import write_figures
 
     console = Console(stderr=True)
-    ds = _open_results(results, console)
-    paths = write_figures(ds, output)
+    with _writing(console, output, what="the figures", folder=True, inputs=[results], force=force):
+        ds = _open_results(results, console)
+        paths = _write(console, output, write_figures, ds)
     console.print(f"wrote {len(paths)} files to {output}")
 
 
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
               help="tidy long CSV to write: one row per value")
-def export(results, csv_path):
-    """Export RESULTS as a tidy long table (variable, statistic, quantile, coordinates, value)."""
-    from forecast.report import write_csv
+@click.option("--parquet", "parquet_path", type=click.Path(path_type=Path), default=None,
+              help="the same tidy table as a Parquet file")
+@FORCE
+def export(results, csv_path, parquet_path, force):
+    """Export RESULTS as a tidy long table (variable, statistic, quantile, coordinates, value,
+    units): --csv, --parquet or both."""
+    from forecast.report import write_csv, write_parquet
 
     console = Console(stderr=True)
-    ds = _open_results(results, console)
-    _writable_parent(csv_path, console)
-    write_csv(ds, csv_path)
-    console.print(f"wrote {csv_path}")
+    if csv_path is None and parquet_path is None:
+        _fail(console, "export needs --csv FILE.csv, --parquet FILE.parquet or both")
+    with ExitStack() as stack:
+        if csv_path is not None:
+            stack.enter_context(_writing(console, csv_path, what="a CSV table", suffixes=(".csv",), inputs=[results],
+                                         force=force))
+        if parquet_path is not None:
+            stack.enter_context(_writing(console, parquet_path, what="a Parquet table", suffixes=(".parquet", ".pq"),
+                                         inputs=[results, csv_path], force=force))
+        ds = _open_results(results, console)
+        for path, write in ((csv_path, write_csv), (parquet_path, write_parquet)):
+            if path is not None:
+                _write(console, path, write, ds)
+                console.print(f"wrote {path}")
 
 
 @main.command()
@@ -474,8 +575,7 @@ def _load_data(files, console, accept_outliers=False):
         return load_data(files, accept_outliers=accept_outliers,
                          warn=lambda m: console.print(f"[yellow]warning:[/yellow] {m}"))
     except DataError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        _fail(console, str(e))
 
 
 def _settings(chains, warmup, samples, seed):
@@ -484,6 +584,8 @@ def _settings(chains, warmup, samples, seed):
     for name, value, least in (("--chains", chains, 2), ("--warmup", warmup, 50), ("--samples", samples, 50)):
         if value < least:
             raise click.BadParameter(f"{value} is too few; at least {least}", param_hint=name)
+    if not 0 <= seed < 2**32:
+        raise click.BadParameter(f"{seed} is not a fit seed: a whole number in [0, 2**32)", param_hint="--seed")
     return Settings(chains=chains, warmup=warmup, samples=samples, seed=seed)
 
 
@@ -542,8 +644,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
     try:
         sc = load(scenario, calibration="none")
     except ScenarioError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        _fail(console, str(e))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("calibrating", total=None)
@@ -554,8 +655,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
         try:
             return run_calibration(data, sc, settings, cutoff=cutoff, models=names, progress=progress)
         except CalibrationError as e:
-            console.print(f"[red]error:[/red] {e}")
-            sys.exit(2)
+            _fail(console, str(e))
 
 
 def moved_table(idata, scenario_name) -> Table:
@@ -595,8 +695,9 @@ def diagnostics_table(fits) -> Table:
               show_default=True, help="posterior file to write")
 @_fit_options
 @click.option("--allow-unconverged", is_flag=True, help="write the posterior even if a diagnostic fails")
+@FORCE
 def calibrate(files, output, scenario, chains, warmup, samples, seed, models, plots, accept_outliers,
-              allow_unconverged):
+              allow_unconverged, force):
     """Fit the model's uncertain parameters to usage FILES (CSV/Parquet; none: the shipped data).
 
     Writes a posterior for `forecast run --priors`. A fit with r_hat > 1.01, bulk or tail
@@ -608,18 +709,25 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 
     console = Console(stderr=True)
     t0 = time.perf_counter()
-    idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console, accept_outliers)
-    Console().print(diagnostics_table(fits))
-    Console().print(moved_table(idata, scenario))
-    converged = all(f.converged for f in fits.values())
-    if plots:
-        for path in plot_checks(idata, plots):
-            console.print(f"wrote {path}")
-    if not converged and not allow_unconverged:
-        console.print("[red]error:[/red] the fit did not converge (see the table); nothing written. "
-                      "Try more --samples or --warmup, check the data, or pass --allow-unconverged.")
-        sys.exit(1)
-    save(idata, output)
+    with ExitStack() as stack:
+        # Every output checked (and locked) before the fit, which takes minutes.
+        stack.enter_context(_writing(console, output, what="a posterior (netCDF)", suffixes=(".nc",),
+                                     inputs=list(files), force=force))
+        if plots:
+            stack.enter_context(_writing(console, plots, what="the check plots", folder=True, inputs=list(files),
+                                         force=force))
+        idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console, accept_outliers)
+        Console().print(diagnostics_table(fits))
+        Console().print(moved_table(idata, scenario))
+        converged = all(f.converged for f in fits.values())
+        if plots:
+            for path in _write(console, plots, plot_checks, idata):
+                console.print(f"wrote {path}")
+        if not converged and not allow_unconverged:
+            console.print("[red]error:[/red] the fit did not converge (see the table); nothing written. "
+                          "Try more --samples or --warmup, check the data, or pass --allow-unconverged.")
+            sys.exit(1)
+        _write(console, output, save, idata)
     note = "" if converged else " [yellow](NOT converged: runs need --allow-unconverged)[/yellow]"
     console.print(f"wrote {output} in {time.perf_counter() - t0:.1f} s{note}")
 
@@ -635,18 +743,13 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the forecast backtest's tables (as in docs/calibration.md) to this .md file")
 @_fit_options
+@FORCE
 def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, warmup, samples, seed, models, plots,
-             accept_outliers):
+             accept_outliers, force):
     """Fit on observations before each CUTOFF and score the later ones: the models'
     posterior predictive bands, then the forecast's own observation-level bands
     (`forecast.run` started at the cutoff from a posterior fitted before it)."""
     import pandas as pd
-
-    from forecast.backtest import backtest as score_outputs
-    from forecast.backtest import summary
-    from forecast.calibrate import fittable_models
-    from priors.models import CalibrationError
-    from priors.posterior import coverage, plot_checks, sites
 
     console = Console(stderr=True)
     cuts = []
@@ -655,17 +758,31 @@ def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, 
             cuts.append(pd.Timestamp(cutoff))
         except ValueError:
             raise click.BadParameter(f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff") from None
-    if csv_path is not None:
-        _check_output(csv_path, console, ".csv")
-    if md_path is not None:
-        _check_output(md_path, console, ".md")
+    with ExitStack() as stack:
+        for path, suffix in ((csv_path, ".csv"), (md_path, ".md")):
+            if path is not None:
+                stack.enter_context(_writing(console, path, what=WHAT[suffix], suffixes=(suffix,), inputs=list(files),
+                                             force=force))
+        _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, warmup, samples, seed, models,
+                  plots, accept_outliers, console)
+
+
+def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, warmup, samples, seed, models, plots,
+              accept_outliers, console):
+    import pandas as pd
+
+    from forecast.backtest import backtest as score_outputs
+    from forecast.backtest import summary
+    from forecast.calibrate import fittable_models
+    from priors.models import CalibrationError
+    from priors.posterior import coverage, plot_checks, sites
+
     names = _model_names(models)
     data = _load_data(files, console, accept_outliers)
     try:
         hand_set = load(scenario, calibration="none")
     except ScenarioError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        _fail(console, str(e))
     for cut in cuts:
         fittable = fittable_models(data, hand_set, cut, names)
         for name, why in fittable.items():
@@ -703,8 +820,7 @@ def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, 
                                settings=_settings(chains, warmup, samples, seed),
                                progress=lambda msg: console.print(msg), series=scored)
     except (CalibrationError, ScenarioError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        _fail(console, str(e))
     if scores.empty:
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return
@@ -729,18 +845,19 @@ def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, 
                      f"{r.interval_score_relative:.2f}", f"{r.relative_width:.2f}",
                      "yes" if r.fits_converged else "[yellow]no[/yellow]")
     Console().print(summ)
-    from forecast.files import atomic
-
     if csv_path is not None:
-        with atomic(csv_path) as tmp:
-            scores.to_csv(tmp, index=False)
+        _write(console, csv_path, lambda p: _atomic_text(p, scores.to_csv(index=False)))
         console.print(f"wrote {csv_path}")
     if md_path is not None:
         from forecast.backtest import markdown
 
-        with atomic(md_path) as tmp:
-            Path(tmp).write_text(markdown(scores), encoding="utf-8")
+        _write(console, md_path, lambda p: _atomic_text(p, markdown(scores)))
         console.print(f"wrote {md_path}")
+
+
+def _atomic_text(path, text: str):
+    with atomic(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -208,14 +208,22 @@ def tidy(ds: xr.Dataset) -> pd.DataFrame:
                 base, stat = name[: -len(s) - 1], s
                 break
         df = ds[name].to_dataframe(name="value").reset_index()
+        df["units"] = str(ds[name].attrs.get("units", ""))
         df.insert(0, "statistic", stat)
         df.insert(0, "variable", base)
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
-    cols = ["variable", "statistic", "quantile", "scenario", "compared", "parameter", "time", "region", "tier", "value"]
+    cols = ["variable", "statistic", "quantile", "scenario", "compared", "parameter", "time", "region", "tier", "value",
+            "units"]
     return out[[c for c in cols if c in out.columns]]
 
 
 def write_csv(ds: xr.Dataset, path) -> Path:
     df = tidy(ds)
     return _atomic_write(Path(path), lambda p: df.to_csv(p, index=False))
+
+
+def write_parquet(ds: xr.Dataset, path) -> Path:
+    """The tidy table (tidy) as one Parquet file (pyarrow)."""
+    df = tidy(ds)
+    return _atomic_write(Path(path), lambda p: df.to_parquet(p, index=False))

@@ -32,10 +32,11 @@ import numpy as np
 import xarray as xr
 
 from forecast import quantiles as qmod
-from forecast.files import atomic
+from forecast.files import atomic, write_error
 from forecast.outputs import build_dataset
 from forecast.scenario import Scenario, load
 from kernels import run_chunk
+from kernels.keys import SEED_LIMIT, seed_key
 from kernels.reduce import LOG_TINY
 from kernels.simulate import log_scale_mask, n_series as series_count
 
@@ -115,6 +116,13 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
+def check_seed(seed) -> int:
+    """A seed in [0, 2**64), every bit of which is used (kernels.keys.seed_key)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+        raise RunError(f"seed must be a whole number in [0, 2**64) (0 to 18446744073709551615), got {seed!r}")
+    return int(seed)
+
+
 def run(
     scenario: Scenario | str | os.PathLike = "baseline",
     n_trajectories: int = 10_000,
@@ -127,6 +135,7 @@ def run(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_every: float = 60.0,
+    output: str | os.PathLike | None = None,
 ) -> xr.Dataset:
     """Simulate `n_trajectories` trajectories of a scenario and return its bands.
 
@@ -137,14 +146,18 @@ def run(
     docs/model.md).
 
     devices: use the first `devices` local devices (default: all accelerators, or one CPU;
-    results do not depend on it). checkpoint: a file where the run's accumulators are saved every
-    `checkpoint_every` seconds and after each pass (removed when the run completes);
-    resume: continue from it (refused if it belongs to another run). A resumed run gives
-    the same bits as an uninterrupted one.
+    results do not depend on it). seed: a whole number in [0, 2**64), every bit used.
+    checkpoint: a file where a counting run's accumulators are saved every
+    `checkpoint_every` seconds and after each pass (a one-pass run writes none: see
+    README, "Long runs"); resume: continue from it (refused if it belongs to another run).
+    A resumed run gives the same bits as an uninterrupted one. output: a netCDF path the
+    result is written to (atomically) before the checkpoint is removed, so that a kill at
+    any moment leaves the output or the checkpoint; without it the checkpoint is removed
+    when the run returns. A run refused for non-finite values removes its checkpoint.
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
     return _run([sc], n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
-                checkpoint, resume, checkpoint_every)
+                checkpoint, resume, checkpoint_every, output)
 
 
 def compare(
@@ -159,6 +172,7 @@ def compare(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_every: float = 60.0,
+    output: str | os.PathLike | None = None,
 ) -> xr.Dataset:
     """Run several scenarios on the same trajectories (common random numbers) in one pass.
 
@@ -168,7 +182,7 @@ def compare(
     the bands of the paired difference against the first (`<name>_diff`: the log ratio
     for log-scale outputs, the difference otherwise) and `<name>_p_higher`,
     `<name>_p_equal`: the exact fractions of trajectories where it is higher or equal.
-    devices, checkpoint, resume, checkpoint_every: as for run().
+    devices, checkpoint, resume, checkpoint_every, output: as for run().
     """
     scs = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     if len(scs) < 2:
@@ -183,7 +197,7 @@ def compare(
                 raise RunError(f"scenario {s.name!r} has {field} {getattr(s, field)!r} but {first.name!r} has "
                                f"{getattr(first, field)!r}; compared scenarios must share start, months and regions")
     return _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
-                checkpoint, resume, checkpoint_every)
+                checkpoint, resume, checkpoint_every, output)
 
 
 def stack_priors(scs):
@@ -207,10 +221,12 @@ def stack_priors(scs):
 
 
 def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices=None,
-         checkpoint=None, resume=False, checkpoint_every=60.0):
+         checkpoint=None, resume=False, checkpoint_every=60.0, output=None):
     sc = scs[0]
     n = _check_int("n_trajectories", n_trajectories, 1)
-    seed = _check_int("seed", seed, 0)
+    seed = check_seed(seed)
+    if output is not None and Path(output).suffix != ".nc":
+        raise RunError(f"{output}: results are written as netCDF; give a path ending in .nc")
     if n >= 2**31:
         raise RunError(f"n_trajectories must be below 2**31, got {n}")
     q = tuple(float(x) for x in quantiles)
@@ -241,7 +257,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
         ck = Checkpoint(checkpoint, header, checkpoint_every, resume)
     except CheckpointError as e:
         raise RunError(str(e)) from None
-    pass_ = _Passes(jax.random.key(seed), prior, sc.months, n, batch, chunk, used, ck)
+    pass_ = _Passes(seed_key(seed), prior, sc.months, n, batch, chunk, used, ck)
     n_series = series_count(len(sc.regions), len(scs))
     months = sc.months
     log_scale = np.asarray(log_scale_mask(len(sc.regions), len(scs)))
@@ -253,6 +269,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     def check(acc):
         bad = n - int(acc["finite"])
         if bad > max_nonfinite_fraction * n:
+            ck.remove()  # resuming would only be refused again: the values are a function of the seed
             raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
                            f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
                            "the scenario's priors for extreme values")
@@ -272,6 +289,8 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
             passes=out["passes"],
         ),
     )
+    if output is not None:
+        save(ds, output)  # first the output, atomically; a failure keeps the checkpoint for --resume
     ck.remove()
     return ds
 
@@ -373,7 +392,7 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
 
 class _Kept:
     """The one pass's running state: the moments, and every value in trajectory order,
-    (time, series, N) float32 (missing and non-finite values as NaN)."""
+    (time, series, N) float32 (missing and non-finite values as NaN). Never checkpointed."""
 
     def __init__(self, shape, n):
         self.moments = qmod.Moments(shape)
@@ -385,14 +404,6 @@ class _Kept:
         k = min(ys["values"].shape[-1], self.rows.shape[-1] - self.filled)
         self.rows[..., self.filled:self.filled + k] = ys["values"][..., :k]
         self.filled += k
-
-    def dump(self) -> dict:
-        return {**self.moments.dump(), "values": self.rows[..., :self.filled]}
-
-    def load(self, saved: dict):
-        self.moments.load(saved)
-        self.filled = saved["values"].shape[-1]
-        self.rows[..., :self.filled] = saved["values"]
 
 
 def _refine(sweep, name, plan, unit0, total_units, total, q):
@@ -468,6 +479,9 @@ class _Passes:
         process gathers all processes' accumulators and per-batch outputs and merges them
         the same way, so every process holds the result a single process would have.
         everywhere: every process runs all the batches instead (the small pilot)."""
+        # A sweep that keeps every value is checkpointed not at all: its state would be the
+        # values themselves (~54 kB a trajectory), and it is short (at most EXACT_VALUES).
+        saves = reducer != "keep"
         done = self.ck.done(name)
         if done is not None:
             if state is not None:
@@ -538,7 +552,7 @@ class _Passes:
                         host = fetched if host is None else {
                             key: self.HOST_MERGE[merge[key]](host[key], v) for key, v in fetched.items()}
                     accs = [None] * n_dev
-                    if not last and procs == 1:
+                    if not last and procs == 1 and saves:
                         self.ck.progress(name, (i + 1) * self.batch, host, None if state is None else state.dump())
                 if report is not None:
                     report(unit0 + (i + 1 if procs == 1 else k + 1), total_units, phase)
@@ -551,8 +565,9 @@ class _Passes:
             pool.shutdown(wait=True, cancel_futures=True)
         if procs > 1:
             host = self._across_processes(host, later, merge, each, reducer, consts, config, n)
-        extra = {} if state is None else {f"state/{k}": v for k, v in state.dump().items()}
-        self.ck.finish(name, {**host, **extra})
+        if saves:
+            extra = {} if state is None else {f"state/{k}": v for k, v in state.dump().items()}
+            self.ck.finish(name, {**host, **extra})
         return host
 
 
@@ -601,6 +616,9 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".nc":
         raise RunError(f"{path}: results are written as netCDF; give a path ending in .nc")
-    with atomic(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+    try:
+        with atomic(path) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf")
+    except OSError as e:
+        raise RunError(write_error(path, e, ds.nbytes)) from None
     return path

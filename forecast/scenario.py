@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from kernels import N_TIERS, SPEC_BY_NAME, SPECS, Prior, Params, unconstrain
+from kernels.params import FLAGS, RANGES
 
 TIERS = ("trusted", "enterprise", "consumer")
 assert len(TIERS) == N_TIERS
 MAX_MONTHS = 600  # 50 years; see the months check in from_dict
+MAX_EXTENDS = 32  # scenarios in one `extends` chain
 TOP_KEYS = {"name", "description", "extends", "start", "months", "regions", "tiers", "params", "calibration"}
 PARAM_KEYS = {"doc", "unit", "source", "dist", "value", "median", "sigma", "mean", "sd"}
 META_KEYS = {"doc", "unit", "source"}
@@ -92,7 +94,13 @@ def _read(ref: str | Path) -> tuple[dict, str, str]:
     elif path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ScenarioError(f"scenario file {str(path)!r} does not exist")
-        text, where = path.read_text(), str(path)
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as e:
+            raise ScenarioError(f"{path}: not a scenario file (TOML text): bytes that are not UTF-8 at byte "
+                                f"{e.start}") from None
+        except OSError as e:
+            raise ScenarioError(f"{path}: cannot be read ({e.strerror or e})") from None
     else:
         raise ScenarioError(
             f"unknown scenario {str(ref)!r}: give a TOML file path or one of {', '.join(builtin_names())}"
@@ -114,7 +122,19 @@ def load(ref: str | Path = "baseline", calibration: str | None = None, allow_unc
     return from_dict(raw, text=text, where=where, allow_unconverged=allow_unconverged)
 
 
+def _identity(ref) -> str:
+    """What a scenario reference names, however it is spelled: a built-in's name, or the
+    file's resolved path (so that "a.toml", "./a.toml" and "../x/a.toml" are one file)."""
+    if str(ref) in builtin_names():
+        return f"builtin:{ref}"
+    try:
+        return f"file:{Path(ref).resolve()}"
+    except (OSError, RuntimeError):
+        return f"file:{ref}"
+
+
 def _resolve_extends(ref, seen) -> tuple[dict, str, str]:
+    seen = seen + (_identity(ref),)
     data, text, where = _read(ref)
     unknown = set(data) - TOP_KEYS
     if unknown:
@@ -124,12 +144,16 @@ def _resolve_extends(ref, seen) -> tuple[dict, str, str]:
         return data, text, where
     if not isinstance(parent, str):
         raise ScenarioError(f"{where}: extends must be a scenario name or path, got {parent!r}")
-    if parent in seen:
-        raise ScenarioError(f"{where}: circular extends through {parent!r}")
+    named = parent
     if not Path(str(parent)).is_absolute() and isinstance(ref, (str, Path)) and Path(ref).exists():
         candidate = Path(ref).parent / parent
         parent = candidate if candidate.exists() else parent
-    base, base_text, _ = _resolve_extends(parent, seen + (str(parent),))
+    if _identity(parent) in seen:
+        raise ScenarioError(f"{where}: circular extends: {named!r} is already one of the scenarios it extends "
+                            "(directly or through others)")
+    if len(seen) > MAX_EXTENDS:
+        raise ScenarioError(f"{where}: more than {MAX_EXTENDS} scenarios extend one another; is the chain circular?")
+    base, base_text, _ = _resolve_extends(parent, seen)
     return _merge(base, data), base_text + "\n# ---- extended by " + where + "\n" + text, where
 
 
@@ -198,6 +222,18 @@ def _check_support(x: float, support: str, where: str, what: str = "value") -> N
         raise ScenarioError(f"{where}: must be > 0 (a positive {what}), got {x:g}")
     if support == "unit" and not 0.0 <= x <= 1.0:
         raise ScenarioError(f"{where}: must be within [0, 1] (a probability or share), got {x:g}")
+
+
+def _check_range(name: str, x: float, where: str) -> None:
+    """A value inside the parameter's physical range (kernels.params.RANGES), and a flag
+    exactly 0 or 1."""
+    if name in FLAGS and x not in (0.0, 1.0):
+        raise ScenarioError(f"{where}: {name} is a yes/no flag: 1 or 0, got {x:g}")
+    low, high = RANGES.get(name, (-math.inf, math.inf))
+    if not low <= x <= high:
+        unit = SPEC_BY_NAME[name].unit
+        raise ScenarioError(f"{where}: {x:g} {unit} is outside the physical range of {name}, [{low:g}, {high:g}] "
+                            f"{unit} (docs/model.md); check the unit")
 
 
 def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconverged: bool = False) -> Scenario:
@@ -275,10 +311,13 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconver
                 x = _number(v, wl)
                 if arg in ("sigma", "sd") and x < 0:
                     raise ScenarioError(f"{wl}: a spread must be >= 0, got {x:g}")
-                if arg in ("value", "median"):
+                if arg in ("value", "median", "mean"):
                     _check_support(x, spec.support, wl)
+                    _check_range(spec.name, x, wl)
                 out.append(x)
             args[arg] = out
+        if spec.name in FLAGS and dist != "fixed":
+            raise ScenarioError(f"{w}.dist: {spec.name} is a yes/no flag; use dist = \"fixed\" with value 1 or 0")
         if dist == "logitnormal":
             for label, m, s in zip(names.get(spec.dims, ("",)), args["median"], args["sigma"]):
                 if m in (0.0, 1.0) and s > 0:

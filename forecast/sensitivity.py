@@ -31,6 +31,7 @@ from forecast.outputs import provenance
 from forecast.run import RunError, batch_size
 from forecast.scenario import Scenario, load
 from kernels import OUTPUT_BY_NAME, OUTPUTS, SPECS, n_entries, output_sizes, run_paths
+from kernels.keys import SEED_LIMIT, seed_key
 from kernels.reduce import TINY
 
 NOISE = ("process noise: shocks", "process noise: events")
@@ -283,7 +284,7 @@ def engine(sc: Scenario, select: tuple[int, ...], log_cols: np.ndarray, seed: in
     len(select)), month-major, log-scale columns as log(max(x, TINY))."""
     n_ent = n_entries(sc.prior)
     n_draws = sc.prior.draws[0].shape[0]
-    key = jax.random.fold_in(jax.random.key(seed), 0x5E5)
+    key = jax.random.fold_in(seed_key(seed), 0x5E5)
     months = sc.months
 
     from scipy.special import ndtri  # imported here: `import forecast` needs no scipy (the GPU box)
@@ -343,6 +344,8 @@ def sensitivity(
         if m not in OUTPUT_BY_NAME:
             raise SensitivityError(f"metric {m!r} is not an output; choose from {', '.join(OUTPUT_BY_NAME)}")
     n = _check_n(n)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+        raise SensitivityError(f"seed must be a whole number in [0, 2**64), got {seed!r}")
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 10:
         raise SensitivityError(f"resamples must be a whole number >= 10, got {resamples!r}")
     if not 0.5 <= confidence < 1.0:

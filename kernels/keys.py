@@ -27,3 +27,18 @@ def stream_key(traj_key: jax.Array, stream: int) -> jax.Array:
 
 def month_key(traj_key: jax.Array, month: jax.Array, stream: int = MONTHS) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(traj_key, stream), month)
+
+SEED_LIMIT = 2**64  # seeds are whole numbers in [0, SEED_LIMIT)
+
+
+def seed_key(seed: int) -> jax.Array:
+    """The run's key from a whole-number seed in [0, 2**64), every bit of it used.
+
+    Below 2**32 it is exactly jax.random.key(seed) (which would silently reduce larger
+    seeds mod 2**32); above, the high 32 bits are folded into the key of the low 32 bits,
+    so no two seeds share a key."""
+    seed = int(seed)
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"seed must be a whole number in [0, 2**64), got {seed}")
+    key = jax.random.key(seed & 0xFFFFFFFF)
+    return key if seed < 2**32 else jax.random.fold_in(key, seed >> 32)

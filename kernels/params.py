@@ -224,3 +224,41 @@ def params_from(prior: Prior, z, rows) -> Params:
         drawn = jnp.take_along_axis(draws, ri[None], axis=0)[0].astype(dtype)
         out.append(_value(spec, loc, scale, drawn, mask, zi))
     return Params(*out)
+
+
+# The physical range of each parameter's values, in its own unit: the widest any source or
+# physical argument allows. A scenario's value or median outside it, or a posterior draw
+# outside it, is refused by name (a unit slip or a broken file, never a forecast); the
+# bounds are inclusive. Month parameters have none (any month is allowed).
+RANGES: dict[str, tuple[float, float]] = {
+    "compute0": (1e3, 1e10), "growth0": (0.0, 5.0), "growth_inf": (0.0, 5.0), "growth_halflife": (0.05, 100.0),
+    "growth_reversion": (0.0, 100.0), "growth_vol": (0.0, 5.0), "compute_vol": (0.0, 5.0), "shock_corr": (0.0, 1.0),
+    "hardware_lifetime": (0.5, 30.0), "fleet_kw0": (0.05, 20.0), "kw_per_h100e0": (0.05, 20.0),
+    "g_power_eff": (0.0, 3.0), "power_headroom0": (0.0, 10.0), "power_growth0": (0.0, 5.0),
+    "power_growth_inf": (0.0, 5.0), "power_halflife": (0.05, 100.0), "power_vol": (0.0, 5.0),
+    "inference_share": (0.0, 1.0), "scarcity0": (0.01, 100.0),
+    "moratorium_probability": (0.0, 1.0), "moratorium_growth_factor": (0.0, 1.0),
+    "buildout_extra_growth": (-5.0, 5.0), "growth_cap": (0.0, 100.0),
+    "cost_frontier0": (1e-4, 1e4), "g_hw": (0.0, 3.0), "g_alg": (0.0, 20.0), "g_front": (0.0, 5.0),
+    "g_serve": (0.0, 5.0), "serve_halflife": (0.05, 100.0), "cost_vol": (0.0, 5.0), "hardware_cost0": (100.0, 1e6),
+    "electricity_price": (1e-3, 2.0), "floor_tokens_per_h100e": (1e6, 1e16),
+    "open_lag": (0.0, 240.0), "stack_lag": (0.0, 1000.0),
+    "markup": (0.1, 100.0), "scarcity_passthrough": (0.0, 1.0), "elasticity": (0.0, 10.0),
+    "population": (1e3, 1e10), "north": (0.0, 1.0), "adoption0": (0.0, 1.0), "adoption_ceiling": (0.0, 1.0),
+    "adoption_rate": (0.0, 10.0), "tokens_assisted": (1.0, 1e10), "assisted_growth": (-5.0, 5.0),
+    "agentic_share0": (0.0, 1.0), "agentic_ceiling": (0.0, 1.0), "agentic_rate": (0.0, 20.0),
+    "agentic_multiplier": (0.01, 1e4), "enterprise0": (1e6, 1e22), "enterprise_growth0": (0.0, 20.0),
+    "enterprise_growth_inf": (0.0, 20.0), "enterprise_halflife": (0.05, 100.0), "enterprise_vol": (0.0, 5.0),
+    "trusted_share": (0.0, 1.0), "gni_per_capita": (10.0, 1e6), "income_gini": (0.0, 1.0),
+    "ai_budget_share": (0.0, 1.0), "hosts_frontier": (0.0, 1.0), "frontier_access": (0.0, 1.0),
+    "frontier_home": (0.0, 1.0), "import_friction": (0.0, 1.0), "access_weight": (0.0, 1.0),
+    "guarantee": (0.0, 1.0), "restrict_hazard": (0.0, 1.0), "restrict_duration": (0.01, 1200.0),
+    "trusted_access": (0.0, 1.0), "adoption_obs_sd": (0.0, 10.0), "compute_obs_sd": (0.0, 5.0),
+    "tokens_obs_level": (0.0, 60.0), "tokens_obs_sd": (0.0, 10.0), "list_price0": (1e-4, 1e4),
+    "list_price_scale": (0.0, 10.0),
+    # Physically >= 1 (PUE and server overhead are each >= 1); 0.8, because the shipped fit's
+    # lognormal prior leaves 0.2% of its draws at 0.93-1.0 (priors/models/power.py: OVERHEAD).
+    "power_overhead": (0.8, 4.0), "chip_power_obs_sd": (0.0, 5.0),
+}
+# Parameters that say yes (1) or no (0): a scenario must fix them at exactly 0 or 1.
+FLAGS = frozenset({"north", "hosts_frontier", "frontier_access", "frontier_home", "trusted_access"})

@@ -175,6 +175,8 @@ def validate(frame: pd.DataFrame, name: str, today=None, not_after=None) -> tupl
     if missing:
         return frame, [f"{name}: missing column(s) {', '.join(missing)} (required: "
                        f"{', '.join(REQUIRED)}, source)"]
+    if frame.empty:
+        return frame, [f"{name}: no observations (a header but no data rows); add rows or leave the file out"]
     frame = frame.copy()
     if "source" not in frame.columns:
         frame["source"] = frame["source_url"]
