@@ -1,20 +1,42 @@
 """The `forecast` console script: the command line (forecast.cli) behind a guard that
-turns Ctrl-C during its start-up (importing jax takes a few seconds) into one line and exit
-code 130, as it is everywhere else. A module outside the forecast package, so that nothing
-heavy is imported before the guard is in place."""
+turns Ctrl-C at any moment, start-up included (importing jax takes a few seconds), into
+one line and exit code 130. A module outside the forecast package, so that nothing heavy is
+imported before the guard is in place."""
+import signal
 import sys
+
+MESSAGE = "interrupted: nothing written"
+
+
+def _redeliver(previous):
+    """An unraisable-exception hook that re-sends a Ctrl-C that landed inside a callback
+    (jax's garbage-collection callback, for one), where it would be printed and dropped."""
+
+    def hook(unraisable):
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # handled again at the next line of ordinary code
+            return
+        previous(unraisable)
+
+    return hook
 
 
 def main():
-    try:
-        from forecast.cli import INTERRUPTED, main as command
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: nothing written\n")
+    hit = []
+    # While the modules load, Ctrl-C is only noted (raised there, it may land in an import's
+    # callback and be dropped); the command is not started if it came.
+    signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    from forecast.cli import main as command
+
+    if hit:
+        sys.stderr.write(MESSAGE + "\n")
         sys.exit(130)
+    sys.unraisablehook = _redeliver(sys.unraisablehook)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         command()
-    except KeyboardInterrupt:  # between click's handling and the exit
-        sys.stderr.write(INTERRUPTED + "\n")
+    except KeyboardInterrupt:  # between the command's own handling and the exit
+        sys.stderr.write(MESSAGE + "\n")
         sys.exit(130)
 
 

@@ -611,14 +611,18 @@ class _Passes:
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write netCDF atomically: a temporary file, then a rename; temporary files of killed
-    runs are removed first. (`forecast export --csv` writes a tidy table; Zarr is not
+    runs are removed first. A failed write (disk full, read-only) is a RunError naming the
+    path and the bytes needed. (`forecast export --csv` writes a tidy table; Zarr is not
     supported.)"""
     path = Path(path)
     if path.suffix != ".nc":
         raise RunError(f"{path}: results are written as netCDF; give a path ending in .nc")
+    # Encoded in memory first, then written as plain bytes: a full disk is then an OSError
+    # with the exact size needed (inside HDF5 a failed write can crash the process).
+    data = ds.to_netcdf(engine="h5netcdf")
     try:
-        with atomic(path) as tmp:
-            ds.to_netcdf(tmp, engine="h5netcdf")
+        with atomic(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
     except OSError as e:
-        raise RunError(write_error(path, e, ds.nbytes)) from None
+        raise RunError(write_error(path, e, len(data))) from None
     return path
