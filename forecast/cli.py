@@ -1,16 +1,11 @@
 """The `forecast` command: run, compare, sensitivity, report, plot, export, scenarios,
-check-data, calibrate and backtest.
-
-Every command checks its outputs before any work (never one of its inputs, the right
-suffix, not an existing file unless --force, a folder it can write), holds a lock on each
-output while it works (one writer per output), and turns a user's mistake into one message
-and exit code 2, and Ctrl-C at any moment into one line and exit code 130.
-"""
+check-data, calibrate and backtest (their shared checks, locks and exits:
+forecast.cli_options)."""
 from __future__ import annotations
 
 import sys
 import warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -18,7 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from forecast.files import OutputError, atomic, check_output, exclusive, write_error
+from forecast.cli_options import (FORCE, Main, fail, file_inputs, interrupted, save_results, write_or_fail,
+                                  writing)
+from forecast.files import atomic
 from forecast.plots import available
 from forecast.scenario import ScenarioError, builtin_descriptions, load
 
@@ -47,101 +44,11 @@ def _compilation_cache(path):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-INTERRUPTED = "interrupted: nothing written"
-
-
-class _Main(click.Group):
-    """The command group, run so that Ctrl-C at any moment (even before a command starts)
-    is one line and exit code 130, and an output refused anywhere is a message and 2,
-    never a traceback or click's "Aborted!" with exit code 1."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        try:
-            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (KeyboardInterrupt, click.exceptions.Abort):
-            _interrupted()
-        except click.exceptions.Exit as e:
-            sys.exit(e.exit_code)
-        except click.ClickException as e:
-            e.show()
-            sys.exit(e.exit_code)
-        except OutputError as e:
-            _fail(Console(stderr=True), str(e))
-        sys.exit(0)
-
-
-def _interrupted(tail: str = ""):
-    """Ctrl-C: one line on stderr, exit code 130."""
-    sys.stderr.write(f"{INTERRUPTED}{tail}\n")
-    sys.stderr.flush()
-    sys.exit(130)
-
-
-@click.group(cls=_Main)
+@click.group(cls=Main)
 def main():
     """Monte Carlo forecasts of AI access inequality."""
 
 
-def _fail(console, message):
-    """A user's mistake: one message, exit code 2 (the message is text, not rich markup:
-    "compute0[us]" keeps its brackets)."""
-    from rich.markup import escape
-
-    console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True)
-    sys.exit(2)
-
-
-def _inputs(*refs) -> list[Path]:
-    """The files among scenario references, posterior references and paths."""
-    out = []
-    for ref in refs:
-        if ref is None or str(ref) in ("none", "shipped", ""):
-            continue
-        path = Path(str(ref))
-        if path.is_file():
-            out.append(path)
-    return out
-
-
-@contextmanager
-def _writing(console, *outputs, **check):
-    """Check each output (files.check_output with `check`'s what/suffixes/inputs/force/
-    folder; a refusal is a message and exit 2) and hold its lock for the block."""
-    with ExitStack() as stack:
-        try:
-            for out in outputs:
-                if out is not None:
-                    check_output(out, **check)
-            for out in outputs:
-                if out is not None:
-                    stack.enter_context(exclusive(out))
-        except OutputError as e:
-            _fail(console, str(e))
-        yield
-
-
-def _write(console, path, write, *args):
-    """write(*args, path); a failed write (disk full, read-only) is a message naming the
-    path and the bytes needed, and exit 2 (nothing half-written: writes are atomic)."""
-    try:
-        return write(*args, path)
-    except OSError as e:
-        _fail(console, write_error(path, e))
-
-
-FORCE = click.option("--force", is_flag=True, help="replace an existing output")
-
-
-def _save(ds, output, console):
-    """forecast.run.save (atomic); a failed write is a message, Ctrl-C one line."""
-    from forecast.run import RunError, save
-
-    try:
-        save(ds, output)
-    except RunError as e:
-        _fail(console, str(e))
 
 
 @main.command()
@@ -167,7 +74,7 @@ def _save(ds, output, console):
               help="continue an interrupted run from its checkpoint (OUTPUT.ckpt.npz); same bits as an "
               "uninterrupted run")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
-              help="seconds between checkpoints within a pass (one is also written after each pass)")
+              help="seconds between checkpoints (a run shorter than this writes none; 0: after every chunk and pass)")
 @click.option("--distributed", is_flag=True,
               help="one of several processes (jax.distributed): each simulates every P-th batch, process 0 "
               "writes the output; without the three options below the cluster is detected (SLURM, Open MPI)")
@@ -192,13 +99,13 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         from forecast.run import distributed as join
 
         if resume:
-            _fail(console, "--resume is not supported with --distributed yet")
+            fail(console, "--resume is not supported with --distributed yet")
         me, count = join(coordinator, num_processes, process_id)
         writer = me == 0
         console.print(f"process {me} of {count}")
     sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}.nc", console)
-    with _writing(console, output if writer else None, what="results (netCDF)", suffixes=(".nc",),
-                  inputs=_inputs(scenario, sc.calibration), force=force):
+    with writing(console, output if writer else None, what="results (netCDF)", suffixes=(".nc",),
+                  inputs=file_inputs(scenario, sc.calibration), force=force):
         ds = _simulate(run_scenario, sc, sc.name, console, checkpoint_for=None if multi else output, resume=resume,
                        output=output if writer else None, n_trajectories=n_trajectories, seed=seed,
                        chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every)
@@ -232,7 +139,7 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
         try:
             check_seed(kwargs["seed"])
         except RunError as e:
-            _fail(console, str(e))
+            fail(console, str(e))
     if checkpoint_for is not None:
         from forecast.checkpoint import default_path
 
@@ -277,11 +184,11 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
                 return fn(what, progress=progress, **kwargs)
         except (RunError, ScenarioError) as e:
             bar.stop()
-            _fail(console, str(e))
+            fail(console, str(e))
         except KeyboardInterrupt:
             bar.stop()
             where = kwargs.get("checkpoint")
-            _interrupted(f"; the work done so far is in {where}: run the same command with --resume to continue"
+            interrupted(f"; the work done so far is in {where}: run the same command with --resume to continue"
                          if where is not None and Path(where).exists() else "")
 
 
@@ -291,7 +198,7 @@ def _scenario_and_output(scenario, priors, allow_unconverged, output, default, c
     try:
         sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
     except ScenarioError as e:
-        _fail(console, str(e))
+        fail(console, str(e))
     return sc, output or Path(default.format(sc.name))
 
 
@@ -382,13 +289,13 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
     if len(scenarios) < 2:
-        _fail(console, "compare needs at least two scenarios")
+        fail(console, "compare needs at least two scenarios")
     try:
         scs = [load(s, calibration=priors, allow_unconverged=allow_unconverged) for s in scenarios]
     except ScenarioError as e:
-        _fail(console, str(e))
-    with _writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
-                  inputs=_inputs(*scenarios, *(s.calibration for s in scs))):
+        fail(console, str(e))
+    with writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
+                  inputs=file_inputs(*scenarios, *(s.calibration for s in scs))):
         ds = _simulate(compare_scenarios, scs, "compare", console, checkpoint_for=output, resume=resume,
                        output=output, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
                        devices=devices, checkpoint_every=checkpoint_every)
@@ -424,18 +331,17 @@ def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, re
                 priors, allow_unconverged, force):
     """Sobol' sensitivity indices of METRICs of SCENARIO at every month: which uncertain
     assumptions drive them (first-order and total indices with bootstrap intervals)."""
-    from forecast.run import save
     from forecast.sensitivity import sensitivity as analyse
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
     sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}_sensitivity.nc", console)
-    with _writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
-                  inputs=_inputs(scenario, sc.calibration)):
+    with writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
+                  inputs=file_inputs(scenario, sc.calibration)):
         ds = _simulate(analyse, sc, f"{sc.name} sensitivity", console, metrics=list(metrics) or ["north_south_ratio"],
                        n=n_base, seed=seed, ungroup=ungroup, parameters=list(parameters) or None,
                        resamples=resamples, confidence=confidence)
-        _save(ds, output, console)
+        save_results(ds, output, console)
     for table in sensitivity_tables(ds, year):
         console.print(table)
     dropped = ds.attrs["dropped_base_samples"]
@@ -473,11 +379,11 @@ def _open_results(path, console):
     try:
         ds = xr.open_dataset(path, engine="h5netcdf").load()
     except FileNotFoundError:
-        _fail(console, f"results file {str(path)!r} does not exist")
+        fail(console, f"results file {str(path)!r} does not exist")
     except Exception as e:  # not netCDF
-        _fail(console, f"{path}: not {kinds} ({e})")
+        fail(console, f"{path}: not {kinds} ({e})")
     if "engine_version" not in ds.attrs or ("quantile" not in ds.dims and ds.attrs.get("kind") != "sensitivity"):
-        _fail(console, f"{path}: not {kinds}")
+        fail(console, f"{path}: not {kinds}")
     return ds
 
 
@@ -491,10 +397,10 @@ def report(results, output, force):
     from forecast.report import write_report
 
     console = Console(stderr=True)
-    with _writing(console, output, what="the HTML report", suffixes=(".html", ".htm"), inputs=[results],
+    with writing(console, output, what="the HTML report", suffixes=(".html", ".htm"), inputs=[results],
                   force=force):
         ds = _open_results(results, console)
-        _write(console, output, write_report, ds)
+        write_or_fail(console, output, write_report, ds)
     console.print(f"wrote {output}")
 
 
@@ -508,9 +414,9 @@ def plot(results, output, force):
     from forecast.report import write_figures
 
     console = Console(stderr=True)
-    with _writing(console, output, what="the figures", folder=True, inputs=[results], force=force):
+    with writing(console, output, what="the figures", folder=True, inputs=[results], force=force):
         ds = _open_results(results, console)
-        paths = _write(console, output, write_figures, ds)
+        paths = write_or_fail(console, output, write_figures, ds)
     console.print(f"wrote {len(paths)} files to {output}")
 
 
@@ -528,18 +434,18 @@ def export(results, csv_path, parquet_path, force):
 
     console = Console(stderr=True)
     if csv_path is None and parquet_path is None:
-        _fail(console, "export needs --csv FILE.csv, --parquet FILE.parquet or both")
+        fail(console, "export needs --csv FILE.csv, --parquet FILE.parquet or both")
     with ExitStack() as stack:
         if csv_path is not None:
-            stack.enter_context(_writing(console, csv_path, what="a CSV table", suffixes=(".csv",), inputs=[results],
+            stack.enter_context(writing(console, csv_path, what="a CSV table", suffixes=(".csv",), inputs=[results],
                                          force=force))
         if parquet_path is not None:
-            stack.enter_context(_writing(console, parquet_path, what="a Parquet table", suffixes=(".parquet", ".pq"),
+            stack.enter_context(writing(console, parquet_path, what="a Parquet table", suffixes=(".parquet", ".pq"),
                                          inputs=[results, csv_path], force=force))
         ds = _open_results(results, console)
         for path, write in ((csv_path, write_csv), (parquet_path, write_parquet)):
             if path is not None:
-                _write(console, path, write, ds)
+                write_or_fail(console, path, write, ds)
                 console.print(f"wrote {path}")
 
 
@@ -575,7 +481,7 @@ def _load_data(files, console, accept_outliers=False):
         return load_data(files, accept_outliers=accept_outliers,
                          warn=lambda m: console.print(f"[yellow]warning:[/yellow] {m}"))
     except DataError as e:
-        _fail(console, str(e))
+        fail(console, str(e))
 
 
 def _settings(chains, warmup, samples, seed):
@@ -644,7 +550,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
     try:
         sc = load(scenario, calibration="none")
     except ScenarioError as e:
-        _fail(console, str(e))
+        fail(console, str(e))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("calibrating", total=None)
@@ -655,7 +561,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
         try:
             return run_calibration(data, sc, settings, cutoff=cutoff, models=names, progress=progress)
         except CalibrationError as e:
-            _fail(console, str(e))
+            fail(console, str(e))
 
 
 def moved_table(idata, scenario_name) -> Table:
@@ -711,23 +617,23 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
     t0 = time.perf_counter()
     with ExitStack() as stack:
         # Every output checked (and locked) before the fit, which takes minutes.
-        stack.enter_context(_writing(console, output, what="a posterior (netCDF)", suffixes=(".nc",),
+        stack.enter_context(writing(console, output, what="a posterior (netCDF)", suffixes=(".nc",),
                                      inputs=list(files), force=force))
         if plots:
-            stack.enter_context(_writing(console, plots, what="the check plots", folder=True, inputs=list(files),
+            stack.enter_context(writing(console, plots, what="the check plots", folder=True, inputs=list(files),
                                          force=force))
         idata, fits = _fit(files, scenario, chains, warmup, samples, seed, models, None, console, accept_outliers)
         Console().print(diagnostics_table(fits))
         Console().print(moved_table(idata, scenario))
         converged = all(f.converged for f in fits.values())
         if plots:
-            for path in _write(console, plots, plot_checks, idata):
+            for path in write_or_fail(console, plots, plot_checks, idata):
                 console.print(f"wrote {path}")
         if not converged and not allow_unconverged:
             console.print("[red]error:[/red] the fit did not converge (see the table); nothing written. "
                           "Try more --samples or --warmup, check the data, or pass --allow-unconverged.")
             sys.exit(1)
-        _write(console, output, save, idata)
+        write_or_fail(console, output, save, idata)
     note = "" if converged else " [yellow](NOT converged: runs need --allow-unconverged)[/yellow]"
     console.print(f"wrote {output} in {time.perf_counter() - t0:.1f} s{note}")
 
@@ -761,7 +667,7 @@ def backtest(files, cutoffs, trajectories, csv_path, md_path, scenario, chains, 
     with ExitStack() as stack:
         for path, suffix in ((csv_path, ".csv"), (md_path, ".md")):
             if path is not None:
-                stack.enter_context(_writing(console, path, what=WHAT[suffix], suffixes=(suffix,), inputs=list(files),
+                stack.enter_context(writing(console, path, what=WHAT[suffix], suffixes=(suffix,), inputs=list(files),
                                              force=force))
         _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, warmup, samples, seed, models,
                   plots, accept_outliers, console)
@@ -782,7 +688,7 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
     try:
         hand_set = load(scenario, calibration="none")
     except ScenarioError as e:
-        _fail(console, str(e))
+        fail(console, str(e))
     for cut in cuts:
         fittable = fittable_models(data, hand_set, cut, names)
         for name, why in fittable.items():
@@ -820,7 +726,7 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
                                settings=_settings(chains, warmup, samples, seed),
                                progress=lambda msg: console.print(msg), series=scored)
     except (CalibrationError, ScenarioError) as e:
-        _fail(console, str(e))
+        fail(console, str(e))
     if scores.empty:
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return
@@ -846,12 +752,12 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
                      "yes" if r.fits_converged else "[yellow]no[/yellow]")
     Console().print(summ)
     if csv_path is not None:
-        _write(console, csv_path, lambda p: _atomic_text(p, scores.to_csv(index=False)))
+        write_or_fail(console, csv_path, lambda p: _atomic_text(p, scores.to_csv(index=False)))
         console.print(f"wrote {csv_path}")
     if md_path is not None:
         from forecast.backtest import markdown
 
-        _write(console, md_path, lambda p: _atomic_text(p, markdown(scores)))
+        write_or_fail(console, md_path, lambda p: _atomic_text(p, markdown(scores)))
         console.print(f"wrote {md_path}")
 
 

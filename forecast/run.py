@@ -148,7 +148,7 @@ def run(
     devices: use the first `devices` local devices (default: all accelerators, or one CPU;
     results do not depend on it). seed: a whole number in [0, 2**64), every bit used.
     checkpoint: a file where a counting run's accumulators are saved every
-    `checkpoint_every` seconds and after each pass (a one-pass run writes none: see
+    `checkpoint_every` seconds (a shorter run, and a one-pass run, writes none: see
     README, "Long runs"); resume: continue from it (refused if it belongs to another run).
     A resumed run gives the same bits as an uninterrupted one. output: a netCDF path the
     result is written to (atomically) before the checkpoint is removed, so that a kill at

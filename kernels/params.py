@@ -234,7 +234,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "compute0": (1e3, 1e10), "growth0": (0.0, 5.0), "growth_inf": (0.0, 5.0), "growth_halflife": (0.05, 100.0),
     "growth_reversion": (0.0, 100.0), "growth_vol": (0.0, 5.0), "compute_vol": (0.0, 5.0), "shock_corr": (0.0, 1.0),
     "hardware_lifetime": (0.5, 30.0), "fleet_kw0": (0.05, 20.0), "kw_per_h100e0": (0.05, 20.0),
-    "g_power_eff": (0.0, 3.0), "power_headroom0": (0.0, 10.0), "power_growth0": (0.0, 5.0),
+    "g_power_eff": (0.0, 3.0), "power_headroom0": (0.0, 1e4), "power_growth0": (0.0, 5.0),
     "power_growth_inf": (0.0, 5.0), "power_halflife": (0.05, 100.0), "power_vol": (0.0, 5.0),
     "inference_share": (0.0, 1.0), "scarcity0": (0.01, 100.0),
     "moratorium_probability": (0.0, 1.0), "moratorium_growth_factor": (0.0, 1.0),

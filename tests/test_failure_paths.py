@@ -24,6 +24,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import forecast
+import forecast.checkpoint
 from forecast.calibrate import shipped_path
 from forecast.cli import main
 from forecast.files import exclusive, lock_path
@@ -245,7 +246,7 @@ def test_a_failed_checkpoint_save_warns_and_the_run_goes_on(tmp_path, monkeypatc
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(np, "savez_compressed", full)
+    monkeypatch.setattr(forecast.checkpoint.np.lib.format, "write_array", full)
     ck, out = tmp_path / "x.nc.ckpt.npz", tmp_path / "x.nc"
     with pytest.warns(UserWarning, match=r"could not write .*x.nc.ckpt.npz: no space left on its disk; it needs about"):
         got = forecast.run(sc, n_trajectories=3000, seed=2, checkpoint=ck, checkpoint_every=0, output=out)
@@ -359,3 +360,22 @@ def test_random_bytes_truncated_files_and_wrong_kinds_never_traceback(results, t
             assert res.exit_code == 2 and "error" in res.output, (args, res.output)
             assert list(outputs.iterdir()) == [], (args, list(outputs.iterdir()))
         assert {p.name: digest(p) for p in sources.iterdir()} == before
+
+
+def test_docs_state_every_physical_range_the_code_enforces():
+    import re
+
+    from kernels.params import FLAGS, RANGES, SPECS
+
+    text = (Path(__file__).parents[1] / "docs" / "model.md").read_text()
+    for spec in SPECS:
+        row = re.search(rf"^\| `{spec.name}` \|(.*)$", text, re.M)
+        assert row, spec.name
+        cell = row.group(1).split(" | ")[3].strip()
+        if spec.name in FLAGS:
+            assert cell == "0 or 1 (a flag)", spec.name
+        elif spec.name in RANGES:
+            lo, hi = RANGES[spec.name]
+            assert cell == f"[{lo:g}, {hi:g}]", (spec.name, cell)
+        else:
+            assert spec.support == "month" and cell == "any month", spec.name

@@ -52,10 +52,10 @@ def _wait_for(path, proc, timeout=240):
         time.sleep(0.2)
 
 
-def _reference(n, seed):
+def _reference(n, seed, scenario="baseline"):
     os.environ["FORECAST_BATCH"] = BATCH
     try:
-        return forecast.run("baseline", n_trajectories=n, seed=seed)
+        return forecast.run(scenario, n_trajectories=n, seed=seed)
     finally:
         del os.environ["FORECAST_BATCH"]
 
@@ -133,5 +133,47 @@ def test_two_processes_give_the_single_process_bands(tmp_path, exact, monkeypatc
     assert "process 0 of 2" in errs[0] and "process 1 of 2" in errs[1] and "wrote" not in errs[1]
     got = xr.open_dataset(out, engine="h5netcdf").load()
     want = _reference(n, seed)
+    for name in want.data_vars:
+        np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_moment_leaves_the_output_or_the_checkpoint(tmp_path, monkeypatch):
+    """README, "Long runs": kill -9 at random moments of a counting run. After each kill the
+    output is absent or complete, and once a checkpoint was saved there is always the
+    output or a checkpoint; --resume from whatever is left ends with the bits of an
+    uninterrupted run."""
+    import random
+
+    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
+    rng = random.Random(7)
+    n, seed = 6 * int(BATCH) + 5, 3
+    scenario = tmp_path / "short.toml"  # two years: five times fewer values to save
+    scenario.write_text('name = "short"\nextends = "baseline"\nmonths = 24\n')
+    out, ck = tmp_path / "k.nc", tmp_path / "k.nc.ckpt.npz"
+    args = ["run", str(scenario), "-n", str(n), "--seed", str(seed), "-o", str(out), "--chunk-size", BATCH,
+            "--checkpoint-every", "0", "--resume"]
+    kills = 0
+    while True:
+        saved = ck.stat().st_mtime_ns if ck.exists() else None
+        proc = _cli(args, tmp_path)
+        t0 = time.time()
+        # Until this process has saved a checkpoint of its own (so that every attempt moves
+        # the run on), then a random moment later.
+        while proc.poll() is None and (ck.stat().st_mtime_ns if ck.exists() else None) == saved:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.5))
+        if proc.poll() is not None:  # it finished first
+            assert proc.returncode == 0, proc.communicate()
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        kills += 1
+        assert out.exists() or ck.exists(), f"kill {kills} after {time.time() - t0:.1f} s left neither"
+        if out.exists():  # killed after the output was in place: it is complete
+            break
+    assert kills >= 1 and out.exists()
+    got = xr.open_dataset(out, engine="h5netcdf").load()
+    want = _reference(n, seed, load(scenario))
     for name in want.data_vars:
         np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
