@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -16,19 +17,32 @@ from rich.table import Table
 from forecast.cli_options import (FORCE, Main, fail, file_inputs, interrupted, save_results, write_or_fail,
                                   writing)
 from forecast.files import atomic
+from forecast.headline import HEADLINES, YEARS, fmt
 from forecast.plots import available
 from forecast.scenario import ScenarioError, builtin_descriptions, load
 
-SUMMARY = (  # (variable, selection, label)
-    ("north_south_ratio", {}, "North/South tokens per capita"),
-    ("access_gini", {}, "access Gini"),
-    ("unmet_share", {}, "unmet frontier demand"),
-    ("price", {"tier": "consumer"}, "consumer price, USD/1M"),
-    ("capability_lag", {"region": "global_south", "tier": "consumer"}, "South consumer lag, months"),
-    ("priced_out", {"region": "global_south", "tier": "consumer"}, "South consumers priced out"),
-    ("power", {"region": "us"}, "US AI power, GW"),
-)
-SUMMARY_YEARS = (2027, 2030, 2035)
+SUMMARY = tuple((h.name, h.sel, h.label) for h in HEADLINES)  # (variable, selection, label)
+SUMMARY_YEARS = YEARS
+
+
+def _quantiles(ctx, param, value):
+    """--quantiles "0.05,0.5,0.95": increasing, in (0, 1), the median among them."""
+    if value is None:
+        from forecast.run import DEFAULT_QUANTILES
+
+        return DEFAULT_QUANTILES
+    try:
+        q = tuple(float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give quantiles as numbers separated by commas, e.g. 0.05,0.5,0.95")
+    if 0.5 not in q or any(not 0 < x < 1 for x in q) or list(q) != sorted(set(q)):
+        raise click.BadParameter(f"{value!r}: quantiles must be increasing, distinct, within (0, 1) and include 0.5")
+    return q
+
+
+QUANTILES = click.option("--quantiles", default=None, callback=_quantiles, metavar="Q,Q,...",
+                         help="band quantiles to compute, with the median [default: 0.05,0.1,0.25,0.5,0.75,0.9,0.95]")
+DETAIL = click.option("--detail", is_flag=True, help="show each cell's mean and P(>0) in the summary too")
 
 
 def _compilation_cache(path):
@@ -45,6 +59,7 @@ def _compilation_cache(path):
 
 
 @click.group(cls=Main)
+@click.version_option(package_name="ai-access-forecast", message="%(prog)s %(version)s")
 def main():
     """Monte Carlo forecasts of AI access inequality."""
 
@@ -81,9 +96,11 @@ def main():
 @click.option("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address (with --distributed)")
 @click.option("--num-processes", type=int, default=None, help="number of processes (with --distributed)")
 @click.option("--process-id", type=int, default=None, help="this process's index, 0-based (with --distributed)")
+@QUANTILES
+@DETAIL
 @FORCE
 def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices, resume,
-        checkpoint_every, distributed, coordinator, num_processes, process_id, force):
+        checkpoint_every, distributed, coordinator, num_processes, process_id, quantiles, detail, force):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file.
 
     A counting run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz,
@@ -108,10 +125,10 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
                   inputs=file_inputs(scenario, sc.calibration), force=force):
         ds = _simulate(run_scenario, sc, sc.name, console, checkpoint_for=None if multi else output, resume=resume,
                        output=output if writer else None, n_trajectories=n_trajectories, seed=seed,
-                       chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every)
+                       chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles)
     if not writer:
         return
-    console.print(summary_table(ds))
+    console.print(summary_table(ds, detail=detail))
     _done(ds, output, console)
 
 
@@ -153,9 +170,10 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
             console.print(f"[yellow]note:[/yellow] {ck} holds an interrupted run; starting afresh (pass --resume to "
                           "continue it instead)", soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
+                  TextColumn("{task.fields[rate]}"), TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"{label}: compiling", total=None, rate="")
+        compiling = f"{label}: compiling the kernel (first batch; a minute or less)"
+        task = bar.add_task(compiling, total=None, rate="")
         seen = {"t0": None, "first": None, "told": False}
         n = kwargs.get("n_trajectories")
 
@@ -172,7 +190,9 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
                 if not seen["told"] and left > 60:
                     console.print(f"estimated time left: {left / 60:.1f} min ({total - done} batches of work)")
                     seen["told"] = True
-            bar.update(task, completed=done, total=total, description=f"{label}: {phase}", rate=rate)
+            # Until a batch has come back the kernel is compiling: say so, not "0/N".
+            bar.update(task, completed=done, total=total, rate=rate,
+                       description=f"{label}: {phase}" if done > 0 else compiling)
 
         def show(message, category, filename, lineno, file=None, line=None):
             console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
@@ -205,31 +225,42 @@ def _scenario_and_output(scenario, priors, allow_unconverged, output, default, c
 WHAT = {".csv": "a CSV table", ".md": "markdown tables"}
 
 
-def summary_table(ds, scenario=None) -> Table:
-    """Medians and 90% bands of a few key metrics in January of the summary years, with
-    the mean beside them and, where the metric has a point mass at zero, P(>0): a median
-    alone misleads there. scenario: which one, in a comparison's dataset."""
+def _band(ds, var, at) -> str:
+    """"median [lowest, highest quantile]" of one cell."""
+    da = ds[var].sel(at).squeeze()
+    q = {float(k): float(v) for k, v in zip(da["quantile"].values, da.values)}
+    return f"{fmt(q[0.5], 2)} [{fmt(q[min(q)], 2)}, {fmt(q[max(q)], 2)}]"  # at most 20 characters
+
+
+def _years(ds):
+    present = set(ds.time.dt.year.values.tolist())
+    return [y for y in SUMMARY_YEARS if y in present]
+
+
+def summary_table(ds, scenario=None, detail=False) -> Table:
+    """Medians and bands of the headline metrics in January of the summary years, one
+    "median [5%, 95%]" per cell (fits 80 columns); detail: the mean and, where zero is
+    possible, P(>0) on a second line of each cell. scenario: which one, in a comparison."""
     name = scenario or ds.attrs["scenario"]
-    table = Table(title=f"{name}: median [5%, 95%]; mean; P(>0) where zero is possible")
-    table.add_column("metric")
-    years = [y for y in SUMMARY_YEARS if str(y) in set(ds.time.dt.year.astype(str).values)]
+    qs = [float(q) for q in ds["quantile"].values]
+    title = f"{name}: median [{min(qs):.0%}, {max(qs):.0%}]" + ("; mean; P(>0)" if detail else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table.add_column("metric", no_wrap=True)  # headline labels are at most 14 characters
+    years = _years(ds)
     for y in years:
-        table.add_column(str(y), justify="right")
+        table.add_column(str(y), justify="right", no_wrap=True)
     pick = {"scenario": scenario} if scenario is not None and "scenario" in ds.dims else {}
     for var, sel, label in SUMMARY:
         if not available(ds, var, sel):
             continue
         cells = []
         for y in years:
-            at = dict(sel, **pick)
-            da = ds[var].sel(at).sel(time=f"{y}-01").squeeze()
-            q = {float(k): float(v) for k, v in zip(da["quantile"].values, da.values)}
-            mean = float(ds[f"{var}_mean"].sel(at).sel(time=f"{y}-01").squeeze())
-            cell = f"{_fmt(q[0.5])} [{_fmt(q[0.05])}, {_fmt(q[0.95])}]; mean {_fmt(mean)}"
-            if f"{var}_p_positive" in ds:
-                p = float(ds[f"{var}_p_positive"].sel(at).sel(time=f"{y}-01").squeeze())
-                if p < 1.0:
-                    cell += f"; P(>0) {p:.2f}"
+            at = dict(sel, **pick, time=f"{y}-01")
+            cell = _band(ds, var, at)
+            if detail:
+                cell += f"\nmean {fmt(float(ds[f'{var}_mean'].sel(at).squeeze()))}"
+                if f"{var}_p_positive" in ds:
+                    cell += f"; P(>0) {float(ds[f'{var}_p_positive'].sel(at).squeeze()):.2f}"
             cells.append(cell)
         table.add_row(label, *cells)
     return table
@@ -238,12 +269,13 @@ def summary_table(ds, scenario=None) -> Table:
 def compare_table(ds) -> Table:
     """P(higher than the first scenario) of the summary metrics, per compared scenario."""
     first = ds.attrs["compared_against"]
-    table = Table(title=f"P(higher than {first}) [P(equal)], paired trajectories")
-    table.add_column("metric")
-    table.add_column("scenario")
-    years = [y for y in SUMMARY_YEARS if str(y) in set(ds.time.dt.year.astype(str).values)]
+    table = Table(title=f"P(higher than {first}) [P(equal)], paired", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False)
+    table.add_column("metric", no_wrap=True)
+    table.add_column("scenario", no_wrap=True)
+    years = _years(ds)
     for y in years:
-        table.add_column(str(y), justify="right")
+        table.add_column(str(y), justify="right", no_wrap=True)
     for var, sel, label in SUMMARY:
         if not available(ds, f"{var}_p_higher", sel):
             continue
@@ -256,10 +288,6 @@ def compare_table(ds) -> Table:
                 cells.append(f"{hi:.2f} [{eq:.2f}]")
             table.add_row(label, str(other), *cells)
     return table
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
 
 
 @main.command()
@@ -277,9 +305,11 @@ def _fmt(x: float) -> str:
 @click.option("--devices", type=int, default=None, help="as for `forecast run`")
 @click.option("--resume", is_flag=True, help="as for `forecast run`")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="as for `forecast run`")
+@QUANTILES
+@DETAIL
 @FORCE
 def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices,
-            resume, checkpoint_every, force):
+            resume, checkpoint_every, quantiles, detail, force):
     """Run SCENARIOS on the same trajectories and compare each with the first (paired).
 
     Writes every scenario's bands (dimension `scenario`) and, for each scenario after the
@@ -298,9 +328,9 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
                   inputs=file_inputs(*scenarios, *(s.calibration for s in scs))):
         ds = _simulate(compare_scenarios, scs, "compare", console, checkpoint_for=output, resume=resume,
                        output=output, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
-                       devices=devices, checkpoint_every=checkpoint_every)
+                       devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles)
     for name in ds["scenario"].values:
-        console.print(summary_table(ds, str(name)))
+        console.print(summary_table(ds, str(name), detail=detail))
     console.print(compare_table(ds))
     _done(ds, output, console)
 
@@ -309,7 +339,7 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
 @click.argument("scenario", default="baseline")
 @click.option("--metric", "metrics", multiple=True, metavar="OUTPUT",
               help="output to analyse (repeat for several) [default: north_south_ratio]")
-@click.option("-n", "--n-base", type=int, default=4096, show_default=True,
+@click.option("--n-base", type=int, default=4096, show_default=True,
               help="base samples, a power of two; the engine runs n x (groups + 2) trajectories")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the design and the process noise")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -391,14 +421,23 @@ def _open_results(path, console):
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("report.html"),
               show_default=True, help="HTML file to write (self-contained: figures embedded)")
+@click.option("--findings", "only_findings", is_flag=True,
+              help="print the findings (sentences in calibrated-likelihood language) and write nothing")
 @FORCE
-def report(results, output, force):
-    """Write a self-contained HTML report of RESULTS (from `forecast run` or `forecast compare`)."""
+def report(results, output, only_findings, force):
+    """Write a self-contained HTML report of RESULTS (from `forecast run` or `forecast compare`):
+    findings first, then tables, figures, scenario changes and provenance."""
+    from forecast.findings import findings
     from forecast.report import write_report
 
     console = Console(stderr=True)
+    if only_findings:
+        ds = _open_results(results, console)
+        for f in findings(ds):
+            click.echo(f"- {f.text}")
+        return
     with writing(console, output, what="the HTML report", suffixes=(".html", ".htm"), inputs=[results],
-                  force=force):
+                 force=force):
         ds = _open_results(results, console)
         write_or_fail(console, output, write_report, ds)
     console.print(f"wrote {output}")
@@ -577,8 +616,8 @@ def moved_table(idata, scenario_name) -> Table:
         table.add_column(col, justify="left" if col in ("model", "parameter") else "right")
     for _, r in frame.iterrows():
         name = r.parameter + (f"[{r.entry}]" if r.entry else "")
-        table.add_row(r.model, escape(name), f"{_fmt(r.prior_median)} [{_fmt(r.prior_5)}, {_fmt(r.prior_95)}]",
-                      f"{_fmt(r.posterior_median)} [{_fmt(r.posterior_5)}, {_fmt(r.posterior_95)}]",
+        table.add_row(r.model, escape(name), f"{fmt(r.prior_median)} [{fmt(r.prior_5)}, {fmt(r.prior_95)}]",
+                      f"{fmt(r.posterior_median)} [{fmt(r.posterior_5)}, {fmt(r.posterior_95)}]",
                       f"{r['shift']:+.1f}", f"{r.narrowing:.2f}")
     return table
 
@@ -642,8 +681,8 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--cutoff", "cutoffs", multiple=True, default=("2024-07-01", "2025-01-01", "2025-04-01", "2025-07-01"),
               show_default=True, help="fit rows dated before this date only; repeat for a rolling origin")
-@click.option("-n", "--trajectories", type=click.IntRange(min=1024), default=4096, show_default=True,
-              help="trajectories per cutoff for scoring the forecast's own outputs")
+@click.option("-n", "--n-trajectories", "--trajectories", "trajectories", type=click.IntRange(min=1024), default=4096,
+              show_default=True, help="trajectories per cutoff for scoring the forecast's own outputs")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write one row per scored observation (forecast outputs) to this CSV")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

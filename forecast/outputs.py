@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from kernels import OUTPUTS, output_sizes
+from kernels.simulate import RATIO_OUTPUTS
 
 def engine_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -77,8 +78,9 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
                           probabilities["above_start"]))
         put(n, 0, n_scen, "scenario", stats, unit, long_name)
         if n_scen > 1:
-            diff_unit = "1 (log ratio)" if spec.log_scale else unit
-            diff_long = (f"log ratio of {long_name} to {sc.name}'s, paired" if spec.log_scale
+            ratio = n in RATIO_OUTPUTS
+            diff_unit = "1 (log ratio)" if ratio else unit
+            diff_long = (f"log ratio of {long_name} to {sc.name}'s, paired" if ratio
                          else f"difference of {long_name} from {sc.name}'s, paired")
             put(f"{n}_diff", n_scen, n_scen - 1, "compared",
                 [(f"{n}_diff_mean", {"units": diff_unit, "long_name": f"mean {diff_long}"}, mean),
@@ -102,6 +104,9 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "compared_against": sc.name if n_scen > 1 else "",
     })
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    if n_scen > 1:  # how each paired difference reads: "x baseline" or a plain difference in units
+        for spec in OUTPUTS:
+            ds[f"{spec.name}_diff"].attrs["difference"] = "log_ratio" if spec.name in RATIO_OUTPUTS else "difference"
     ds["tokens_observed"].attrs["series"] = (
         sc.calibration_info.get("tokens_observed_series")
         or "the series whose start level the scenario's tokens_obs_level sets (baseline: Google (all surfaces), "

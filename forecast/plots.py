@@ -10,18 +10,14 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from forecast.headline import HEADLINES, units_text
 from kernels import OUTPUT_BY_NAME
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 BANDS = ((0.05, 0.95, 0.18), (0.1, 0.9, 0.28), (0.25, 0.75, 0.45))  # (low, high, alpha): 90%, 80%, 50%
-KEY_FIGURES = (  # (variable, selection, title) drawn by `forecast plot` and `forecast report`
-    ("north_south_ratio", {}, "North/South gap in frontier tokens per capita"),
-    ("access_gini", {}, "Inequality of frontier access across regions"),
-    ("unmet_share", {}, "Frontier demand left unserved"),
-    ("price", {"tier": "consumer"}, "Consumer frontier price"),
-    ("capability_lag", {"region": "global_south", "tier": "consumer"}, "Global South consumers: months behind"),
-    ("priced_out", {"region": "global_south", "tier": "consumer"}, "Global South consumers priced out"),
-)
+COMPARE_BANDS = ((0.05, 0.95, 0.10), (0.25, 0.75, 0.30))  # several scenarios: 90% and 50%, lighter
+# (variable, selection, title) drawn by `forecast plot` and `forecast report`: the headlines
+KEY_FIGURES = tuple((h.name, h.sel, h.title) for h in HEADLINES)
 SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
 
 
@@ -40,7 +36,8 @@ def _plt():
 def _label(da: xr.DataArray, width: int = 45) -> str:
     import textwrap
 
-    return textwrap.fill(f"{da.attrs.get('long_name', da.name)} [{da.attrs.get('units', '')}]", width)
+    units = units_text(da.attrs.get("units", ""), str(da.name))
+    return textwrap.fill(f"{da.attrs.get('long_name', da.name)} [{units}]", width)
 
 
 def _log(name: str) -> bool:
@@ -60,13 +57,19 @@ def _fan(ax, da: xr.DataArray, colour, label=None, bands=BANDS):
     ax.plot(t, da.sel(quantile=0.5).values, color=colour, linewidth=1.8, label=label or "median")
 
 
-def _style(ax, da, name):
+def _style(ax, da, name, shown=None):
+    """Label, grid and scale; shown: the values drawn (a series zero in every world says
+    so instead of zooming into rounding noise)."""
     ax.set_ylabel(_label(da))
     ax.grid(True, alpha=0.3)
-    if _log(name):
-        values = da.values[np.isfinite(da.values)]
-        if values.size and values.min() > 0:
-            ax.set_yscale("log")
+    values = (da if shown is None else shown).values
+    values = values[np.isfinite(values)]
+    if values.size and np.all(values == 0):
+        ax.set_ylim(-0.05, 1.0)
+        ax.text(0.5, 0.5, "zero in every world", transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                color="#555")
+    elif _log(name) and values.size and values.min() > 0:
+        ax.set_yscale("log")
 
 
 def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, scenario=None):
@@ -78,17 +81,18 @@ def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | N
     da = ds[name].sel(sel)
     if "scenario" in da.dims:
         names = [scenario] if scenario is not None else list(da["scenario"].values)
-        # Several scenarios: the 50% band and median of each (wider bands would overlap).
+        # Several scenarios: the 90% and 50% bands (as in the tables) and median of each.
         for i, s in enumerate(names):
             _fan(ax, da.sel(scenario=s), OKABE_ITO[i % len(OKABE_ITO)], label=str(s),
-                 bands=BANDS[-1:] if len(names) > 1 else BANDS)
+                 bands=COMPARE_BANDS if len(names) > 1 else BANDS)
     else:
         _fan(ax, da, OKABE_ITO[0])
-    _style(ax, ds[name], name)
+    _style(ax, ds[name], name, da)
     ax.set_xlabel("time")
     ax.set_title(title or _label(ds[name], 70))
     if "scenario" in da.dims and len(da["scenario"]) > 1:
-        ax.text(0.99, 0.01, "bands: 50%", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+        ax.text(0.99, 0.01, "bands: 90% (light), 50% (dark)", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=7)
     ax.legend(loc="best", fontsize=8)
     return fig
 
@@ -98,7 +102,8 @@ def small_multiples(ds: xr.Dataset, name: str, scenario=None):
     plt = _plt()
     da = ds[name]
     if "scenario" in da.dims:
-        da = da.sel(scenario=scenario if scenario is not None else da["scenario"].values[0])
+        scenario = scenario if scenario is not None else str(da["scenario"].values[0])
+        da = da.sel(scenario=scenario)
     rows = list(da["region"].values) if "region" in da.dims else [None]
     cols = list(da["tier"].values) if "tier" in da.dims else [None]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.2 * len(cols) + 1, 2.1 * len(rows) + 0.8),
@@ -108,14 +113,11 @@ def small_multiples(ds: xr.Dataset, name: str, scenario=None):
             sel = {k: v for k, v in (("region", r), ("tier", c)) if v is not None}
             ax = axes[i, j]
             _fan(ax, da.sel(sel), OKABE_ITO[0])
-            if _log(name):
-                v = da.sel(sel).values
-                if np.isfinite(v).any() and np.nanmin(v) > 0:
-                    ax.set_yscale("log")
-            ax.grid(True, alpha=0.3)
+            _style(ax, ds[name], name, da.sel(sel))
+            ax.set_ylabel("")
             ax.set_title(" / ".join(str(v) for v in sel.values()), fontsize=9)
             ax.tick_params(labelsize=7)
-    fig.suptitle(_label(ds[name]))
+    fig.suptitle(_label(ds[name]) + (f": {scenario}" if scenario is not None else ""))
     return fig
 
 
@@ -126,11 +128,17 @@ def difference_chart(ds: xr.Dataset, name: str, compared, sel: dict | None = Non
     fig, (ax, ax_p) = plt.subplots(2, 1, figsize=(7.5, 5.6), sharex=True, height_ratios=(2, 1),
                                    layout="constrained")
     diff = ds[f"{name}_diff"].sel(sel).sel(compared=compared)
-    _fan(ax, diff, OKABE_ITO[1])
-    ax.axhline(0.0, color="black", linewidth=0.8)
     against = ds.attrs.get("compared_against", "first")
-    units = ds[f"{name}_diff"].attrs.get("units", "")
-    ax.set_ylabel(f"log ratio to {against} [1]" if "log ratio" in units else f"difference from {against} [{units}]")
+    if ds[f"{name}_diff"].attrs.get("difference") == "log_ratio":  # read as "x baseline", on a log axis
+        _fan(ax, np.exp(diff), OKABE_ITO[1])
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"ratio to {against} [x]")
+    else:
+        _fan(ax, diff, OKABE_ITO[1])
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        units = units_text(ds[name].attrs.get("units", ""), name)
+        ax.set_ylabel(f"difference from {against} [{units}]")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     import textwrap
@@ -231,7 +239,8 @@ def all_figures(ds: xr.Dataset):
             yield f"fan_{stem}", fan_chart(ds, name, sel, title)
     for name in SMALL_MULTIPLES:
         if name in ds:
-            yield f"regions_{name}", small_multiples(ds, name)
+            for s in (ds["scenario"].values if "scenario" in ds.dims else [None]):
+                yield f"regions_{name}" + (f"_{s}" if s is not None else ""), small_multiples(ds, name, s)
     if "compared" in ds.dims:
         for other in ds["compared"].values:
             for name, sel, _ in KEY_FIGURES:

@@ -16,8 +16,8 @@ import xarray as xr
 
 from forecast import plots
 from forecast.files import atomic
-
-YEARS = (2027, 2030, 2035)
+from forecast.findings import findings, shown_difference
+from forecast.headline import CONTEXT, HEADLINES, YEARS, fmt as _fmt, units_text
 STATS = ("first_low", "first_high", "total_low", "total_high", "first", "total", "variance",  # sensitivity
          "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
 STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -25,12 +25,6 @@ padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}h2{margin-top:2em;b
 table{border-collapse:collapse;font-size:.9em;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;
 text-align:right;overflow-wrap:anywhere}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;
 padding:.8em;overflow-x:auto;font-size:.85em}img{max-width:100%;margin:1em 0}.note{color:#555;font-size:.9em}"""
-
-
-def _fmt(x: float) -> str:
-    if not np.isfinite(x):
-        return "n/a"
-    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
 
 
 def _val(da) -> float:
@@ -52,47 +46,52 @@ def _years(ds):
 
 
 def metrics_table(ds: xr.Dataset, scenario=None) -> str:
-    """Key metrics at the summary years: median [5%, 95%], mean, P(>0) / P(widening)."""
+    """Key metrics at the summary years: median [5%, 95%], mean, P(>0) / P(widening); each
+    row has an id (the findings link to it)."""
     years = _years(ds)
     rows = ["<tr><th>metric</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
     pick = {"scenario": scenario} if scenario is not None else {}
-    for name, sel, title in plots.KEY_FIGURES + (("power", {"region": "us"}, "US AI power"),
-                                                 ("compute", {"region": "us"}, "US AI compute")):
-        if not plots.available(ds, name, sel):
+    for h in HEADLINES + CONTEXT:
+        if not plots.available(ds, h.name, h.sel):
             continue
-        units = ds[name].attrs.get("units", "")
+        units = units_text(ds[h.name].attrs.get("units", ""), h.name)
         cells = []
         for y in years:
-            at = dict(sel, **pick, time=f"{y}-01")
-            band = ds[name].sel(at).squeeze()
+            at = dict(h.sel, **pick, time=f"{y}-01")
+            band = ds[h.name].sel(at).squeeze()
             q = {float(k): float(v) for k, v in zip(band["quantile"].values, band.values)}
-            text = f"{_fmt(q[0.5])} [{_fmt(q[0.05])}, {_fmt(q[0.95])}]<br>mean {_fmt(_val(ds[name + '_mean'].sel(at)))}"
+            text = (f"{_fmt(q[0.5])} [{_fmt(q[min(q)])}, {_fmt(q[max(q)])}]<br>mean "
+                    f"{_fmt(_val(ds[h.name + '_mean'].sel(at)))}")
             for stat, label in (("p_positive", "P(&gt;0)"), ("p_widening", "P(widening)")):
-                if f"{name}_{stat}" in ds:
-                    text += f"<br>{label} {_val(ds[f'{name}_{stat}'].sel(at)):.2f}"
+                if f"{h.name}_{stat}" in ds:
+                    text += f"<br>{label} {_val(ds[f'{h.name}_{stat}'].sel(at)):.2f}"
             cells.append(text)
-        rows.append(f"<tr><td>{html.escape(title)} [{html.escape(units)}]</td>" + "".join(
-            f"<td>{c}</td>" for c in cells) + "</tr>")
+        row_id = f"row-{h.key}" + (f"-{scenario}" if scenario is not None else "")
+        rows.append(f"<tr id='{html.escape(row_id)}'><td>{html.escape(h.title)} [{html.escape(units)}]</td>"
+                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
 def comparison_table(ds: xr.Dataset) -> str:
+    """Per compared scenario and headline metric: P(higher) and P(equal), and the paired
+    difference as a reader wants it: "0.28x [0.19, 0.45]" for strictly positive metrics,
+    "+3.1 [-2, 5] months" for the others (lags, shares: a point mass at zero)."""
     years = _years(ds)
     rows = ["<tr><th>metric</th><th>scenario</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
-    for name, sel, title in plots.KEY_FIGURES:
-        if not plots.available(ds, f"{name}_p_higher", sel):
+    for h in HEADLINES:
+        if not plots.available(ds, f"{h.name}_p_higher", h.sel):
             continue
         for other in ds["compared"].values:
             cells = []
             for y in years:
-                at = dict(sel, compared=other, time=f"{y}-01")
-                diff = ds[f"{name}_diff"].sel(at).squeeze()
-                cells.append(f"P(higher) {_val(ds[f'{name}_p_higher'].sel(at)):.2f}, "
-                             f"P(equal) {_val(ds[f'{name}_p_equal'].sel(at)):.2f}<br>"
-                             f"difference {_fmt(_val(diff.sel(quantile=0.5)))} "
-                             f"[{_fmt(_val(diff.sel(quantile=0.05)))}, {_fmt(_val(diff.sel(quantile=0.95)))}]")
-            rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(str(other))}</td>"
-                        + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+                at = dict(h.sel, compared=other, time=f"{y}-01")
+                diff = ds[f"{h.name}_diff"].sel(at).squeeze()
+                med, lo, hi = (shown_difference(ds, h.name, _val(diff.sel(quantile=q))) for q in (0.5, 0.05, 0.95))
+                cells.append(f"P(higher) {_val(ds[f'{h.name}_p_higher'].sel(at)):.2f}, "
+                             f"P(equal) {_val(ds[f'{h.name}_p_equal'].sel(at)):.2f}<br>"
+                             f"paired {html.escape(med)} [{html.escape(lo)}, {html.escape(hi)}]")
+            rows.append(f"<tr id='row-{html.escape(h.key)}-{html.escape(str(other))}'><td>{html.escape(h.title)}</td>"
+                        f"<td>{html.escape(str(other))}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -134,24 +133,72 @@ def sensitivity_section(ds: xr.Dataset) -> str:
     return "\n".join(body)
 
 
+def changes_table(base_text: str, text: str) -> str:
+    """What a scenario changes, as a table: parameter | baseline | scenario | unit | source."""
+    import tomllib
+
+    from kernels import SPEC_BY_NAME
+
+    parts = text.split("# ---- extended by ")
+    if len(parts) < 2:
+        return "<p class='note'>(the base scenario itself)</p>"
+    try:
+        child = tomllib.loads(parts[-1].split("\n", 1)[1])
+        base = tomllib.loads(base_text.split("# ---- extended by ")[0])
+    except (tomllib.TOMLDecodeError, IndexError):
+        return f"<pre>{html.escape(_changes(text).strip())}</pre>"
+
+    def prior(table: dict) -> str:
+        args = ", ".join(f"{k} {v}" for k, v in table.items() if k not in ("doc", "unit", "source", "dist"))
+        return f"{table.get('dist', '')}({args})"
+
+    rows = ["<tr><th>parameter</th><th>baseline</th><th>scenario</th><th>unit</th><th>source</th></tr>"]
+    for name, table in child.get("params", {}).items():
+        was = base.get("params", {}).get(name, {})
+        merged = {**was, **table}
+        spec = SPEC_BY_NAME.get(name)
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(prior(was))}</td>"
+                    f"<td>{html.escape(prior(merged))}</td><td>{html.escape(spec.unit if spec else '')}</td>"
+                    f"<td style='text-align:left'>{html.escape(str(table.get('source', was.get('source', ''))))}</td>"
+                    "</tr>")
+    for key in ("months", "start", "regions", "calibration"):
+        if key in child:
+            rows.append(f"<tr><td>{key}</td><td>{html.escape(str(base.get(key, '')))}</td>"
+                        f"<td>{html.escape(str(child[key]))}</td><td></td><td></td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def findings_html(ds: xr.Dataset) -> str:
+    """The findings as a list, each linking to its table row and its figure."""
+    items = []
+    for f in findings(ds):
+        stem = f"fan_{f.headline.key}" if "compared" not in ds.dims else f"diff_{f.scenario}_{f.headline.key}"
+        items.append(f"<li>{html.escape(f.text)} <a href='#row-{html.escape(f.anchor)}'>table</a> · "
+                     f"<a href='#fig-{html.escape(stem)}'>figure</a></li>")
+    if not items:
+        return "<p class='note'>No headline metric to state a finding about.</p>"
+    return ("<p class='note'>Likelihood terms of the IPCC AR6 scale (virtually certain: P &gt; 0.99; very likely: "
+            "&gt; 0.90; likely: &gt; 0.66; about as likely as not: 0.33-0.66; unlikely: &lt; 0.33; very unlikely: "
+            "&lt; 0.10), from exact paired probabilities.</p><ul>" + "".join(items) + "</ul>")
+
+
 def report_html(ds: xr.Dataset) -> str:
+    """The page, findings first: findings, key metrics, the comparison, the figures, the
+    sensitivity drivers (a sensitivity file), what each scenario changes, and provenance
+    last (collapsed)."""
     a = ds.attrs
     names = list(ds["scenario"].values) if "scenario" in ds.dims else [a["scenario"]]
     texts = a.get("scenario_text", "").split("\n# ==== next scenario\n")
     descriptions = a.get("scenario_description", "")
     body = [f"<h1>{html.escape(a.get('title', 'AI access forecast'))}</h1>",
-            f"<p class='note'>{html.escape(descriptions)}</p>", "<h2>Provenance</h2><table>"]
-    for key in ("engine_version", "scenario", "seed", "n_trajectories", "priors_source", "created", "device",
-                "jax_version", "nonfinite_trajectories", "scenario_hash"):
-        body.append(f"<tr><td>{key}</td><td style='text-align:left'>{html.escape(str(a.get(key, '')))}</td></tr>")
-    body.append("</table><h2>Scenarios and what they change</h2>")
-    for name, text in zip(names, texts + [""] * len(names)):
-        body.append(f"<h3>{html.escape(str(name))}</h3><pre>{html.escape(_changes(text).strip())}</pre>")
+            f"<p class='note'>{html.escape(descriptions)}</p>"]
     if a.get("kind") == "sensitivity":
         body.append("<h2>Sensitivity: what drives each metric</h2>")
         body.append(sensitivity_section(ds))
         names = []  # a sensitivity file has indices, not bands
     else:
+        body.append("<h2 id='findings'>Findings</h2>")
+        body.append(findings_html(ds))
         body.append("<h2>Key metrics</h2><p class='note'>Median [5%, 95%] over trajectories, the mean, and exact "
                     "probabilities; January of each year.</p>")
     for name in names:
@@ -161,11 +208,21 @@ def report_html(ds: xr.Dataset) -> str:
     if "compared" in ds.dims:
         body.append(f"<h2>Paired comparison against {html.escape(a.get('compared_against', ''))}</h2>"
                     "<p class='note'>The same trajectories under every scenario (common random numbers): "
-                    "differences are paired (log ratios for log-scale metrics).</p>")
+                    "differences are paired; ratios (\"0.28x\") for metrics above zero in every world, plain "
+                    "differences in the metric's units for the others.</p>")
         body.append(comparison_table(ds))
     body.append("<h2>Figures</h2>")
     for stem, fig in plots.all_figures(ds):
-        body.append(f"<img alt='{html.escape(stem)}' src='{_png(fig)}'>")
+        body.append(f"<img id='fig-{html.escape(stem)}' alt='{html.escape(stem)}' src='{_png(fig)}'>")
+    body.append("<h2>Scenarios and what they change</h2>")
+    for name, text in zip(names or [a.get("scenario", "")], texts + [""] * len(names or [0])):
+        body.append(f"<h3>{html.escape(str(name))}</h3>{changes_table(texts[0], text)}")
+    body.append("<details><summary><h2 style='display:inline'>Provenance</h2></summary><table>")
+    for key in ("engine_version", "scenario", "seed", "n_trajectories", "priors_source", "created", "device",
+                "jax_version", "nonfinite_trajectories", "scenario_hash"):
+        body.append(f"<tr><td>{key}</td><td style='text-align:left;overflow-wrap:break-word'>"
+                    f"{html.escape(str(a.get(key, '')))}</td></tr>")
+    body.append("</table></details>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
             f"{html.escape(a.get('title', 'AI access forecast'))}</title><style>{STYLE}</style></head><body>"
             + "\n".join(body) + "</body></html>")

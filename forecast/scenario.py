@@ -102,8 +102,10 @@ def _read(ref: str | Path) -> tuple[dict, str, str]:
         except OSError as e:
             raise ScenarioError(f"{path}: cannot be read ({e.strerror or e})") from None
     else:
+        close = difflib.get_close_matches(str(ref), builtin_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ScenarioError(
-            f"unknown scenario {str(ref)!r}: give a TOML file path or one of {', '.join(builtin_names())}"
+            f"unknown scenario {str(ref)!r}{hint}: give a TOML file path or one of {', '.join(builtin_names())}"
         )
     try:
         return tomllib.loads(text), text, where

@@ -342,7 +342,11 @@ def sensitivity(
         raise SensitivityError("give at least one metric")
     for m in metrics:
         if m not in OUTPUT_BY_NAME:
-            raise SensitivityError(f"metric {m!r} is not an output; choose from {', '.join(OUTPUT_BY_NAME)}")
+            import difflib
+
+            close = difflib.get_close_matches(m, OUTPUT_BY_NAME, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SensitivityError(f"metric {m!r} is not an output{hint}; choose from {', '.join(OUTPUT_BY_NAME)}")
     n = _check_n(n)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
         raise SensitivityError(f"seed must be a whole number in [0, 2**64), got {seed!r}")

@@ -78,6 +78,12 @@ OUTPUTS: tuple[OutputSpec, ...] = (
                "the facility overhead, with measurement noise"),
 )
 OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
+# Outputs above zero in every world: their paired differences are log ratios (read as "x
+# baseline"). Every other output, those with a point mass at zero among them (lags, shares,
+# tokens a restriction withholds), is compared by its plain difference, in its own units.
+RATIO_OUTPUTS = frozenset({"compute", "power", "cost_frontier", "cost_fixed_capability", "cost_floor", "price",
+                           "north_south_ratio", "compute_observed", "tokens_observed", "list_price_observed",
+                           "chip_power_observed"})
 
 # A month's outputs, one field per OUTPUTS entry (same order), each with its dims' shape.
 Outputs = NamedTuple("Outputs", [(o.name, jax.Array) for o in OUTPUTS])  # type: ignore[misc]
@@ -101,16 +107,21 @@ def log_scale_mask(n_regions: int, n_scenarios: int = 1) -> jax.Array:
     return jnp.array(flags * n_scenarios + [False] * len(flags) * (n_scenarios - 1))
 
 
+def ratio_mask(n_regions: int) -> jax.Array:
+    """(series,) True for the series of RATIO_OUTPUTS, whose paired differences are log ratios."""
+    return jnp.array([o.name in RATIO_OUTPUTS for o, n in zip(OUTPUTS, output_sizes(n_regions)) for _ in range(n)])
+
+
 def n_series(n_regions: int, n_scenarios: int = 1) -> int:
     """Series per month: n_scenarios output blocks and n_scenarios - 1 difference blocks."""
     return sum(output_sizes(n_regions)) * (2 * n_scenarios - 1)
 
 
-def paired_differences(out, log_mask):
+def paired_differences(out, ratio):
     """(scenario, series) outputs -> (scenario - 1, series) differences from scenario 0:
-    log(b / a) for log-scale series (zeros floored at reduce.TINY: 0 vs 0 is exactly 0), b - a
-    otherwise; positive exactly where b > a and zero exactly where b == a."""
-    y = jnp.where(log_mask, jnp.log(jnp.maximum(out, reduce.TINY)), out)
+    log(b / a) for the series of strictly positive outputs (ratio_mask), b - a otherwise;
+    positive exactly where b > a and zero exactly where b == a."""
+    y = jnp.where(ratio, jnp.log(jnp.maximum(out, reduce.TINY)), out)
     d = y[1:] - y[:1]
     b, a = out[1:], out[:1]
     # Keep the sign of b - a where float32 logs of nearly equal values coincide, so that
@@ -324,7 +335,7 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
         state = [st for _, st in inits]
     else:
         params, state = jax.vmap(init, in_axes=(0, None))(traj_keys, prior)
-    base_mask = log_scale_mask(n_regions)
+    base_mask = ratio_mask(n_regions)
     log_mask = log_scale_mask(n_regions, n_scen)
     reduce_fn = reduce.REDUCERS[reducer]
 

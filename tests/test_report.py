@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # compiles and runs whole comparisons
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    scs = [with_months(load(n, calibration="none"), MONTHS) for n in ("baseline", "moratorium")]
+    scs = [with_months(load(n, calibration="none"), MONTHS) for n in ("baseline", "moratorium", "sovereign_compute")]
     ds = forecast.compare(scs, n_trajectories=400, seed=1)
     path = tmp_path_factory.mktemp("r") / "c.nc"
     forecast.save(ds, path)
@@ -31,19 +31,29 @@ def test_fan_chart_has_bands_labels_and_units(results):
     fig = plots.fan_chart(ds, "price", {"tier": "consumer"})
     ax = fig.axes[0]
     assert "USD per 1M tokens" in ax.get_ylabel() and ax.get_yscale() == "log"
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"baseline", "moratorium"}
-    assert len(ax.collections) == 2  # the 50% band per scenario when several are drawn
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"baseline", "moratorium", "sovereign_compute"}
+    assert len(ax.collections) == 6  # the 90% and 50% bands per scenario when several are drawn
+    # The figure's bands are the table's: each fill runs between the dataset's quantiles.
+    for k, (name, (lo, hi)) in enumerate((s, b) for s in ds["scenario"].values for b in ((0.05, 0.95), (0.25, 0.75))):
+        y = ax.collections[k].get_paths()[0].vertices[:, 1]
+        da = ds["price"].sel(tier="consumer", scenario=name)
+        for q in (lo, hi):
+            assert np.isin(da.sel(quantile=q).values.astype(np.float64), y).all(), (name, q)
     single = plots.fan_chart(ds, "price", {"tier": "consumer"}, scenario="moratorium").axes[0]
     assert len(single.collections) == 3  # 50, 80 and 90% bands
 
 
 def test_small_multiples_and_difference_chart(results):
     ds, _ = results
-    fig = plots.small_multiples(ds, "priced_out")
-    assert len(fig.axes) == 5 * 3 and "share of adults" in fig._suptitle.get_text()
+    fig = plots.small_multiples(ds, "priced_out", "moratorium")
+    title = fig._suptitle.get_text()
+    assert len(fig.axes) == 5 * 3 and "share of adults" in title and "[share]" in title and "moratorium" in title
     fig = plots.difference_chart(ds, "north_south_ratio", "moratorium")
     ax, ax_p = fig.axes
-    assert ax.get_ylabel() == "log ratio to baseline [1]" and ax_p.get_ylabel() == "probability [1]"
+    assert ax.get_ylabel() == "ratio to baseline [x]" and ax.get_yscale() == "log"
+    assert ax_p.get_ylabel() == "probability [1]"
+    lag = plots.difference_chart(ds, "capability_lag", "moratorium", {"region": "global_south", "tier": "consumer"})
+    assert lag.axes[0].get_ylabel() == "difference from baseline [months]"
     assert "P(higher under moratorium)" in [t.get_text() for t in ax_p.get_legend().get_texts()]
 
 
@@ -54,6 +64,18 @@ def test_report_is_self_contained(results, tmp_path):
     assert r.exit_code == 0, r.output
     text = out.read_text()
     assert "Paired comparison against baseline" in text and "P(higher)" in text and "seed" in text
+    order = [text.index(h) for h in ("id='findings'", "Key metrics", "Paired comparison", "<h2>Figures",
+                                      "Scenarios and what they change", "Provenance")]
+    assert order == sorted(order)  # findings first, provenance last (collapsed)
+    assert "<details><summary>" in text and "<td>moratorium_probability</td>" in text
+    findings = re.findall(r"<li>(Under .*?)</li>", text)
+    assert len(findings) >= 3 and all(re.search(r"it is (virtually certain|extremely likely|very likely|likely|"
+                                                r"about as likely as not|unlikely|very unlikely|extremely unlikely|"
+                                                r"exceptionally unlikely) that", f) for f in findings)
+    for anchor in re.findall(r"href='#(row-[^']+)'", text):
+        assert f"id='{anchor}'" in text, anchor
+    for anchor in re.findall(r"href='#(fig-[^']+)'", text):
+        assert f"id='{anchor}'" in text, anchor
     # Nothing is fetched: no external src/href (figures are data: URIs, the style is inline).
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", text)
     assert text.count("data:image/png;base64,") >= 6
@@ -101,3 +123,46 @@ def test_plot_folder_and_tidy_csv(results, tmp_path):
     assert set(df.statistic) >= {"quantile", "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal"}
     r = CliRunner().invoke(main, ["report", str(tmp_path / "missing.nc")])
     assert r.exit_code == 2 and "does not exist" in " ".join(r.output.split())
+
+
+def test_findings_state_the_datasets_probabilities_and_medians(results):
+    """Every sentence's probability and paired median are the dataset's, in its words."""
+    import math
+
+    from forecast.findings import findings, likelihood
+
+    ds, _ = results
+    found = findings(ds)
+    assert {f.scenario for f in found} == {"moratorium", "sovereign_compute"}
+    for f in found:
+        at = dict(f.headline.sel, compared=f.scenario, time=f"{f.year}-01")
+        p_hi = float(ds[f"{f.headline.name}_p_higher"].sel(at).squeeze())
+        p_eq = float(ds[f"{f.headline.name}_p_equal"].sel(at).squeeze())
+        p_lo = 1 - p_hi - p_eq
+        want = p_eq if p_eq >= 0.5 else max(p_hi, p_lo)
+        assert math.isclose(f.probability, want, abs_tol=1e-12) and f"P = {want:.2f}" in f.text, f.text
+        assert f"it is {likelihood(want)} that" in f.text
+        diff = float(ds[f"{f.headline.name}_diff"].sel(at).sel(quantile=0.5).squeeze())
+        shown = math.exp(diff) if ds[f"{f.headline.name}_diff"].attrs["difference"] == "log_ratio" else diff
+        assert math.isclose(f.median, shown, rel_tol=1e-12, abs_tol=1e-12)
+        if p_eq < 0.5:
+            assert ("lower" in f.text or "narrower" in f.text or "shorter" in f.text) == (p_lo > p_hi), f.text
+    res = CliRunner().invoke(main, ["report", str(results[1]), "--findings"])
+    assert res.exit_code == 0 and res.output.count("\n- ") + res.output.startswith("- ") == len(found)
+
+
+def test_terminal_summary_fits_80_columns():
+    from rich.console import Console
+
+    from forecast.cli import compare_table, summary_table
+
+    scs = [load(n, calibration="none") for n in ("baseline", "sovereign_compute")]  # 2027, 2030 and 2035
+    ds = forecast.compare(scs, n_trajectories=256, seed=3)
+    console = Console(width=80, record=True, force_terminal=False)
+    for name in ds["scenario"].values:
+        console.print(summary_table(ds, str(name)))
+    console.print(compare_table(ds))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for name in ds["scenario"].values:
+        assert f"{name}: median [5%, 95%]" in text  # names never truncated

@@ -220,7 +220,7 @@ def test_cli_sensitivity(tmp_path):
     from forecast.cli import main
 
     out = tmp_path / "s.nc"
-    res = CliRunner().invoke(main, ["sensitivity", "baseline", "--metric", "access_gini", "-n", "64",
+    res = CliRunner().invoke(main, ["sensitivity", "baseline", "--metric", "access_gini", "--n-base", "64",
                                     "--resamples", "20", "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert "access_gini, January 2030" in res.output
@@ -228,7 +228,7 @@ def test_cli_sensitivity(tmp_path):
     assert ds.attrs["kind"] == "sensitivity" and "access_gini_total" in ds
     res = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["sensitivity", "baseline", "-n", "100", "-o", str(tmp_path / "x.nc")])
+    res = CliRunner().invoke(main, ["sensitivity", "baseline", "--n-base", "100", "-o", str(tmp_path / "x.nc")])
     assert res.exit_code == 2 and "power of two" in res.output and not (tmp_path / "x.nc").exists()
     res = CliRunner().invoke(main, ["sensitivity", "baseline", "--metric", "gdp", "-o", str(tmp_path / "x.nc")])
     assert res.exit_code == 2 and "metric 'gdp'" in res.output
