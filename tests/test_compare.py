@@ -82,9 +82,10 @@ def test_compare_matches_separate_runs_and_brute_force(short_baseline):
 @pytest.mark.slow
 def test_compare_cli_writes_paired_dataset(tmp_path):
     out = tmp_path / "c.nc"
-    r = CliRunner().invoke(main, ["compare", "baseline", "moratorium", "-n", "300", "--seed", "1", "-o", str(out)])
+    r = CliRunner().invoke(main, ["compare", "baseline", "moratorium", "-n", "300", "--seed", "1", "-o", str(out),
+                                  "--detail"])
     assert r.exit_code == 0, r.output
-    assert "P(higher than baseline)" in r.output and "P(>0)" in r.output
+    assert "P(higher than baseline)" in r.output and "P(>0)" in r.output and "mean" in r.output
     import xarray as xr
 
     ds = xr.open_dataset(out)
@@ -103,3 +104,32 @@ def test_summary_and_report_tables_skip_rows_for_other_regions(short_baseline):
     full, partial = summary_table(ds), summary_table(renamed)
     assert partial.row_count == full.row_count - 3  # the three rows that name a region
     assert "Global South" not in metrics_table(renamed) and "Inequality" in metrics_table(renamed)
+
+
+def test_paired_differences_are_ratios_only_above_zero_and_exact(short_baseline):
+    """A metric with a point mass at zero (a lag) is compared by its plain difference (no
+    log of a floored zero: the old -72 "log months"), a strictly positive one by its log
+    ratio; each band is the exact order statistic of the paired values."""
+    from kernels.simulate import RATIO_OUTPUTS
+
+    other = more_us_compute(short_baseline)
+    n = 1000
+    ds = forecast.compare([short_baseline, other], n_trajectories=n, seed=6)
+    a, b = materialize(short_baseline, n=n, seed=6), materialize(other, n=n, seed=6)
+    for spec in OUTPUTS:
+        va, vb = series(short_baseline, a, spec.name), series(other, b, spec.name)
+        ratio = spec.name in RATIO_OUTPUTS
+        assert ds[f"{spec.name}_diff"].attrs["difference"] == ("log_ratio" if ratio else "difference")
+        if ratio:
+            assert np.all(va > 0) and np.all(vb > 0), spec.name
+            xa, xb = np.log(va.astype(np.float64)), np.log(vb.astype(np.float64))
+        else:
+            xa, xb = va.astype(np.float64), vb.astype(np.float64)
+        d = (xb - xa).reshape(xa.shape[0], n, -1)
+        # The engine subtracts in float32: a few ulps of the larger operand.
+        ulps = 4 * np.finfo(np.float32).eps * np.maximum(np.abs(xa), np.abs(xb)).reshape(d.shape).max(axis=1)
+        med = ds[f"{spec.name}_diff"].sel(quantile=0.5).isel(compared=0).values.reshape(d.shape[0], -1)
+        want = np.sort(d, axis=1)[:, int(np.ceil(0.5 * n)) - 1]  # inverted_cdf
+        assert np.all(np.abs(med - want) <= ulps + 1e-30), (spec.name, np.max(np.abs(med - want) - ulps))
+    lag = ds["capability_lag_diff"].sel(region="global_south", tier="consumer").isel(compared=0)
+    assert np.all(np.abs(lag.values) < 240)  # months, not a log of 1e-30

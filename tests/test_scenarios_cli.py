@@ -68,3 +68,18 @@ def test_bad_output_path_is_refused_before_simulating(tmp_path, target):
     result = CliRunner().invoke(main, ["run", "baseline", "-n", "10", "-o", str(out)])
     assert result.exit_code == 2 and "error" in result.output and "compiling" not in result.output
     assert not out.exists()
+
+
+def test_version_did_you_mean_and_quantiles(tmp_path):
+    from importlib.metadata import version
+
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0 and version("ai-access-forecast") in res.output
+    res = CliRunner().invoke(main, ["run", "baselin", "-n", "10", "-o", str(tmp_path / "x.nc")])
+    assert res.exit_code == 2 and "did you mean 'baseline'" in " ".join(res.output.split())
+    res = CliRunner().invoke(main, ["sensitivity", "baseline", "--metric", "acces_gini", "-o", str(tmp_path / "s.nc")])
+    assert res.exit_code == 2 and "did you mean 'access_gini'" in " ".join(res.output.split())
+    for bad in ("0.05,0.95", "0.5,0.2", "a,b", "0,0.5"):
+        res = CliRunner().invoke(main, ["run", "baseline", "-n", "10", "--quantiles", bad, "-o", str(tmp_path / "q.nc")])
+        assert res.exit_code == 2 and "--quantiles" in res.output, (bad, res.output)
+    assert list(tmp_path.iterdir()) == []
