@@ -78,12 +78,18 @@ def is_ratio(ds: xr.Dataset, name: str) -> bool:
 
 
 def shown_difference(ds: xr.Dataset, name: str, value: float) -> str:
-    """A paired difference as a reader wants it: "0.28x" for a ratio, "+3.1 months" for a
-    difference."""
+    """A paired difference as a reader wants it: "0.28x" for a ratio, "+3.1" for a
+    difference (its units: shown_band)."""
     if is_ratio(ds, name):
         return f"{fmt(math.exp(value))}x"
-    units = units_text(ds[name].attrs.get("units", ""), name)
-    return f"{'+' if value > 0 else ''}{fmt(value)} {units}"
+    return f"{'+' if value > 0 else ''}{fmt(value)}"
+
+
+def shown_band(ds: xr.Dataset, name: str, median: float, low: float, high: float) -> str:
+    """"0.28x [0.19x, 0.45x]" for a ratio, "+3.1 [0, +5.2] months" for a difference."""
+    text = (f"{shown_difference(ds, name, median)} [{shown_difference(ds, name, low)}, "
+            f"{shown_difference(ds, name, high)}]")
+    return text if is_ratio(ds, name) else f"{text} {units_text(ds[name].attrs.get('units', ''), name)}"
 
 
 def _comparison(ds: xr.Dataset, h: Headline, year: int, other: str) -> Finding | None:
@@ -96,7 +102,7 @@ def _comparison(ds: xr.Dataset, h: Headline, year: int, other: str) -> Finding |
     med, lo, hi = _band(ds[f"{h.name}_diff"], sel)
     ratio = is_ratio(ds, h.name)
     shown = [math.exp(v) if ratio else v for v in (med, lo, hi)]
-    band = f"{shown_difference(ds, h.name, med)} [{shown_difference(ds, h.name, lo)}, {shown_difference(ds, h.name, hi)}]"
+    band = shown_band(ds, h.name, med, lo, hi)
     anchor = f"{h.key}-{other}"
     if p_eq >= 0.5:
         text = (f"Under {other}, it is {likelihood(p_eq)} that {h.phrase} in {year} is the same as under {first} "

@@ -16,7 +16,7 @@ import xarray as xr
 
 from forecast import plots
 from forecast.files import atomic
-from forecast.findings import findings, shown_difference
+from forecast.findings import findings, shown_band
 from forecast.headline import CONTEXT, HEADLINES, YEARS, fmt as _fmt, units_text
 STATS = ("first_low", "first_high", "total_low", "total_high", "first", "total", "variance",  # sensitivity
          "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
@@ -86,10 +86,9 @@ def comparison_table(ds: xr.Dataset) -> str:
             for y in years:
                 at = dict(h.sel, compared=other, time=f"{y}-01")
                 diff = ds[f"{h.name}_diff"].sel(at).squeeze()
-                med, lo, hi = (shown_difference(ds, h.name, _val(diff.sel(quantile=q))) for q in (0.5, 0.05, 0.95))
+                band = shown_band(ds, h.name, *(_val(diff.sel(quantile=q)) for q in (0.5, 0.05, 0.95)))
                 cells.append(f"P(higher) {_val(ds[f'{h.name}_p_higher'].sel(at)):.2f}, "
-                             f"P(equal) {_val(ds[f'{h.name}_p_equal'].sel(at)):.2f}<br>"
-                             f"paired {html.escape(med)} [{html.escape(lo)}, {html.escape(hi)}]")
+                             f"P(equal) {_val(ds[f'{h.name}_p_equal'].sel(at)):.2f}<br>paired {html.escape(band)}")
             rows.append(f"<tr id='row-{html.escape(h.key)}-{html.escape(str(other))}'><td>{html.escape(h.title)}</td>"
                         f"<td>{html.escape(str(other))}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "<table>" + "".join(rows) + "</table>"
