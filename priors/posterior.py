@@ -6,7 +6,7 @@ File layout (netCDF4 via h5netcdf, written atomically):
                        region), in the parameter's own units, NaN where no model informs
                        it; plus each model's low-dimensional latents as "<model>__<name>"
     sample_stats       "<model>__diverging"
-    observed_data      "<model>__<site>" (model space), "..._train", "..._date", "..._label"
+    observed_data      "<model>__<site>" (model space), with coordinates "..._train", "..._date", "..._label"
     prior_predictive, posterior_predictive
                        "<model>__<site>", thinned to PREDICTIVE_DRAWS draws
 attrs of posterior: kernel_params, converged (1/0), problems, diagnostics, start, regions,
@@ -54,12 +54,15 @@ def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict):
         for site_name, site in prepared[model].sites.items():
             key = f"{model}__{site_name}"
             dim = f"{key}_row"
+            # The observation is the variable; its date, series, label and training flag are
+            # coordinates of its rows (arviz's convention: az.plot_ppc pairs every observed_data
+            # variable with a posterior_predictive one).
             obs[key] = xr.DataArray(site.rows["y"].to_numpy(np.float64), dims=(dim,),
+                                    coords={f"{key}_train": (dim, site.rows["train"].to_numpy()),
+                                            f"{key}_date": (dim, pd.to_datetime(site.rows["date_parsed"]).to_numpy()),
+                                            f"{key}_label": (dim, site.rows["label"].astype(str).to_numpy()),
+                                            f"{key}_series": (dim, site.rows["series"].astype(str).to_numpy())},
                                     attrs={"inverse": site.inverse, "data_units": site.units})
-            obs[f"{key}_train"] = xr.DataArray(site.rows["train"].to_numpy(), dims=(dim,))
-            obs[f"{key}_date"] = xr.DataArray(pd.to_datetime(site.rows["date_parsed"]).to_numpy(), dims=(dim,))
-            obs[f"{key}_label"] = xr.DataArray(site.rows["label"].astype(str).to_numpy(), dims=(dim,))
-            obs[f"{key}_series"] = xr.DataArray(site.rows["series"].astype(str).to_numpy(), dims=(dim,))
             flat = pp[site_name].stack(sample=("chain", "draw")).transpose("sample", ...).values[::step]
             post_pp[key] = xr.DataArray(flat[None].astype(np.float32), dims=("chain", "draw", dim))
             pflat = pr[site_name].stack(sample=("chain", "draw")).transpose("sample", ...).values

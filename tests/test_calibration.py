@@ -419,3 +419,24 @@ def test_price_model_hands_the_kernel_its_top_decile_line(data, ctx):
     assert set(out) == set(prices.KERNEL_PARAMS)
     np.testing.assert_allclose(out["list_price0"], np.exp(samples["log_frontier_price0"]))
     np.testing.assert_array_equal(out["list_price_scale"], samples["price_scale"])
+
+
+def test_shipped_posterior_follows_arviz_conventions():
+    """Each observed_data variable is an observation with its date, series, label and
+    training flag as coordinates of its rows, and a posterior predictive of the same name:
+    az.plot_ppc runs on the shipped file."""
+    import arviz as az
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from forecast.calibrate import shipped_path
+
+    idata = az.from_netcdf(shipped_path())
+    obs = idata.observed_data
+    assert set(obs.data_vars) == set(idata.posterior_predictive.data_vars)
+    for key, da in obs.data_vars.items():
+        for meta in ("train", "date", "label", "series"):
+            assert f"{key}_{meta}" in da.coords, (key, meta)
+        assert np.issubdtype(da[f"{key}_date"].dtype, np.datetime64)
+    axes = az.plot_ppc(idata, num_pp_samples=20)
+    assert np.size(axes) == len(obs.data_vars)
