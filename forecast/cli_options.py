@@ -90,7 +90,8 @@ def writing(console, *outputs, **check):
 
 def write_or_fail(console, path, write, *args):
     """write(*args, path); a failed write (disk full, read-only) is a message naming the
-    path and the bytes needed, and exit 2 (nothing half-written: writes are atomic)."""
+    path, the reason and the bytes free on a full disk, and exit 2 (nothing half-written:
+    the writers are atomic)."""
     try:
         return write(*args, path)
     except OSError as e:
@@ -101,7 +102,7 @@ FORCE = click.option("--force", is_flag=True, help="replace an existing output")
 
 
 def save_results(ds, output, console):
-    """forecast.run.save (atomic); a failed write is a message, Ctrl-C one line."""
+    """forecast.run.save (atomic); a failed write is a message with the bytes needed."""
     from forecast.run import RunError, save
 
     try:
