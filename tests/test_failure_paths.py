@@ -85,6 +85,7 @@ def test_an_output_of_the_wrong_kind_is_refused(results, tmp_path, command, outp
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # over 15 s: the full suite runs it
 def test_an_existing_output_is_replaced_only_with_force(results, tmp_path):
     for args, out in ((["report", results, "-o"], tmp_path / "r.html"), (["export", results, "--csv"], tmp_path / "r.csv"),
                       (["run", "baseline", "-n", 16, "--priors", "none", "-o"], tmp_path / "x.nc")):
@@ -115,6 +116,7 @@ def test_a_second_writer_is_refused_by_name_and_a_dead_ones_lock_taken_over(resu
     assert res.exit_code == 0 and out.exists() and not lock_path(out).exists()
 
 
+@pytest.mark.slow  # over 15 s: the full suite runs it
 def test_two_runs_to_one_output_one_refused(tmp_path):
     out = tmp_path / "x.nc"
     env = dict(os.environ, FORECAST_CACHE_DIR="off", XLA_FLAGS="")
@@ -238,6 +240,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path, delay):
 
 
 # ------------------------------------------------------------------ full disks and the write order
+@pytest.mark.slow  # over 15 s: the full suite runs it
 def test_a_failed_checkpoint_save_warns_and_the_run_goes_on(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
     sc = with_months(load("baseline", calibration="none"), 6)
@@ -276,6 +279,7 @@ def test_the_output_is_safe_before_the_checkpoint_goes(tmp_path, monkeypatch):
         np.testing.assert_array_equal(whole[name].values, again[name].values, err_msg=name)
 
 
+@pytest.mark.slow  # over 15 s: the full suite runs it
 def test_a_refused_run_removes_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
     sc = with_params(with_months(load("baseline", calibration="none"), 120),
