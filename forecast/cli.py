@@ -17,7 +17,7 @@ from rich.table import Table
 from forecast.cli_options import (FORCE, Main, fail, file_inputs, interrupted, save_results, write_or_fail,
                                   writing)
 from forecast.files import atomic
-from forecast.headline import HEADLINES, YEARS, fmt
+from forecast.headline import HEADLINES, YEARS, fmt, years_present
 from forecast.plots import available
 from forecast.scenario import ScenarioError, builtin_descriptions, load
 
@@ -232,11 +232,6 @@ def _band(ds, var, at) -> str:
     return f"{fmt(q[0.5], 2)} [{fmt(q[min(q)], 2)}, {fmt(q[max(q)], 2)}]"  # at most 20 characters
 
 
-def _years(ds):
-    present = set(ds.time.dt.year.values.tolist())
-    return [y for y in SUMMARY_YEARS if y in present]
-
-
 def summary_table(ds, scenario=None, detail=False) -> Table:
     """Medians and bands of the headline metrics in January of the summary years, one
     "median [5%, 95%]" per cell (fits 80 columns); detail: the mean and, where zero is
@@ -246,7 +241,7 @@ def summary_table(ds, scenario=None, detail=False) -> Table:
     title = f"{name}: median [{min(qs):.0%}, {max(qs):.0%}]" + ("; mean; P(>0)" if detail else "")
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     table.add_column("metric", no_wrap=True)  # headline labels are at most 14 characters
-    years = _years(ds)
+    years = years_present(ds)
     for y in years:
         table.add_column(str(y), justify="right", no_wrap=True)
     pick = {"scenario": scenario} if scenario is not None and "scenario" in ds.dims else {}
@@ -273,7 +268,7 @@ def compare_table(ds) -> Table:
                   pad_edge=False)
     table.add_column("metric", no_wrap=True)
     table.add_column("scenario", no_wrap=True)
-    years = _years(ds)
+    years = years_present(ds)
     for y in years:
         table.add_column(str(y), justify="right", no_wrap=True)
     for var, sel, label in SUMMARY:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from forecast.headline import FINDING_YEARS, HEADLINES, Headline, fmt, units_text
+from forecast.headline import FINDING_YEARS, HEADLINES, Headline, fmt, units_text, years_present
 
 # (lower bound of P, term): the first whose bound P exceeds; "about as likely as not" between.
 SCALE = ((0.99, "virtually certain"), (0.95, "extremely likely"), (0.90, "very likely"), (0.66, "likely"))
@@ -143,9 +143,8 @@ def findings(ds: xr.Dataset, years=FINDING_YEARS) -> list[Finding]:
     from forecast.plots import available
 
     out = []
-    januaries = [int(str(t)[:4]) for t in ds["time"].values.astype("datetime64[M]").astype(str) if str(t)[5:7] == "01"]
     # The years asked for, or (a short run) the last January simulated.
-    years = [y for y in years if y in januaries] or januaries[-1:]
+    years = years_present(ds, years) or years_present(ds, range(1900, 2200))[-1:]
     if "compared" in ds.dims:
         for other in ds["compared"].values:
             found = [f for h in HEADLINES for y in years if available(ds, h.name, h.sel)

@@ -54,6 +54,13 @@ HEADLINES = (
 CONTEXT = (Headline("compute", {"region": "us"}, "US compute", "US AI compute", "US AI compute"),)
 
 
+def years_present(ds, years=YEARS) -> list[int]:
+    """Those of `years` whose January a results file simulates."""
+    januaries = {int(str(t)[:4]) for t in ds["time"].values.astype("datetime64[M]").astype(str)
+                 if str(t)[5:7] == "01"}
+    return [y for y in years if y in januaries]
+
+
 def fmt(x: float, digits: int = 3) -> str:
     """A number in at most `digits` significant digits, compact where large or tiny
     ("1.2e7", "1460", not "1.20e+07" or "1.46e+03"), "n/a" when not finite."""

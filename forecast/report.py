@@ -17,7 +17,7 @@ import xarray as xr
 from forecast import plots
 from forecast.files import atomic
 from forecast.findings import findings, shown_band
-from forecast.headline import CONTEXT, HEADLINES, YEARS, fmt as _fmt, units_text
+from forecast.headline import CONTEXT, HEADLINES, fmt as _fmt, units_text, years_present
 STATS = ("first_low", "first_high", "total_low", "total_high", "first", "total", "variance",  # sensitivity
          "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
 STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -40,15 +40,10 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _years(ds):
-    present = set(ds["time"].dt.year.values.tolist())
-    return [y for y in YEARS if y in present]
-
-
 def metrics_table(ds: xr.Dataset, scenario=None) -> str:
     """Key metrics at the summary years: median [5%, 95%], mean, P(>0) / P(widening); each
     row has an id (the findings link to it)."""
-    years = _years(ds)
+    years = years_present(ds)
     rows = ["<tr><th>metric</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
     pick = {"scenario": scenario} if scenario is not None else {}
     for h in HEADLINES + CONTEXT:
@@ -76,7 +71,7 @@ def comparison_table(ds: xr.Dataset) -> str:
     """Per compared scenario and headline metric: P(higher) and P(equal), and the paired
     difference as a reader wants it: "0.28x [0.19, 0.45]" for strictly positive metrics,
     "+3.1 [-2, 5] months" for the others (lags, shares: a point mass at zero)."""
-    years = _years(ds)
+    years = years_present(ds)
     rows = ["<tr><th>metric</th><th>scenario</th>" + "".join(f"<th>{y}</th>" for y in years) + "</tr>"]
     for h in HEADLINES:
         if not plots.available(ds, f"{h.name}_p_higher", h.sel):
@@ -105,7 +100,7 @@ def sensitivity_section(ds: xr.Dataset) -> str:
     the summary years, with first-order indices and intervals."""
     from forecast.sensitivity import default_cell, metric_names, top
 
-    years = _years(ds)
+    years = years_present(ds)
     conf = float(ds.attrs.get("confidence", 0.95))
     body = [f"<p class='note'>Sobol' indices: the share of a metric's variance (log variance for log-scale "
             f"metrics) due to each group of uncertain inputs alone (first-order) and with all its interactions "

@@ -116,10 +116,12 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def check_seed(seed) -> int:
-    """A seed in [0, 2**64), every bit of which is used (kernels.keys.seed_key)."""
+def check_seed(seed, error=None) -> int:
+    """A seed in [0, 2**64), every bit of which is used (kernels.keys.seed_key); otherwise
+    `error` (default RunError) with the allowed range."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
-        raise RunError(f"seed must be a whole number in [0, 2**64) (0 to 18446744073709551615), got {seed!r}")
+        raise (error or RunError)(f"seed must be a whole number in [0, 2**64) (0 to 18446744073709551615), "
+                                  f"got {seed!r}")
     return int(seed)
 
 

@@ -28,10 +28,10 @@ import pandas as pd
 import xarray as xr
 
 from forecast.outputs import provenance
-from forecast.run import RunError, batch_size
+from forecast.run import RunError, batch_size, check_seed
 from forecast.scenario import Scenario, load
 from kernels import OUTPUT_BY_NAME, OUTPUTS, SPECS, n_entries, output_sizes, run_paths
-from kernels.keys import SEED_LIMIT, seed_key
+from kernels.keys import seed_key
 from kernels.reduce import TINY
 
 NOISE = ("process noise: shocks", "process noise: events")
@@ -348,8 +348,7 @@ def sensitivity(
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SensitivityError(f"metric {m!r} is not an output{hint}; choose from {', '.join(OUTPUT_BY_NAME)}")
     n = _check_n(n)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
-        raise SensitivityError(f"seed must be a whole number in [0, 2**64), got {seed!r}")
+    seed = check_seed(seed, SensitivityError)
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 10:
         raise SensitivityError(f"resamples must be a whole number >= 10, got {resamples!r}")
     if not 0.5 <= confidence < 1.0:
