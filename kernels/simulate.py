@@ -1,8 +1,9 @@
 """One month of one trajectory, the time loop, and chunks of trajectories.
 
 A month, top to bottom (docs/model.md): events -> supply (power, hardware) -> cost
-(frontier, lagging, floor) -> demand -> affordability -> prices -> allocation (regional
-pools, guarantees, trade, lagging) -> outputs. The chunk runner draws each month's shocks,
+(frontier, floor) -> demand (total tokens) -> the menu's choice, affordability and sticky
+prices -> allocation (guarantees, contracts, then down the menu; regional pools and trade)
+-> outputs. The chunk runner draws each month's shocks,
 vmaps the month over trajectories, scans it over months and hands each month's
 (trajectory, series) outputs to a reducer, so that no trajectories x months x series array
 is ever built (except by the `keep` reducer, for runs small enough to keep every value,
