@@ -1,11 +1,26 @@
-"""The access model as a careful analyst would write it in NumPy: a loop over months,
-vectorised over trajectories (float64, NumPy's own random generator).
+"""The access model (docs/model.md, version 3 part 1) as a careful analyst would write it
+in NumPy: a loop over months, vectorised over trajectories (float64, NumPy's own random
+generator).
 
 It reads the same scenario priors as the engine and implements the same equations
-(docs/model.md) independently of kernels/, so it is both the speed baseline for
-benchmarks/run.py and a correctness reference: tests/test_reference.py checks that its
-bands agree with the engine's within Monte Carlo error. Bands are np.quantile over the
-trajectories each month (method "inverted_cdf", as the engine).
+(docs/model.md: "A month, in order", "Outputs" and the parameter table) independently of
+kernels/: the menu of model classes (frontier, mid, open) chosen by logit shares of total
+token demand, free and paid consumer plans, sticky list prices bounded by substitution,
+enterprise demand that stops compounding under rationing beyond the start's, and an
+allocation that moves rationed tokens down the menu (base at the open class from any
+capacity, upgrades to mid and frontier from capacity that may host the labs' models). It
+is both the speed baseline for benchmarks/run.py and a correctness reference:
+tests/test_reference.py checks that its bands agree with the engine's within Monte Carlo
+error. Bands are np.quantile over the trajectories each month (method "inverted_cdf", as
+the engine).
+
+Where docs/model.md is silent or ambiguous, this file decides (each decision is marked
+"docs silent" below): the demand feedback's U is step 7's (the compute the wanted tokens
+need at last month's prices); the free allowance caps the cost-responsive tokens a user
+wants; the start's list prices obey the premium bound; guarantees serve a tier's classes in
+proportion; unused reserves return to the home regions' own capacity; pooled capacity is
+drawn from the permitted regions' leftovers in proportion; a cell with nothing served
+reports the smallest lag on offer to it.
 """
 from __future__ import annotations
 
@@ -13,12 +28,18 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from forecast.scenario import Scenario, load
+from kernels import OUTPUTS, output_sizes
 from kernels.params import SPECS
 from kernels.simulate import LIST_PRICE_QUANTILE
 
 N_TIERS = 3
+N_CLASSES = 3  # frontier, mid, open
+F, M, O = 0, 1, 2
 DT = 1.0 / 12.0
 QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+LEFTOVER_RES = 1e-3  # leftovers below this share of their pool are 0
+FILL_RES = 1e-5  # fills within this of full are full
+TOKEN_RES = 1e-6  # class tokens and unserved shares below this share of a cell's wanted tokens are 0
 
 
 def sample_params(sc: Scenario, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -42,43 +63,85 @@ def _logistic(start, ceiling, rate, t):
     return ceiling / (1.0 + np.exp(-(np.log(ratio) - np.log1p(-ratio) + rate * t)))
 
 
-def _waterfill(d, w, cap):
-    """(n, R, K) demand, (n, R) weights, (n, K) capacity offered -> (n, R, K) fill."""
+def _fill(d, w, cap):
+    """Exact water-filling: demands d (..., I) with weights w (..., I) share capacity cap (...).
+
+    Cell i is filled to min(1, lam w_i), lam solving sum_i d_i min(1, lam w_i) = cap
+    (piecewise linear with kinks at 1/w_i); everything is full where the demand fits.
+    Fills within FILL_RES of full count as full."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _waterfill_inner(d, w, cap)
+        cap = np.maximum(cap, 0.0)
+        live = (w > 0) & (d > 0)
+        kink = np.where(live, 1.0 / np.where(live, w, 1.0), np.inf)  # (..., I)
+        # demand met at lam = kink_j: sum_i d_i min(1, kink_j w_i)   -> (..., j)
+        part = np.where(live[..., None, :], np.minimum(1.0, kink[..., :, None] * w[..., None, :]), 0.0)
+        at_kink = np.sum(part * d[..., None, :], axis=-1)
+        lam_lo = np.max(np.where(np.isfinite(kink) & (at_kink <= cap[..., None]), kink, 0.0), axis=-1)
+        full = live & (kink <= lam_lo[..., None])
+        rest = cap - np.sum(np.where(full, d, 0.0), axis=-1)
+        slope = np.sum(np.where(live & ~full, d * w, 0.0), axis=-1)
+        lam = np.maximum(rest, 0.0) / np.maximum(slope, 1e-300)
+        fill = np.where(full, 1.0, np.where(live, np.clip(lam[..., None] * w, 0.0, 1.0), 0.0))
+        fill = np.where((np.sum(d, axis=-1) <= cap)[..., None], 1.0, fill)
+    return np.where(fill >= 1.0 - FILL_RES, 1.0, fill)
 
 
-def _waterfill_inner(d, w, cap):
-    kinks = np.where(w > 0, 1.0 / np.maximum(w, 1e-300), np.inf)  # (n, R)
-    share = np.where(np.isfinite(kinks)[:, :, None],
-                     np.minimum(1.0, kinks[:, :, None] * w[:, None, :]), 0.0)  # (n, j, r): min(1, w_r/w_j)
-    at_kink = np.einsum("njr,nrk->njk", share, d)
-    at_kink = np.where(np.isfinite(kinks)[:, :, None], at_kink, np.inf)
-    lam_lo = np.max(np.where(at_kink <= cap[:, None, :], kinks[:, :, None], 0.0), axis=1)  # (n, K)
-    full = kinks[:, :, None] <= lam_lo[:, None, :]
-    slope = np.sum(np.where(full, 0.0, d * w[:, :, None]), axis=1)
-    lam = (cap - np.sum(np.where(full, d, 0.0), axis=1)) / np.maximum(slope, 1e-300)
-    part = np.where(full, 0.0, np.clip(lam[:, None, :] * w[:, :, None], 0.0, 1.0))
-    left = cap - np.sum(np.where(full, d, 0.0), axis=1)
-    trim = np.clip(left / np.maximum(np.sum(d * part, axis=1), 1e-300), 0.0, 1.0)
-    fill = np.where(full, 1.0, part * trim[:, None, :])
-    return np.where((np.sum(d, axis=1) <= cap)[:, None, :], 1.0, fill)
+def _snap(x, scale):
+    """Leftover capacity below LEFTOVER_RES of its pool is 0."""
+    return np.where(x > LEFTOVER_RES * scale, x, 0.0)
 
 
-def _by_priority(d, cap):
-    """(n, R, K) served from each region's own capacity (n, R), tiers in priority order."""
-    before = np.cumsum(d, axis=2) - d
-    return np.minimum(d, np.maximum(cap[:, :, None] - before, 0.0))
+def _stage(d, w_dom, w_pool, avail, permit, friction):
+    """One allocation stage: each region's cells from its own capacity, then the pool.
+
+    d: (n, R, I) capacity units each cell needs; w_dom: (n, R, I) domestic weights;
+    w_pool: (n, R, I) pool weights; avail: (n, R) capacity; permit: (n, R) 1 where the
+    region's capacity may serve this stage; friction: (n, R) import friction of the users'
+    region. Returns the fill (n, R, I) and the capacity left (n, R)."""
+    n, R, I = d.shape
+    own = avail * permit
+    dom = _fill(d, w_dom, own)
+    left = _snap(own - np.sum(d * dom, axis=-1), own)
+    rest = d * (1.0 - dom)
+    units = rest / np.maximum(1.0 - friction, 1e-12)[:, :, None]
+    pool = left.sum(1)
+    imp = _fill(units.reshape(n, R * I), w_pool.reshape(n, R * I), pool).reshape(n, R, I)
+    used = np.minimum(np.sum(units * imp, axis=(1, 2)), pool)
+    # docs silent: pooled capacity is drawn from the permitted regions' leftovers in proportion
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep = np.where(pool > 0, np.clip(1.0 - used / np.where(pool > 0, pool, 1.0), 0.0, 1.0), 0.0)
+    left_after = _snap(left * keep[:, None], left)
+    fill = dom + (1.0 - dom) * imp
+    fill = np.where(fill >= 1.0 - FILL_RES, 1.0, fill)
+    return fill, avail * (1 - permit) + left_after
 
 
-def _pooled(need, weight, friction, pool):
-    """(n, R, K) delivered from a pool (n,), and the pool used (n,)."""
-    units = need / np.maximum(1.0 - friction, 1e-6)[:, :, None]
-    tier_total = units.sum(1)
-    offered = np.maximum(pool[:, None] - (np.cumsum(tier_total, 1) - tier_total), 0.0)
-    fill = _waterfill(units, np.maximum(weight, 0), offered)
-    fill = np.where(fill >= 1 - 1e-5, 1.0, fill)
-    return need * fill, np.minimum((units * fill).sum((1, 2)), pool)
+def _menu(Wg, avail, qc, tw, upw, access_w, hosts, friction):
+    """Wanted tokens Wg (n, R, G, 3) of a group of tiers through the menu with capacity
+    avail (n, R). Returns served tokens by class (n, R, G, 3), the base fill f (n, R, G),
+    the upgrade fills g_M, g_F (n, R, G) and the capacity left."""
+    n, R, G, _ = Wg.shape
+    q_f, q_m, q_o = qc
+    # base: every wanted token at the open class, from any region's capacity
+    tokens = Wg.sum(-1)
+    d = tokens * q_o[:, None, None]
+    w_dom = np.broadcast_to(tw[:, None, :], d.shape)
+    w_pool = access_w[:, :, None] * tw[:, None, :]
+    f, avail = _stage(d, w_dom, w_pool, avail, np.ones_like(avail), friction)
+    # upgrades: to mid (tier weight) and on to frontier (tier weight x upgrade_weight),
+    # rationed together, from capacity that may host the labs' models
+    dm = f * (Wg[..., M] + Wg[..., F]) * (q_m - q_o)[:, None, None]
+    df = f * Wg[..., F] * (q_f - q_m)[:, None, None]
+    du = np.concatenate([dm, df], axis=-1)  # (n, R, 2G)
+    twu = np.concatenate([tw, tw * upw[:, None]], axis=-1)  # (n, 2G)
+    g, avail = _stage(du, np.broadcast_to(twu[:, None, :], du.shape), access_w[:, :, None] * twu[:, None, :],
+                      avail, hosts, friction)
+    g_m, g_f = g[..., :G], g[..., G:]
+    g_f = np.minimum(g_f, g_m)
+    served = np.stack([f * g_f * Wg[..., F],
+                       f * (g_m * (Wg[..., M] + Wg[..., F]) - g_f * Wg[..., F]),
+                       f * (Wg[..., O] + (1.0 - g_m) * (Wg[..., M] + Wg[..., F]))], axis=-1)
+    return served, f, g_m, g_f, avail
 
 
 def _lognormal_gini_sigma(g):
@@ -90,7 +153,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     """Simulate n trajectories; returns (time, series, quantile) bands, or with keep=True
     the (time, trajectory, series) values themselves (small runs only).
 
-    Series are in the engine's order (kernels.simulate.OUTPUTS).
+    Series are in the engine's order (kernels.OUTPUTS, sizes kernels.output_sizes).
     """
     sc = load(sc, calibration="none") if isinstance(sc, str) else sc
     rng = np.random.default_rng(seed)
@@ -100,14 +163,26 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     logistic = _logistic
     pop, north = p["population"], p["north"]
     hosts, access, home = p["hosts_frontier"], p["frontier_access"], p["frontier_home"]
-    friction, weight = p["import_friction"], p["access_weight"]
-    eps = p["elasticity"][:, None]
+    friction, access_w = p["import_friction"], p["access_weight"]
+    tw, upw = p["tier_weight"], p["upgrade_weight"]
+    eps = p["elasticity"]
     sigma_inc = _lognormal_gini_sigma(p["income_gini"])
     log_med_inc = np.log(p["gni_per_capita"] / 12.0) - 0.5 * sigma_inc**2
     s0 = logistic(p["agentic_share0"], p["agentic_ceiling"], p["agentic_rate"], 0.0)
     mix0 = 1 - s0 + s0 * p["agentic_multiplier"]
     blocked = np.ones((n, R, N_TIERS))
     blocked[:, :, 0] = 1 - p["trusted_access"]
+    # the menu: compute per token, appeal, which classes are on offer, price sensitivity
+    qc = (np.ones(n), p["mid_compute"], p["mid_compute"] * p["open_compute"])
+    q_vec = np.stack(qc, -1)  # (n, 3)
+    appeal = np.stack([np.zeros(n), p["mid_appeal"], p["open_appeal"]], -1)  # (n, 3)
+    offered = np.stack([access, access, np.ones_like(access)], -1)  # (n, R, 3)
+    free_class = np.stack([np.zeros_like(access), access, 1 - access], -1)  # (n, R, 3): mid, or open
+    gni = p["gni_per_capita"]
+    theta = (p["price_sensitivity"][:, None] * p["tier_sensitivity"])[:, None, :] * (
+        (gni.max(1, keepdims=True) / gni) ** p["income_sensitivity"][:, None])[:, :, None]  # (n, R, K)
+    lag_m = p["mid_lag"]
+    lag_o = np.minimum(p["open_lag"][:, None], p["stack_lag"])  # (n, R)
 
     def serving_gain(ty):
         h = p["serve_halflife"]
@@ -118,48 +193,85 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         energy = p["kw_per_h100e0"] * np.exp(-p["g_power_eff"] * ty) * 730.0 * p["electricity_price"]
         return 1e6 * (capital + energy) / p["floor_tokens_per_h100e"]
 
-    def market(log_c, log_e, cap, restricted, ty):
+    def lags(restricted, frozen):
+        """(n, R, K, 3) capability lag of each class for each cell."""
+        withheld = restricted[:, None, None] * blocked
+        lag_f = np.where(withheld > 0, frozen[:, None, None], 0.0)
+        return np.stack([lag_f, np.broadcast_to(lag_m[:, None, None], lag_f.shape),
+                         np.broadcast_to(lag_o[:, :, None], lag_f.shape)], -1)
+
+    def demand(log_c, log_e, ty):
+        """Total tokens: trusted and enterprise (n, R, 2), consumer users (n, R), tokens a
+        user wants (n,), a basic plan's tokens (n,)."""
         s = logistic(p["agentic_share0"], p["agentic_ceiling"], p["agentic_rate"], ty)
         mix = 1 - s + s * p["agentic_multiplier"]
-        adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
-        consumer = pop * adoption * (p["tokens_assisted"] * np.exp(p["assisted_growth"] * ty) * mix)[:, None]
-        enterprise = np.exp(log_e) * (mix / mix0)[:, None]
-        response = np.exp(-p["elasticity"] * (log_c - np.log(p["cost_frontier0"])))
-        tr = p["trusted_share"]
-        d1 = np.stack([tr * enterprise, (1 - tr) * enterprise, consumer], -1) * response[:, None, None]
+        response = np.exp(-eps * (log_c - np.log(p["cost_frontier0"])))
         plan = p["tokens_assisted"] * np.exp(p["assisted_growth"] * ty)
+        adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
+        enterprise = np.exp(log_e) * (mix / mix0 * response)[:, None]
+        tr = p["trusted_share"]
+        te = np.stack([tr * enterprise, (1 - tr) * enterprise], -1)
+        # docs silent: the cost response scales the tokens a user wants, before the free allowance
+        return te, pop * adoption, plan * mix * response, plan
 
-        def priced(price):
-            log_plan = np.log(plan[:, None] * price * 1e-6) - np.log(p["ai_budget_share"])
-            share = ndtr((log_plan[:, None, :] - log_med_inc[:, :, None]) / sigma_inc[:, :, None])
-            return np.where(share < 1e-6, 0.0, np.where(share > 1 - 1e-6, 1.0, share))
+    def priced_out(P, plan):
+        """(n, R, K): trusted and enterprise priced out of a basic plan at the frontier's list
+        price, consumers out of the regional paid plan."""
+        cost = np.concatenate([np.broadcast_to((plan[:, None] * P[:, :2, F] * 1e-6)[:, None, :], (n, R, 2)),
+                               p["plan_price"][:, :, None]], -1)
+        log_cost = np.log(cost) - np.log(p["ai_budget_share"])[:, None, :]
+        share = ndtr((log_cost - log_med_inc[:, :, None]) / sigma_inc[:, :, None])
+        return np.where(share < 1e-6, 0.0, np.where(share > 1 - 1e-6, 1.0, share))
 
-        def elig(d, po):
-            return d * (1 - po) * access[:, :, None] * (1 - restricted[:, None, None] * blocked)
+    def wanted(P, dem, lag):
+        """Wanted tokens W (n, R, K, 3) at list prices P (n, K, 3), and the priced-out shares."""
+        te, users, u, plan = dem
+        po = priced_out(P, plan)
+        V = appeal[:, None, None, :] - p["lag_aversion"][:, None, None, None] * lag \
+            - theta[..., None] * np.log(P)[:, None, :, :]
+        V = V - V.max(-1, keepdims=True)
+        e = np.exp(V) * offered[:, :, None, :]
+        s = e / e.sum(-1, keepdims=True)
+        e2 = e.copy()
+        e2[..., F] = 0.0
+        s2 = e2 / e2.sum(-1, keepdims=True)  # without the frontier (open is always on offer)
+        W_te = te[..., None] * ((1 - po[:, :, :2, None]) * s[:, :, :2] + po[:, :, :2, None] * s2[:, :, :2])
+        paid = p["paid_propensity"][:, None] * (1 - po[:, :, 2])
+        free = np.minimum(u, p["free_allowance"])
+        W_c = users[..., None] * (paid[..., None] * u[:, None, None] * s[:, :, 2]
+                                  + (1 - paid)[..., None] * free[:, None, None] * free_class)
+        return np.concatenate([W_te, W_c[:, :, None, :]], 2), po, paid
 
-        price1 = np.exp(log_c)[:, None] * p["markup"]
-        e1 = elig(d1, priced(price1))
-        ratio = e1.sum((1, 2)) / np.maximum((cap * hosts).sum(1), 1e-300)
-        mult = np.maximum(ratio, 1.0) ** (1.0 / p["elasticity"])
-        price = price1 * mult[:, None] ** p["scarcity_passthrough"]
-        wanted = d1 * (mult[:, None] ** (-eps * p["scarcity_passthrough"]))[:, None, :]
-        po = priced(price)
-        return e1, price, wanted, po, elig(wanted, po)
+    def need(W):
+        """(n,) the compute the wanted tokens need at the classes chosen."""
+        return np.einsum("nrkc,nc->n", W, q_vec)
 
-    # Start: compute, power, and the throughput that makes demand / capacity = scarcity0.
+    def targets(log_c, mult):
+        base = np.exp(log_c)[:, None, None] * q_vec[:, None, :] * p["markup"][:, :, None]  # (n, K, 3)
+        front = np.exp(log_c)[:, None] * p["markup"] * mult[:, None] ** p["scarcity_passthrough"]
+        base[:, :, F] = np.minimum(front, p["premium_max"][:, None] * base[:, :, M])
+        return base
+
+    # Start: compute, power, list prices at the targets with multiplier 1, and the throughput
+    # that makes the compute the wanted tokens need over all capacity equal scarcity0.
     k = p["compute0"].copy()
     w = k * np.maximum(p["fleet_kw0"], p["kw_per_h100e0"])[:, None] / 1e6
     log_p = np.log(w * (1 + p["power_headroom0"])[:, None])
     log_c = np.log(p["cost_frontier0"])
     log_e = np.log(p["enterprise0"])
-    e1, *_ = market(log_c, log_e, np.ones((n, R)), np.zeros(n), 0.0)
-    q0 = e1.sum((1, 2)) / (p["scarcity0"] * (p["inference_share"][:, None] * k * hosts).sum(1))
-    dev = np.zeros((n, R))
+    # docs silent: the start's prices obey the premium bound too (step 7: "both targets obey it")
+    P = targets(log_c, np.ones(n))
     restricted = np.zeros(n, bool)
     frozen = np.zeros(n)
+    W0, _, _ = wanted(P, demand(log_c, log_e, 0.0), lags(restricted.astype(float), frozen))
+    q0 = need(W0) / (p["scarcity0"] * (p["inference_share"][:, None] * k).sum(1))
+    x_prev = np.zeros(n)  # last month's log excess scarcity over the start's
+    kappa = 1.0 - np.exp2(-DT / p["price_halflife"])
+    dev = np.zeros((n, R))
     hit = rng.standard_normal((n, R)) < ndtri(np.clip(p["moratorium_probability"], 0, 1))
     sq = np.sqrt(DT)
     life = p["hardware_lifetime"][:, None]
+    sizes = output_sizes(R)
     out = []
     for month in range(sc.months):
         t, ty = float(month), month * DT
@@ -167,7 +279,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         zk, zkc, zg, zgc = z[:, :R], z[:, R], z[:, R + 1:2 * R + 1], z[:, 2 * R + 1]
         zp, zpc, zc = z[:, 2 * R + 2:3 * R + 2], z[:, 3 * R + 2], z[:, 3 * R + 3]
         ze, zs, zend = z[:, 3 * R + 4:4 * R + 4], z[:, 4 * R + 4], z[:, 4 * R + 5]
-        # Security restrictions.
+        # 1. Security restrictions.
         hazard = np.clip(p["restrict_hazard"], 0, 1)
         starts = zs < ndtri(hazard)
         ends = zend < ndtri(1.0 / np.maximum(p["restrict_duration"], 1.0))
@@ -175,7 +287,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         left = np.clip(ndtr(zs) / np.maximum(hazard, 1e-300), 0, 1)
         frozen = np.where(now, np.where(restricted, frozen + 1.0, left), 0.0)
         restricted = now
-        # Power capacity.
+        # 2. Power capacity.
         rho = p["shock_corr"][:, None]
         building = window(p["buildout_start"], p["buildout_end"], t)[:, None]
         mor = hit * window(p["moratorium_start"], p["moratorium_end"], t)[:, None]
@@ -195,53 +307,76 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         kw = (p["kw_per_h100e0"] * np.exp(-p["g_power_eff"] * (ty + DT)))[:, None]
         added = np.minimum(wanted_hw, np.maximum(np.exp(log_p) - w, 0.0) * 1e6 / kw)
         k, w = k + added, w + added * kw / 1e6
-        # Inference cost (serving gains saturate) and capacity.
+        # 3. Inference cost (serving gains saturate) and capacity (frontier-token units).
         serve_rate = p["g_serve"] * np.exp2(-ty / p["serve_halflife"])
         log_c = log_c + (p["g_front"] - p["g_hw"] - serve_rate) * DT + p["cost_vol"] * sq * zc
-        ge = (p["enterprise_growth_inf"] + (p["enterprise_growth0"] - p["enterprise_growth_inf"]) * np.exp2(
-            -ty / p["enterprise_halflife"]))[:, None]
-        log_e = log_e + ge * DT + p["enterprise_vol"][:, None] * sq * ze
         q = q0 * np.exp(serving_gain(ty) - p["g_front"] * ty)
         cap = p["inference_share"][:, None] * k * q[:, None]
-        _, price, wanted, po, elig = market(log_c, log_e, cap, restricted.astype(float), ty)
-        # Frontier allocation: reserves, domestic pools, trade.
-        hcap = cap * hosts
-        hom = hcap * home
+        K_total = cap.sum(1)
+        # 4. Total token demand; enterprise growth less the feedback of last month's excess scarcity.
+        ge = p["enterprise_growth_inf"] + (p["enterprise_growth0"] - p["enterprise_growth_inf"]) * np.exp2(
+            -ty / p["enterprise_halflife"])
+        log_e = log_e + ((ge - p["demand_feedback"] * x_prev) * DT)[:, None] + p["enterprise_vol"][:, None] * sq * ze
+        dem = demand(log_c, log_e, ty)
+        lag = lags(restricted.astype(float), frozen)
+        # 5-7. Choice at last month's prices -> scarcity multiplier -> sticky prices -> choice.
+        # U: the compute all wanted tokens need at last month's prices (step 7); docs silent:
+        # step 4's feedback x uses the same U (one symbol), next month.
+        W_prev, _, _ = wanted(P, dem, lag)
+        U = need(W_prev)
+        mult = np.maximum(1.0, U / np.maximum(K_total, 1e-300)) ** (1.0 / eps)
+        with np.errstate(divide="ignore"):
+            x_prev = np.maximum(0.0, np.log(U / (np.maximum(K_total, 1e-300) * p["scarcity0"])))
+        P = np.exp(np.log(P) + kappa[:, None, None] * (np.log(targets(log_c, mult)) - np.log(P)))
+        W, po, paid = wanted(P, dem, lag)
+        # 8. Allocation. (a) Guarantees: reserves of the home regions' capacity, tiers in order.
+        hom = cap * home
         hom_total = hom.sum(1)
         gshare = p["guarantee"] * window(p["guarantee_start"], np.inf, t)[:, None]
         reserve = gshare / np.maximum(gshare.sum(1), 1.0)[:, None] * hom_total[:, None]
-        from_res = _by_priority(elig, reserve)
+        need_k = np.einsum("nrkc,nc->nrk", W, q_vec)
+        before = np.cumsum(need_k, 2) - need_k
+        from_res = np.minimum(need_k, np.maximum(reserve[:, :, None] - before, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res_frac = np.where(need_k > 0, from_res / np.where(need_k > 0, need_k, 1.0), 0.0)
+        # docs silent: a reserve serves a tier's classes in proportion
+        W_res = W * res_frac[..., None]
         unused = reserve.sum(1) - from_res.sum((1, 2))
         hshare = hom / np.maximum(hom_total, 1e-300)[:, None]
-        own = hcap - hshare * reserve.sum(1)[:, None]
-        need = elig - from_res
-        dom = _by_priority(need, own)
-        snap = lambda x, scale: np.where(x > 1e-3 * scale, x, 0.0)  # noqa: E731
-        lft = snap(own - dom.sum(2), own) + snap(hshare * unused[:, None], hshare * reserve.sum(1)[:, None])
-        need = need - dom
-        imp, used = _pooled(need, weight, friction, lft.sum(1))
-        front = from_res + dom + imp
-        lft = snap(lft * np.clip(1 - used / np.maximum(lft.sum(1), 1e-300), 0, 1)[:, None], lft) + cap * (1 - hosts)
-        # Lagging models.
-        best = np.minimum(p["open_lag"][:, None], p["stack_lag"])[:, :, None]
-        withheld = restricted[:, None, None] * blocked * access[:, :, None]
-        lag_model = np.where(withheld > 0, np.minimum(frozen[:, None, None], best), best)
-        cF = np.exp(log_c)
-        c_lag = floor_cost(ty)[:, None, None] + cF[:, None, None] * np.exp(
-            -(p["g_alg"] + p["g_front"])[:, None, None] * lag_model / 12)
-        rho_l = np.minimum(c_lag / cF[:, None, None], 1.0)
-        short = need - imp
-        want_l = wanted - elig + short
-        need_l = want_l * rho_l
-        dom_l = _by_priority(need_l, lft)
-        imp_l, _ = _pooled(need_l - dom_l, weight, friction, snap(lft - dom_l.sum(2), lft).sum(1))
+        # docs silent: what a reserve leaves unused returns to the home regions' own capacity
+        avail = np.maximum(cap - hshare * (reserve.sum(1) - unused)[:, None], 0.0)
+        W_rest = W - W_res
+        # (b) the trusted tier through the menu, (c) enterprise and consumer with what is left.
+        served = np.zeros_like(W)
+        f_base = np.ones(W.shape[:3])
+        g_mid = np.ones(W.shape[:3])
+        g_front = np.ones(W.shape[:3])
+        for group in ([0], [1, 2]):
+            s_g, f_g, gm_g, gf_g, avail = _menu(W_rest[:, :, group], avail, qc, tw[:, group], upw, access_w,
+                                                hosts, friction)
+            served[:, :, group], f_base[:, :, group] = s_g, f_g
+            g_mid[:, :, group], g_front[:, :, group] = gm_g, gf_g
+        wanted_cell = W.sum(-1)  # (n, R, K)
+        class_tokens = W_res + served
+        small = class_tokens < TOKEN_RES * wanted_cell[..., None]
+        class_tokens = np.where(small, 0.0, class_tokens)
+        # tokens served at the class chosen: reserves all, the menu f g_F W_F, f g_M W_M, f W_O
+        at_choice_menu = np.stack([f_base * g_front, f_base * g_mid, f_base], -1)
+        missed = np.where(small, W, W_rest * (1.0 - at_choice_menu))
+        tot = wanted_cell.sum((1, 2))
+        unmet = np.where(tot > 0, missed.sum((1, 2, 3)) / np.maximum(tot, 1e-300), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(need_l > 0, (dom_l + imp_l) / need_l, 0.0)
-        lagging = want_l * np.clip(frac, 0, 1)
-        lagging = np.where(lagging > 1e-6 * wanted.sum(2, keepdims=True), lagging, 0.0)
-        served = front + lagging
+            unserved = np.where(wanted_cell > 0, W_rest.sum(-1) * (1.0 - f_base) / np.where(
+                wanted_cell > 0, wanted_cell, 1.0), 0.0)
+        unserved = np.where(unserved < TOKEN_RES, 0.0, unserved)
+        front = class_tokens[..., F]
+        lagging = class_tokens[..., M] + class_tokens[..., O]
+        served_cell = class_tokens.sum(-1)
+        # docs silent on "best": the smallest lag among the classes on offer to the cell
+        best = np.min(np.where(offered[:, :, None, :] > 0, lag, np.inf), -1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            lag = np.where(served > 0, lag_model * lagging / served, lag_model)
+            cap_lag = np.where(served_cell > 0, (class_tokens * lag).sum(-1) / np.where(
+                served_cell > 0, served_cell, 1.0), best)
         per_capita = front.sum(2) / pop
         ratio = ((north * per_capita * pop).sum(1) / (north * pop).sum(1) + 1.0) / (
             ((1 - north) * per_capita * pop).sum(1) / ((1 - north) * pop).sum(1) + 1.0)
@@ -250,8 +385,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         spread = (share[:, :, None] * share[:, None, :] * np.abs(per_capita[:, :, None] - per_capita[:, None, :])
                   ).sum((1, 2))
         gini = np.where(mean_pc > 0, spread / (2 * np.maximum(mean_pc, 1e-300)), 0.0)
-        tot = elig.sum((1, 2))
-        unmet = np.where(tot > 0, short.sum((1, 2)) / np.maximum(tot, 1e-300), 0.0)
+        cF = np.exp(log_c)
         fixed_cost = floor_cost(ty) + np.exp(log_c - (p["g_alg"] + p["g_front"]) * ty)
         adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
         zo = rng.standard_normal((n, 2, R))  # published-figure noise
@@ -259,8 +393,8 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         compute_obs = (k.sum(1) * np.exp(p["compute_obs_sd"] * zo[:, 1, 0]))[:, None]
         # a provider's published tokens (its level grown as all tokens served, t(4) scatter)
         # and a released model's list price (asymmetric Laplace about the top-decile line)
-        log_served = np.log(np.maximum(served.sum((1, 2)), 1e-30))
-        if t == 0:
+        log_served = np.log(np.maximum(class_tokens.sum((1, 2, 3)), 1e-30))
+        if month == 0:
             log_served0 = log_served
         tokens_obs = np.exp(p["tokens_obs_level"] + log_served - log_served0
                             + p["tokens_obs_sd"] * rng.standard_t(4.0, n))[:, None]
@@ -269,9 +403,19 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         ald = -classic * kq * rng.standard_exponential(n) + classic / kq * rng.standard_exponential(n)
         list_obs = (p["list_price0"] * np.exp(log_c - np.log(p["cost_frontier0"]) + ald))[:, None]
         chip_obs = (w.sum(1) / p["power_overhead"] * np.exp(p["chip_power_obs_sd"] * rng.standard_normal(n)))[:, None]
-        x = np.concatenate([k, np.exp(log_p), cF[:, None], fixed_cost[:, None], floor_cost(ty)[:, None], price,
-                            wanted.reshape(n, -1), front.reshape(n, -1), lagging.reshape(n, -1), per_capita,
-                            ratio[:, None], gini[:, None], unmet[:, None], lag.reshape(n, -1), po.reshape(n, -1),
-                            adoption, adoption_obs, compute_obs, tokens_obs, list_obs, chip_obs], axis=1)
+        by_region = class_tokens.sum(2)  # (n, R, class)
+        open_share = np.where(by_region.sum(-1) > 0, by_region[..., 2] / np.maximum(by_region.sum(-1), 1e-300), 0.0)
+        series = {
+            "compute": k, "power": np.exp(log_p), "cost_frontier": cF, "cost_fixed_capability": fixed_cost,
+            "cost_floor": floor_cost(ty), "price": P[:, :, F], "class_price": P, "demand_tokens": wanted_cell,
+            "class_tokens": class_tokens, "frontier_tokens": front, "lagging_tokens": lagging,
+            "tokens_per_capita": per_capita, "north_south_ratio": ratio, "access_gini": gini,
+            "unmet_share": unmet, "capability_lag": cap_lag, "priced_out": po, "unserved_share": unserved,
+            "free_share": 1.0 - paid, "open_share": open_share, "adoption": adoption, "adoption_observed": adoption_obs,
+            "compute_observed": compute_obs, "tokens_observed": tokens_obs, "list_price_observed": list_obs,
+            "chip_power_observed": chip_obs,
+        }
+        assert set(series) == {spec.name for spec in OUTPUTS}
+        x = np.concatenate([np.reshape(series[spec.name], (n, size)) for spec, size in zip(OUTPUTS, sizes)], axis=1)
         out.append(x if keep else np.quantile(x, quantiles, axis=0, method="inverted_cdf").T)
     return np.stack(out)

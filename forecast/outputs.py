@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from kernels import OUTPUTS, output_sizes
+from kernels import CLASSES, OUTPUTS, output_sizes
 from kernels.simulate import RATIO_OUTPUTS
 
 def engine_version() -> str:
@@ -31,7 +31,8 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
     sc = scs[0]
     n_scen = len(scs)
     time = pd.date_range(pd.Timestamp(sc.start + "-01"), periods=sc.months, freq="MS")
-    coords = {"time": time, "region": list(sc.regions), "tier": list(sc.tiers), "quantile": list(quantiles)}
+    coords = {"time": time, "region": list(sc.regions), "tier": list(sc.tiers), "class": list(CLASSES),
+              "quantile": list(quantiles)}
     if n_scen > 1:
         coords["scenario"] = [s.name for s in scs]
         coords["compared"] = [s.name for s in scs[1:]]

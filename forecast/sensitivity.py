@@ -40,7 +40,7 @@ POSTERIOR = "posterior: "
 DEFAULT_RESAMPLES = 200
 DEFAULT_CONFIDENCE = 0.95
 # Log-scale outputs that are shares in [0, 1] with common exact zeros: analysed as they are.
-LINEAR_SHARES = ("unmet_share", "priced_out")
+LINEAR_SHARES = ("unmet_share", "priced_out", "unserved_share")
 # Series whose variance on the analysis scale is at most this (sd 1e-6: a share constant to
 # 1e-6, a log-scale output constant to a relative 1e-6, float32's resolution) get NaN indices.
 VAR_FLOOR = 1e-12

@@ -6,11 +6,12 @@ from kernels.params import (NAMES, SPECS, SPEC_BY_NAME, ParamSpec, Params, Prior
                             param_shape, params_from, sample_params, unconstrain)
 from kernels.simulate import (N_TIERS, OUTPUTS, OUTPUT_BY_NAME, TRACE_COUNT, OutputSpec, Outputs, output_sizes,
                               run_chunk, run_paths)
+from kernels.menu import CLASSES, N_CLASSES
 from kernels.state import Noise, State
 
 __all__ = [
     "NAMES", "SPECS", "SPEC_BY_NAME", "ParamSpec", "Params", "Prior", "constrain", "n_entries", "param_shape", "params_from",
     "sample_params",
     "unconstrain", "N_TIERS", "OUTPUTS", "OUTPUT_BY_NAME", "TRACE_COUNT", "OutputSpec", "Outputs", "output_sizes",
-    "run_chunk", "run_paths", "Noise", "State",
+    "run_chunk", "run_paths", "Noise", "State", "CLASSES", "N_CLASSES",
 ]

@@ -1,28 +1,30 @@
-"""Allocation: regional pools, reserved guarantees, trade, and the fall to lagging models.
+"""Allocation: one regional capacity serves every class of the menu.
 
-Frontier demand E_rk (region r, tier k; only users with frontier access, not withheld by a
-restriction, not priced out) is served in four steps, each by tier priority (trusted,
-enterprise, consumer: a tier takes what the tiers before it left):
-1. Guarantees: region s's reserve is guarantee_s of the home regions' frontier capacity
-   (from guarantee_start on; scaled down if the shares add up to more than 1). It serves
-   s first; what s does not use goes back to the home regions.
-2. Domestic: each region that may host the frontier (hosts_frontier) serves its own users
-   with what is left of its capacity.
-3. Trade: hosts' leftovers form one export pool. Region s's remaining demand costs
-   1 / (1 - import_friction_s) of capacity per token delivered (friction: sovereignty and
-   latency losses). The pool serves it by tier priority and, within a rationed tier, in
-   proportion to demand times access_weight (exact water-filling, below). Permissions are
-   the table perm[r, s] = hosts_frontier_r x frontier_access_s: with the default flags US
-   frontier capacity (and every host's) never serves China, whose users get its own stack.
-4. Lagging: every frontier token wanted but not served as frontier (priced out, withheld,
-   no access, rationed) is wanted from the best lagging model instead, at rho_rk of the
-   frontier's compute per token (its cost ratio). Each region's leftover capacity (all of
-   it where it may not host the frontier) serves its own lagging demand first; the rest is
-   pooled (open weights cross borders), with the same friction.
-Water-filling within a rationed tier: region r gets the fill fraction f_r = min(1, lambda
-w_r) of its demand d_r, with lambda solving sum_r d_r min(1, lambda w_r) = R_k. The sum is
-piecewise linear in lambda with kinks at 1/w_r, so lambda is exact: find the last kink
-below R_k, then solve the linear piece.
+Wanted tokens W_rkc (region r, tier k, class c; menu.py) need q_c of capacity each
+(frontier-token units; q_O <= q_M <= 1). Capacity K_r is each region's. Service:
+1. Guarantees: region s's reserve is guarantee_s of the home regions' capacity (from
+   guarantee_start on; scaled down if the shares add up to more than 1). It serves s's
+   wanted tokens at their chosen classes, tiers in priority order; what s does not use goes
+   back to the home regions.
+2. Contracts: the trusted tier, through the menu below, before anyone else.
+3. Everyone else (enterprise, consumer), through the menu with what is left.
+The menu moves rationed tokens down it, so that a token goes unserved only when not even
+the cheapest class has capacity:
+  a. base: every wanted token at the open class (q_O of capacity), from any region;
+  b. upgrade to mid: the served tokens that want mid or frontier, (q_M - q_O) more each,
+     only from capacity that may host the labs' models (hosts_frontier);
+  c. upgrade to frontier: those that want the frontier, (q_F - q_M) more each, likewise.
+  Each stage fills the fraction f (base), g_M, g_F of its cells, and then
+    served_F = f g_M g_F W_F,  served_M = f g_M (W_M + (1 - g_F) W_F),
+    served_O = f (W_O + (1 - g_M)(W_M + W_F)).
+Each stage serves a region's cells from its own capacity first (tiers water-filled by
+tier_weight, not in strict order), then from the pool of every permitted region's
+leftovers: delivering a unit to region r costs 1 / (1 - import_friction_r) of the pool, and
+a rationed pool is water-filled over cells by access_weight_r tier_weight_k.
+Water-filling: cell i gets the fill fraction f_i = min(1, lambda w_i) of its demand d_i,
+with lambda solving sum_i d_i min(1, lambda w_i) = R. The sum is piecewise linear in lambda
+with kinks at 1/w_i, so lambda is exact: find the last kink below R, then solve the linear
+piece.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import jax.numpy as jnp
 
 SNAP = 1e-3  # relative size below which a leftover counts as zero
 FULL = 1e-5  # a fill fraction within this of 1 counts as full
-RESOLUTION = 1e-6  # lagging tokens below this share of a region's demand are zero
+RESOLUTION = 1e-6  # class tokens (and unserved shares) below this share of a cell's are float32 residue
 
 
 def waterfill(demand, weight, capacity):
@@ -62,29 +64,10 @@ def waterfill(demand, weight, capacity):
     return jnp.where(jnp.sum(demand, axis=0) <= capacity, 1.0, fill)
 
 
-def allocate(demand, weight, capacity):
-    """(region, tier) fill fractions, tiers in priority order along the last axis."""
-    tier_total = jnp.sum(demand, axis=0)
-    before = jnp.cumsum(tier_total) - tier_total  # demand of the tiers ahead of each
-    offered = jnp.maximum(capacity - before, 0.0)
-    return waterfill(demand, weight, offered)
-
-
 def by_priority(demand, capacity):
     """(region, tier) served from each region's own capacity (region,), tiers in order."""
     before = jnp.cumsum(demand, axis=1) - demand
     return jnp.minimum(demand, jnp.maximum(capacity[:, None] - before, 0.0))
-
-
-def pooled(need, weight, friction, pool):
-    """(region, tier) delivered from a shared pool to demand `need`, and the capacity used.
-
-    Delivering one token to region r uses 1 / (1 - friction_r) of the pool."""
-    cost = 1.0 / jnp.maximum(1.0 - friction, 1e-6)
-    units = need * cost[:, None]
-    fill = allocate(units, weight, pool)
-    fill = jnp.where(fill >= 1.0 - FULL, 1.0, fill)  # float32 water-filling lands within ~1e-6 of full
-    return need * fill, jnp.minimum(jnp.sum(units * fill), pool)
 
 
 def snap(left, scale):
@@ -99,41 +82,68 @@ def _share_out(left, used):
     return left * jnp.clip(1.0 - used / jnp.maximum(total, 1e-30), 0.0, 1.0)
 
 
-def frontier(p, eligible, capacity, guarantee_on):
-    """(frontier tokens, shortfall, leftover capacity (region,)) after steps 1-3.
+def stage(units, item_weight, region_weight, friction, left, may):
+    """One stage: (fill (region, item), leftover capacity (region,)).
 
-    shortfall (region, tier): eligible demand not served, exactly 0 where it all was."""
+    units: (region, item) capacity wanted (items: tiers, or tiers by upgrade); item_weight:
+    (item,); left: (region,) capacity left; may: (region,) 1.0 where the region's capacity
+    may serve this stage. A cell wanting nothing is full."""
+    own = left * may
+    dom = units * waterfill(units.T, item_weight, own).T
+    own_left = snap(own - jnp.sum(dom, axis=1), own)
+    rest = units - dom
+    cost = 1.0 / jnp.maximum(1.0 - friction, 1e-6)
+    need = (rest * cost[:, None]).reshape(-1)
+    weight = (region_weight[:, None] * item_weight[None, :]).reshape(-1)
+    pool = jnp.sum(own_left)
+    f = waterfill(need, weight, pool)
+    f = jnp.where(f >= 1.0 - FULL, 1.0, f)  # float32 water-filling lands within ~1e-6 of full
+    used = jnp.minimum(jnp.sum(need * f), pool)
+    served = dom + rest * f.reshape(rest.shape)
+    fill = jnp.where(units > 0, jnp.clip(served / jnp.maximum(units, 1e-30), 0.0, 1.0), 1.0)
+    fill = jnp.where(fill >= 1.0 - FULL, 1.0, fill)
+    new_left = left - own + snap(_share_out(own_left, used), own_left)
+    return fill, new_left
+
+
+def menu(p, want, q, left, tier_weight):
+    """(served (region, tier, class), served at the class chosen (region, tier), leftover
+    capacity (region,)) for wanted tokens `want` (region, tier, class): the base stage, then
+    the upgrades."""
     hosts = p.hosts_frontier
-    cap = capacity * hosts
-    home = cap * p.frontier_home
+    args = (p.access_weight, p.import_friction)
+    w_f, w_m, w_o = want[..., 0], want[..., 1], want[..., 2]
+    f, left = stage((w_f + w_m + w_o) * q[2], tier_weight, *args, left, jnp.ones_like(hosts))
+    n = tier_weight.shape[0]
+    ups = jnp.concatenate([f * (w_f + w_m) * (q[1] - q[2]), f * w_f * (q[0] - q[1])], axis=1)
+    g, left = stage(ups, jnp.concatenate([tier_weight, tier_weight * p.upgrade_weight]), *args, left, hosts)
+    g_m = g[:, :n]
+    g_f = jnp.minimum(g[:, n:], g_m)
+    served = jnp.stack([f * g_f * w_f, f * (g_m * (w_m + w_f) - g_f * w_f),
+                        f * (w_o + (1.0 - g_m) * (w_f + w_m))], axis=-1)
+    return served, f * (g_f * w_f + g_m * w_m + w_o), left
+
+
+def serve(p, want, q, capacity, guarantee_on):
+    """(served (region, tier, class), served at the class chosen (region, tier)) after
+    steps 1-3."""
+    units = jnp.sum(want * q, axis=-1)  # (region, tier)
+    home = capacity * p.hosts_frontier * p.frontier_home
     home_total = jnp.sum(home)
     g = p.guarantee * guarantee_on
     reserve = g / jnp.maximum(jnp.sum(g), 1.0) * home_total  # (region,) held for each region
-    from_reserve = by_priority(eligible, reserve)
+    from_reserve = by_priority(units, reserve)
     unused = jnp.sum(reserve) - jnp.sum(from_reserve)
     home_share = home / jnp.maximum(home_total, 1e-30)
-    own = cap - home_share * jnp.sum(reserve)
-    need = eligible - from_reserve
-    domestic = by_priority(need, own)
-    left = snap(own - jnp.sum(domestic, axis=1), own) + snap(home_share * unused, home_share * jnp.sum(reserve))
-    need = need - domestic
-    imported, used = pooled(need, p.access_weight, p.import_friction, jnp.sum(left))
-    served = from_reserve + domestic + imported
-    left = snap(_share_out(left, used), left)
-    return served, need - imported, left + capacity * (1.0 - hosts)
-
-
-def lagging(p, wanted, rho, left, demand):
-    """(region, tier) lagging tokens served to `wanted` from the leftovers (region,);
-    rho (region, tier): compute per lagging token over the frontier's; demand (region,):
-    each region's whole token demand, the scale of the output's resolution."""
-    need = wanted * rho
-    domestic = by_priority(need, left)
-    rest = need - domestic
-    pool = jnp.sum(snap(left - jnp.sum(domestic, axis=1), left))
-    imported, _ = pooled(rest, p.access_weight, p.import_friction, pool)
-    frac = jnp.where(need > 0, (domestic + imported) / jnp.maximum(need, 1e-30), 0.0)
-    served = wanted * jnp.clip(frac, 0.0, 1.0)
-    # Resolution: lagging tokens below 1e-6 of the region's whole demand are float32 residue
-    # of differences of much larger numbers (fused differently under jit), not supply.
-    return jnp.where(served > RESOLUTION * demand[:, None], served, 0.0)
+    left = capacity - home_share * jnp.sum(reserve) + snap(home_share * unused, home_share * jnp.sum(reserve))
+    frac = jnp.where(units > 0, jnp.clip(from_reserve / jnp.maximum(units, 1e-30), 0.0, 1.0), 0.0)
+    reserved = want * frac[..., None]
+    rest = want - reserved
+    trusted = jnp.zeros(rest.shape[1], rest.dtype).at[0].set(1.0)[None, :, None]
+    contract, chosen_c, left = menu(p, rest * trusted, q, left, p.tier_weight)
+    public, chosen_p, _ = menu(p, rest * (1.0 - trusted), q, left, p.tier_weight)
+    served = reserved + contract + public
+    # Resolution: class tokens below 1e-6 of the cell's wanted tokens are float32 residue of
+    # fills near 0 or 1 (differences of much larger numbers), not supply.
+    served = jnp.where(served > RESOLUTION * jnp.sum(want, axis=-1, keepdims=True), served, 0.0)
+    return served, jnp.minimum(jnp.sum(reserved, axis=-1) + chosen_c + chosen_p, jnp.sum(served, axis=-1))

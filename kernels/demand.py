@@ -5,12 +5,17 @@ Adoption (share of working-age people using generative AI), a logistic with ceil
 Agentic share s(t) likewise (s0, ceiling, rate). Tokens per user per month:
     u(t) = tokens_assisted exp(assisted_growth t_years) ((1 - s) + s M),  M = agentic multiplier
 Consumer demand:   C_r = population_r a_r u(t)
-Enterprise demand: log E_r(t+dt) = log E_r + trend_E(t) dt + sigma_E sqrt(dt) z_r,
+Enterprise demand: log E_r(t+dt) = log E_r + (trend_E(t) - phi x(t)) dt + sigma_E sqrt(dt) z_r,
+                   x(t) = max(0, log(U / (K scarcity0))) last month (U: compute the wanted
+                   tokens need at the classes chosen, K: capacity; phi = demand_feedback):
+                   demand rationed beyond the start's scarcity stops compounding (firms do not
+                   build the workflows they cannot run), so wanted compute settles near
+                   scarcity0 K exp(growth gap / phi); the fitted growth holds at the start's,
                    scaled by the agentic mix relative to the start, ((1-s)+sM)/((1-s0)+s0 M).
 Trusted demand is trusted_share_r of enterprise demand, and the enterprise tier the rest.
 All demand responds to the frontier cost with elasticity eps: (c_F / c_F0)^(-eps).
-This is demand for frontier tokens; what is not served as frontier falls to lagging models
-(allocation.py), token for token.
+This is demand for all tokens (what the total-token series measure); menu.py splits it
+across the model classes, and consumers' across the free and paid plans.
 """
 from __future__ import annotations
 
@@ -37,13 +42,14 @@ def agentic_mix(p: Params, t_years):
     return 1.0 - s + s * p.agentic_multiplier
 
 
-def enterprise_step(p: Params, log_enterprise, z, t, dt):
+def enterprise_step(p: Params, log_enterprise, z, t, dt, log_excess):
+    """log_excess: () max(0, log(wanted compute / (capacity scarcity0))) last month."""
     g = trend(p.enterprise_growth0, p.enterprise_growth_inf, p.enterprise_halflife, t * dt)
-    return log_enterprise + g * dt + p.enterprise_vol * jnp.sqrt(dt) * z
+    return log_enterprise + (g - p.demand_feedback * log_excess) * dt + p.enterprise_vol * jnp.sqrt(dt) * z
 
 
 def tokens_per_user(p: Params, t_years):
-    """Frontier tokens a consumer user wants per month, u(t) (before any price response)."""
+    """Tokens a consumer user wants per month, u(t) (before the price response)."""
     return p.tokens_assisted * jnp.exp(p.assisted_growth * t_years) * agentic_mix(p, t_years)
 
 
@@ -53,15 +59,19 @@ def plan_tokens(p: Params, t_years):
     return p.tokens_assisted * jnp.exp(p.assisted_growth * t_years)
 
 
-def unconstrained(p: Params, log_enterprise, log_cost, t_years):
-    """(region, tier) frontier-token demand per month at scarcity multiplier 1.
+def price_response(p: Params, log_cost):
+    """Demand relative to the start's from the frontier cost's move: (c_F / c_F0)^(-eps)."""
+    return jnp.exp(-p.elasticity * (log_cost - jnp.log(p.cost_frontier0)))
 
-    Tiers in priority order: trusted, enterprise, consumer.
-    """
+
+def unconstrained(p: Params, log_enterprise, log_cost, t_years):
+    """(region, tier) token demand per month, every class together.
+
+    Tiers: trusted, enterprise, consumer (the consumer column is every user's wanted tokens,
+    before the free tier's allowance caps the free users' share: menu.wanted)."""
     consumer = p.population * adoption(p, t_years) * tokens_per_user(p, t_years)
     enterprise = jnp.exp(log_enterprise) * agentic_mix(p, t_years) / agentic_mix(p, 0.0)
-    price_response = jnp.exp(-p.elasticity * (log_cost - jnp.log(p.cost_frontier0)))
     tiers = jnp.stack(
         [p.trusted_share * enterprise, (1.0 - p.trusted_share) * enterprise, consumer], axis=-1
     )
-    return tiers * price_response
+    return tiers * price_response(p, log_cost)

@@ -1,8 +1,9 @@
 """One month of one trajectory, the time loop, and chunks of trajectories.
 
 A month, top to bottom (docs/model.md): events -> supply (power, hardware) -> cost
-(frontier, lagging, floor) -> demand -> affordability -> prices -> allocation (regional
-pools, guarantees, trade, lagging) -> outputs. The chunk runner draws each month's shocks,
+(frontier, floor) -> demand (total tokens) -> the menu's choice, affordability and sticky
+prices -> allocation (guarantees, contracts, then down the menu; regional pools and trade)
+-> outputs. The chunk runner draws each month's shocks,
 vmaps the month over trajectories, scans it over months and hands each month's
 (trajectory, series) outputs to a reducer, so that no trajectories x months x series array
 is ever built (except by the `keep` reducer, for runs small enough to keep every value,
@@ -16,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from kernels import affordability, allocation, cost, demand, events, keys, prices, reduce, supply
+from kernels import affordability, allocation, cost, demand, events, keys, menu, prices, reduce, supply
 from kernels.params import Params, Prior, params_from, sample_params
 from kernels.state import Noise, State, noise_size, split_noise
 
@@ -33,7 +34,7 @@ OBS_LOG_CLIP = 30.0
 
 class OutputSpec(NamedTuple):
     name: str
-    dims: str  # "", "region", "tier" or "region,tier"
+    dims: str  # "", "region", "tier", "region,tier", "tier,class" or "region,tier,class"
     log_scale: bool  # bands are resolved in log space (non-negative quantities spanning
     # orders of magnitude; exact zeros are a point mass counted apart)
     units: str
@@ -47,22 +48,31 @@ OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("cost_fixed_capability", "", True, "USD per 1M tokens", "cost of the start's frontier capability"),
     OutputSpec("cost_floor", "", True, "USD per 1M tokens",
                "floor cost of the start's frontier capability (hardware and energy)"),
-    OutputSpec("price", "tier", True, "USD per 1M tokens", "price of frontier tokens"),
+    OutputSpec("price", "tier", True, "USD per 1M tokens", "list price of frontier tokens (sticky, bounded by substitution)"),
+    OutputSpec("class_price", "tier,class", True, "USD per 1M tokens",
+               "list price of each model class (sticky; the frontier's at most premium_max times the mid class's)"),
     OutputSpec("demand_tokens", "region,tier", True, "tokens per month",
-               "frontier-token demand after the price response"),
-    OutputSpec("frontier_tokens", "region,tier", True, "tokens per month", "frontier tokens served"),
+               "tokens wanted, every class together (free users up to their allowance)"),
+    OutputSpec("class_tokens", "region,tier,class", True, "tokens per month", "tokens served, by model class"),
+    OutputSpec("frontier_tokens", "region,tier", True, "tokens per month", "frontier-class tokens served"),
     OutputSpec("lagging_tokens", "region,tier", True, "tokens per month",
-               "lagging-model tokens served in place of frontier tokens"),
+               "mid- and open-class tokens served (class_tokens summed over the lagging classes)"),
     OutputSpec("tokens_per_capita", "region", True, "tokens per person per month",
                "frontier tokens served per working-age person"),
     OutputSpec("north_south_ratio", "", True, "1", "Global North over Global South frontier tokens per capita"),
     OutputSpec("access_gini", "", False, "1",
                "population-weighted Gini of frontier tokens per capita across regions"),
     OutputSpec("unmet_share", "", True, "1",
-               "share of frontier demand from users with access not served for lack of capacity"),
+               "share of wanted tokens not served at the class chosen (rationed down the menu or unserved)"),
     OutputSpec("capability_lag", "region,tier", True, "months",
-               "months behind the frontier of the tokens served (token-weighted)"),
-    OutputSpec("priced_out", "region,tier", True, "1", "share of adults for whom the tier's plan is too dear"),
+               "months behind the frontier of the tokens served (token-weighted; where none are, "
+               "the best class on offer)"),
+    OutputSpec("priced_out", "region,tier", True, "1",
+               "share of adults priced out of the frontier (trusted, enterprise) or of the paid plan (consumer)"),
+    OutputSpec("unserved_share", "region,tier", True, "1",
+               "share of wanted tokens served at no class at all (consumers: adopters with no service)"),
+    OutputSpec("free_share", "region", False, "1", "share of consumer users on the free tier only"),
+    OutputSpec("open_share", "region", False, "1", "open-class share of the tokens served in the region"),
     OutputSpec("adoption", "region", False, "1", "share of the working-age population using generative AI"),
     OutputSpec("adoption_observed", "region", False, "1",
                "a published adoption figure: adoption with measurement noise (a new observation's band)"),
@@ -82,6 +92,7 @@ OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 # baseline"). Every other output, those with a point mass at zero among them (lags, shares,
 # tokens a restriction withholds), is compared by its plain difference, in its own units.
 RATIO_OUTPUTS = frozenset({"compute", "power", "cost_frontier", "cost_fixed_capability", "cost_floor", "price",
+                           "class_price",
                            "north_south_ratio", "compute_observed", "tokens_observed", "list_price_observed",
                            "chip_power_observed"})
 
@@ -93,7 +104,8 @@ TRACE_COUNT = {"run_chunk": 0, "run_paths": 0}
 
 
 def output_sizes(n_regions: int) -> list[int]:
-    size = {"": 1, "region": n_regions, "tier": N_TIERS, "region,tier": n_regions * N_TIERS}
+    size = {"": 1, "region": n_regions, "tier": N_TIERS, "region,tier": n_regions * N_TIERS,
+            "tier,class": N_TIERS * menu.N_CLASSES, "region,tier,class": n_regions * N_TIERS * menu.N_CLASSES}
     return [size[o.dims] for o in OUTPUTS]
 
 
@@ -160,28 +172,31 @@ def asymmetric_laplace(z, scale, quantile):
     return -classic * k * u + classic / k * v
 
 
-def eligible(p: Params, wanted, priced, restricted):
-    """(region, tier) frontier demand from users with access, not withheld, not priced out."""
-    withheld = restricted * events.blocked(p, N_TIERS)
-    return wanted * (1.0 - priced) * p.frontier_access[:, None] * (1.0 - withheld)
+def market(p: Params, log_price_prev, log_cost, log_enterprise, capacity, restricted, frozen, t_years, dt):
+    """The month's list prices, wanted tokens and plan shares: a dict.
 
+    Choice is first evaluated at last month's prices to set the scarcity multiplier (the
+    compute all wanted tokens need over the capacity), prices move toward their targets
+    (prices.py), and the choice is evaluated again at the new prices."""
+    q = menu.compute_per_token(p)
+    totals = demand.unconstrained(p, log_enterprise, log_cost, t_years)
+    users = p.population * demand.adoption(p, t_years)
+    per_user = demand.tokens_per_user(p, t_years) * demand.price_response(p, log_cost)
+    withheld = restricted * events.blocked(p, N_TIERS) * p.frontier_access[:, None]
+    lag = menu.lags(p, frozen, withheld)
+    plan = demand.plan_tokens(p, t_years)
+    po_plan = affordability.plan_priced_out(p, menu.CONSUMER)
+    paid = p.paid_propensity * (1.0 - po_plan)
 
-def market(p: Params, log_cost, log_enterprise, capacity, restricted, t_years):
-    """Demand, prices and priced-out shares for the month: a dict of (region, tier) and
-    (tier,) arrays. Affordability is evaluated at the multiplier-1 prices to set the
-    market-clearing multiplier, then again at the cleared prices."""
-    d1 = demand.unconstrained(p, log_enterprise, log_cost, t_years)
-    u = demand.plan_tokens(p, t_years)
-    frontier_cost = jnp.exp(log_cost)
-    price1 = prices.tier_prices(p, frontier_cost, 1.0)
-    e1 = eligible(p, d1, affordability.priced_out(p, price1, u), restricted)
-    hosted = jnp.sum(capacity * p.hosts_frontier)
-    multiplier = prices.scarcity(p, jnp.sum(e1), hosted)
-    price = prices.tier_prices(p, frontier_cost, multiplier)
-    wanted = prices.respond(p, d1, multiplier)
-    priced = affordability.priced_out(p, price, u)
-    return dict(e1=e1, price=price, wanted=wanted, priced=priced,
-                eligible=eligible(p, wanted, priced, restricted))
+    def want_at(price):
+        po = affordability.priced_out(p, price[:, 0], plan).at[:, menu.CONSUMER].set(po_plan)
+        return menu.wanted(p, totals, users, per_user, price, lag, po, paid), po
+
+    w0, _ = want_at(jnp.exp(log_price_prev))
+    multiplier = prices.scarcity(p, jnp.sum(w0 * q), jnp.sum(capacity))
+    log_price = prices.sticky(p, log_price_prev, prices.targets(p, jnp.exp(log_cost), q, multiplier), dt)
+    want, priced = want_at(jnp.exp(log_price))
+    return dict(q=q, lag=lag, log_price=log_price, want=want, priced=priced, paid=paid, units0=jnp.sum(w0 * q))
 
 
 def init(traj_key, prior: Prior) -> tuple[Params, State]:
@@ -195,20 +210,24 @@ def initial_state(p: Params, z_once) -> State:
     """The starting state of a trajectory with parameters p; z_once: (region,) normals that
     decide the once-per-trajectory events (whether each region's moratorium happens).
 
-    The start's frontier throughput is set from scarcity0: frontier demand from users with
-    access (at multiplier 1) over the capacity that may serve it equals scarcity0."""
+    The start's list prices are their targets without a scarcity premium, and the start's
+    frontier throughput is set from scarcity0: the compute all wanted tokens need (at the
+    start's prices and choice) over all capacity equals scarcity0."""
     dtype = p.compute0.dtype
     zero = jnp.zeros((), dtype)
     compute, draw, log_power = supply.initial(p)
     log_cost = jnp.log(p.cost_frontier0)
     log_enterprise = jnp.log(p.enterprise0)
-    m = market(p, log_cost, log_enterprise, jnp.ones_like(compute), zero, zero)
-    units = jnp.sum(supply.capacity(p, compute, 1.0) * p.hosts_frontier)
-    throughput0 = jnp.sum(m["e1"]) / (p.scarcity0 * jnp.maximum(units, 1e-30))
+    q = menu.compute_per_token(p)
+    log_price = jnp.log(prices.targets(p, p.cost_frontier0, q, 1.0))
+    m = market(p, log_price, log_cost, log_enterprise, jnp.ones_like(compute), zero, zero, zero, 1.0)
+    units = jnp.sum(supply.capacity(p, compute, 1.0))
+    throughput0 = m["units0"] / (p.scarcity0 * jnp.maximum(units, 1e-30))
     return State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=jnp.zeros_like(p.compute0),
-        log_cost=log_cost, log_enterprise=log_enterprise, restricted=zero, restricted_months=zero,
-        moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
+        log_cost=log_cost, log_enterprise=log_enterprise, log_price=log_price,
+        log_excess=zero, restricted=zero,
+        restricted_months=zero, moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
         throughput0=throughput0, log_served0=zero, finite=jnp.array(True),
     )
 
@@ -225,28 +244,25 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     compute, draw, log_power, growth_dev = supply.step(
         p, s.compute, s.power_draw, s.log_power, s.growth_dev, s.moratorium_hit, nz, t, DT)
     log_cost = cost.step(p, s.log_cost, nz.cost, t_years, DT)
-    log_enterprise = demand.enterprise_step(p, s.log_enterprise, nz.enterprise, t, DT)
+    log_enterprise = demand.enterprise_step(p, s.log_enterprise, nz.enterprise, t, DT, s.log_excess)
 
     capacity = supply.capacity(p, compute, cost.throughput(p, s.throughput0, t_years))
-    m = market(p, log_cost, log_enterprise, capacity, restricted, t_years)
+    m = market(p, s.log_price, log_cost, log_enterprise, capacity, restricted, frozen, t_years, DT)
     guarantee_on = events.window(p.guarantee_start, jnp.inf, t)
-    front, shortfall, left = allocation.frontier(p, m["eligible"], capacity, guarantee_on)
-
-    # The best lagging model: open weights or the region's own stack, or, for users a
-    # restriction withholds the frontier from, the last public release if that is nearer.
-    best = jnp.minimum(p.open_lag, p.stack_lag)[:, None]
-    withheld = restricted * events.blocked(p, N_TIERS) * p.frontier_access[:, None]
-    lag_model = jnp.where(withheld > 0, jnp.minimum(frozen, best), best)
+    want = m["want"]
+    served, at_choice = allocation.serve(p, want, m["q"], capacity, guarantee_on)
     frontier_cost = jnp.exp(log_cost)
-    rho = jnp.minimum(cost.lagged(p, log_cost, lag_model, t_years) / frontier_cost, 1.0)
-    wanted = m["wanted"]
-    # Lagging demand: what was never eligible for the frontier plus what it did not serve.
-    lag_tokens = allocation.lagging(p, wanted - m["eligible"] + shortfall, rho, left, jnp.sum(wanted, axis=1))
 
-    served = front + lag_tokens
-    log_served = jnp.log(jnp.maximum(jnp.sum(served), 1e-30))
+    wanted = jnp.sum(want, axis=-1)
+    got = jnp.sum(served, axis=-1)
+    front = served[..., 0]
+    log_served = jnp.log(jnp.maximum(jnp.sum(got), 1e-30))
     log_served0 = jnp.where(t == 0, log_served, s.log_served0)
-    lag = jnp.where(served > 0, lag_model * lag_tokens / jnp.maximum(served, 1e-30), lag_model)
+    # Token-weighted lag of what is served; where nothing is, the best class on offer (the
+    # lag a user would get), never a class nobody is served.
+    on = menu.offered(p)[:, None, :] > 0
+    best = jnp.min(jnp.where(on, m["lag"], jnp.inf), axis=-1)
+    lag = jnp.where(got > 0, jnp.sum(served * m["lag"], axis=-1) / jnp.maximum(got, 1e-30), best)
     per_capita = jnp.sum(front, axis=1) / p.population
     north = p.north
     # One token per person per month added to both sides keeps the ratio finite while a
@@ -259,24 +275,33 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     spread = jnp.sum(share[:, None] * share[None, :] * jnp.abs(per_capita[:, None] - per_capita[None, :]))
     gini = jnp.where(mean_pc > 0, spread / (2.0 * jnp.maximum(mean_pc, 1e-30)), 0.0)
     adoption = demand.adoption(p, t_years)
-    total_eligible = jnp.sum(m["eligible"])
-    unmet = jnp.where(total_eligible > 0, jnp.sum(shortfall) / jnp.maximum(total_eligible, 1e-30), 0.0)
+    total = jnp.sum(wanted)
+    unmet = jnp.where(total > 0, jnp.clip(1.0 - jnp.sum(at_choice) / jnp.maximum(total, 1e-30), 0.0, 1.0), 0.0)
+    unmet = jnp.where(unmet < allocation.RESOLUTION, 0.0, unmet)  # float32 residue of a sum of full fills
+    unserved = jnp.where(wanted > 0, jnp.clip(1.0 - got / jnp.maximum(wanted, 1e-30), 0.0, 1.0), 0.0)
+    unserved = jnp.where(unserved < allocation.RESOLUTION, 0.0, unserved)
     out = Outputs(
         compute=compute,
         power=jnp.exp(log_power),
         cost_frontier=frontier_cost,
         cost_fixed_capability=cost.lagged(p, log_cost, 12.0 * t_years, t_years),
         cost_floor=cost.floor(p, t_years),
-        price=m["price"],
+        price=jnp.exp(m["log_price"][:, 0]),
+        class_price=jnp.exp(m["log_price"]),
         demand_tokens=wanted,
+        class_tokens=served,
         frontier_tokens=front,
-        lagging_tokens=lag_tokens,
+        lagging_tokens=served[..., 1] + served[..., 2],
         tokens_per_capita=per_capita,
         north_south_ratio=ratio,
         access_gini=gini,
         unmet_share=unmet,
         capability_lag=lag,
         priced_out=m["priced"],
+        unserved_share=unserved,
+        free_share=1.0 - m["paid"],
+        open_share=jnp.where(jnp.sum(got, axis=1) > 0, jnp.sum(served[..., 2], axis=1)
+                             / jnp.maximum(jnp.sum(got, axis=1), 1e-30), 0.0),
         adoption=adoption,
         adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]),
         compute_observed=jnp.sum(compute) * jnp.exp(p.compute_obs_sd * nz.observe[1, 0]),
@@ -291,7 +316,9 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,
-        log_enterprise=log_enterprise, restricted=restricted, restricted_months=frozen,
+        log_enterprise=log_enterprise, log_price=m["log_price"],
+        log_excess=jnp.maximum(jnp.log(m["units0"] / jnp.maximum(jnp.sum(capacity) * p.scarcity0, 1e-30)), 0.0),
+        restricted=restricted, restricted_months=frozen,
         moratorium_hit=s.moratorium_hit, throughput0=s.throughput0, log_served0=log_served0,
         finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
     )

@@ -14,7 +14,9 @@ class State(NamedTuple):
     log_power:         (region,) log of AI data-centre power capacity [log GW]
     growth_dev:        (region,) deviation of the wanted hardware growth rate from its trend [1/yr]
     log_cost:          ()        log cost of serving frontier tokens [log USD/1M tokens]
-    log_enterprise:    (region,) log enterprise frontier-token demand [log tokens/month]
+    log_enterprise:    (region,) log enterprise token demand [log tokens/month]
+    log_price:         (tier, class) log list prices (sticky: prices.py) [log USD/1M tokens]
+    log_excess:        ()        max(0, log(compute wanted / (capacity scarcity0))) last month (demand.py)
     restricted:        ()        1.0 while the current frontier release is restricted
     restricted_months: ()        months the public frontier has been frozen [month]
     moratorium_hit:    (region,) 1.0 where this trajectory's moratorium happens (drawn once)
@@ -31,6 +33,8 @@ class State(NamedTuple):
     growth_dev: jax.Array
     log_cost: jax.Array
     log_enterprise: jax.Array
+    log_price: jax.Array
+    log_excess: jax.Array
     restricted: jax.Array
     restricted_months: jax.Array
     moratorium_hit: jax.Array

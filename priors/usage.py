@@ -31,7 +31,7 @@ import pandas as pd
 REQUIRED = ("date", "entity", "metric", "value", "unit")
 SOURCE_COLUMNS = ("source", "source_url")
 SHIPPED = ("adoption_by_region.csv", "token_volume.csv", "inference_prices.csv", "compute_supply.csv",
-           "hardware_efficiency.csv", "training_compute_notable_models.csv")
+           "hardware_efficiency.csv", "training_compute_notable_models.csv", "access_menu.csv")
 DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 MAX_REPORTED = 20  # problems listed in one error message
 

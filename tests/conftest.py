@@ -36,6 +36,10 @@ def series(scenario, x, name):
             block = x[..., off:off + size]
             if spec.dims == "region,tier":
                 return block.reshape(block.shape[:-1] + (len(scenario.regions), 3))
+            if spec.dims == "tier,class":
+                return block.reshape(block.shape[:-1] + (3, 3))
+            if spec.dims == "region,tier,class":
+                return block.reshape(block.shape[:-1] + (len(scenario.regions), 3, 3))
             return block
         off += size
     raise KeyError(name)

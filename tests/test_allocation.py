@@ -1,4 +1,5 @@
-"""Water-filling against a NumPy bisection reference, and the tier priority order."""
+"""Water-filling against a NumPy bisection reference, and the guarantee reserve's tier order
+(the menu's allocation is tested in tests/test_menu.py)."""
 import jax.numpy as jnp
 import numpy as np
 
@@ -31,9 +32,9 @@ def test_waterfill_matches_bisection():
         np.testing.assert_allclose(fill, reference_fill(d, w, c), atol=2e-4)
 
 
-def test_priority_order():
-    d = jnp.array([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
-    fill = np.asarray(allocation.allocate(d, jnp.ones(2), jnp.float32(3.0)))
-    np.testing.assert_allclose(fill[:, 0], 1)
-    np.testing.assert_allclose(fill[:, 1], 0.5, rtol=1e-6)
-    np.testing.assert_allclose(fill[:, 2], 0, atol=1e-7)
+def test_guarantee_reserve_serves_tiers_in_order():
+    """A region's reserve (by_priority) serves its tiers strictly in order: trusted, then
+    enterprise, then consumer."""
+    d = jnp.array([[1.0, 1.0, 1.0], [2.0, 1.0, 1.0]])
+    served = np.asarray(allocation.by_priority(d, jnp.array([1.5, 2.5])))
+    np.testing.assert_allclose(served, [[1.0, 0.5, 0.0], [2.0, 0.5, 0.0]])

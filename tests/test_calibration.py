@@ -55,6 +55,7 @@ def _recover(module, prepared, seed, names):
     ("demand", ["enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife", "sigma"]),
     ("power", ["g_power_eff", "log_chip_kw0", "sigma", "installed_growth", "power_growth0", "power_halflife",
                "power_growth_inf"]),
+    ("choice", ["mid_appeal", "open_appeal", "lag_aversion", "price_sensitivity", "mid_compute", "open_compute"]),
 ])
 @pytest.mark.slow
 def test_parameter_recovery(data, ctx, name, params):

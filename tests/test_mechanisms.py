@@ -22,7 +22,11 @@ def base_x(baseline):
 
 def test_south_buildout_beats_the_same_compute_in_the_us(baseline, base_x):
     """Adding X H100e (and the power to run them) to the South raises South frontier tokens
-    per capita in 2030 wherever the South was short, and by more than adding X to the US."""
+    per capita in 2030 in most worlds where the menu is rationed, and by more than adding X
+    to the US. Not in every such world: the start's throughput is pinned by scarcity0, so the
+    added compute moves the later capacity path, and through the demand feedback the South's
+    business demand by a percent or two either way (seen: 13% of rationed worlds, a ratio of
+    0.98-0.99)."""
     c0 = {r: v for r, v in zip(baseline.regions, baseline.params["compute0"]["median"])}
     extra = 2.0e6
     south = with_params(baseline, compute0={"median": {**c0, "global_south": c0["global_south"] + extra}})
@@ -31,31 +35,33 @@ def test_south_buildout_beats_the_same_compute_in_the_us(baseline, base_x):
     b = series(baseline, base_x, "tokens_per_capita")[T2030, :, 4]
     s = series(south, xs, "tokens_per_capita")[T2030, :, 4]
     u = series(us, xu, "tokens_per_capita")[T2030, :, 4]
-    # Short: frontier tokens below the demand of those not priced out (South users have access).
-    affordable = series(baseline, base_x, "demand_tokens")[T2030, :, 4] * (
-        1 - series(baseline, base_x, "priced_out")[T2030, :, 4])
-    front = series(baseline, base_x, "frontier_tokens")[T2030, :, 4].sum(-1)
-    short = (front < affordable.sum(-1) * (1 - 1e-4)) & (front > 0)  # front 0: a restriction withholds it
-    assert short.mean() > 0.2  # the South is short in many worlds: the test has a subject
-    assert np.mean(s[short] > b[short]) >= 0.95
-    assert np.mean(s[short] > u[short]) >= 0.95
+    short = series(baseline, base_x, "unmet_share")[T2030, :, 0] > 0  # the menu is rationed
+    assert short.mean() > 0.2  # the test has a subject
+    assert np.mean(s[short] > b[short]) >= 0.8
+    assert np.mean(s[short] > u[short]) >= 0.8
     assert np.median(s[short] / b[short]) > 1.2 * np.median(u[short] / b[short])
 
 
-def test_rationing_moves_frontier_tokens_and_lag_stays_below_open_weights(baseline, base_x):
-    open_lag = 12.0
-    base = with_params(baseline, open_lag=fixed(open_lag))
-    rationed = with_params(load("rationed_frontier", calibration="none"), open_lag=fixed(open_lag))
+def test_rationing_moves_frontier_tokens_and_the_lag_is_that_of_the_classes_served(baseline, base_x):
+    open_lag, mid_lag = 12.0, 6.0
+    base = with_params(baseline, open_lag=fixed(open_lag), mid_lag=fixed(mid_lag))
+    rationed = with_params(load("rationed_frontier", calibration="none"), open_lag=fixed(open_lag),
+                           mid_lag=fixed(mid_lag))
     b, r = materialize(base, n=N), materialize(rationed, n=N)
     fb = series(base, b, "frontier_tokens")[:, :, :, 1:].sum((2, 3))
     fr = series(rationed, r, "frontier_tokens")[:, :, :, 1:].sum((2, 3))
-    assert np.all(fr.mean(0) < fb.mean(0))  # non-trusted frontier tokens fall in every world
+    assert np.mean(fr.mean(0) < fb.mean(0)) > 0.9  # non-trusted frontier tokens fall in most worlds
     for sc, x in ((base, b), (rationed, r)):
         lag = series(sc, x, "capability_lag")
-        assert lag.max() <= open_lag * (1 + 1e-5)
+        served = series(sc, x, "class_tokens")
+        no_frontier = (served[..., 0] == 0) & (served[..., 1:].sum(-1) > 0)
+        assert no_frontier.mean() > 0.01  # the test has a subject
+        assert np.all(lag[no_frontier] <= open_lag * (1 + 1e-5))  # mid and open (China's stack nearer)
+        mid_only = (served[..., 0] == 0) & (served[..., 1] > 0) & (served[..., 2] == 0)
+        np.testing.assert_allclose(lag[mid_only], mid_lag, rtol=1e-5)
     lb = series(base, b, "lagging_tokens").sum((2, 3))
     lr = series(rationed, r, "lagging_tokens").sum((2, 3))
-    assert np.median(lr[T2030] / lb[T2030]) > 1.0  # the withheld demand went to lagging models
+    assert np.median(lr[T2030] / lb[T2030]) > 1.0  # the withheld demand went to the lagging classes
     for name in ("north_south_ratio", "price"):
         assert not np.array_equal(series(base, b, name), series(rationed, r, name)), name
 
@@ -79,8 +85,11 @@ def test_floor_and_power_limits(baseline, base_x):
 
 
 def test_priced_out_rises_with_price_and_falls_with_income(baseline, base_x):
+    """Consumers are priced out of the regional paid plan: a dearer plan prices more out,
+    richer users fewer."""
     po = series(baseline, base_x, "priced_out")
-    dear = with_params(baseline, markup={"median": {"trusted": 2.4, "enterprise": 3.0, "consumer": 8.0}})
+    dear = with_params(baseline, plan_price={"median": {r: 2 * v for r, v in zip(
+        baseline.regions, baseline.params["plan_price"]["median"])}})
     rich = with_params(baseline, gni_per_capita={"value": {r: 2 * v for r, v in zip(
         baseline.regions, baseline.params["gni_per_capita"]["value"])}})
     pd_, pr = series(dear, materialize(dear, n=N), "priced_out"), series(rich, materialize(rich, n=N), "priced_out")
@@ -89,6 +98,9 @@ def test_priced_out_rises_with_price_and_falls_with_income(baseline, base_x):
     assert inside.mean() > 0.3
     assert np.all(pd_[sc_] >= po[sc_] - 1e-6) and np.mean(pd_[sc_][inside] > po[sc_][inside]) > 0.99
     assert np.all(pr[sc_] <= po[sc_] + 1e-6) and np.mean(pr[sc_][inside] < po[sc_][inside]) > 0.99
+    free = series(baseline, base_x, "free_share")[:, :, 4]
+    free_dear = series(dear, materialize(dear, n=N), "free_share")[:, :, 4]
+    assert np.all(free_dear >= free - 1e-6)  # those priced out keep the free tier
 
 
 # Built-in scenarios: headline output, direction against the baseline (paired, 2030), and the

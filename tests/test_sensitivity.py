@@ -110,13 +110,17 @@ def test_design_evaluation_is_the_engine():
     assert np.all(np.asarray(finite))
     ys = np.asarray(ys)
     # Different compiled programs round float32 differently in the last bit. Everything but
-    # the allocation's flows agrees to 2e-5; those subtract large pools (what is left of a
-    # region's capacity), so a last-bit difference of the pool can be ~1e-3 of a small flow.
+    # the allocation's flows (and what is computed from them) agrees to 2e-5; those subtract
+    # large pools (what is left of a region's capacity, stage after stage of the menu), so a
+    # last-bit difference of the pool can be ~1e-3 of a small flow. 0.998 of the flow values
+    # agreed to 2e-5 when this was written (v3: 114 of 187 series are flows).
     names = np.array([o.name for o, size in zip(OUTPUTS, output_sizes(len(sc.regions))) for _ in range(size)])
-    flows = np.isin(names, ["frontier_tokens", "lagging_tokens", "capability_lag", "unmet_share"])
+    flows = np.isin(names, ["class_tokens", "frontier_tokens", "lagging_tokens", "capability_lag", "unmet_share",
+                            "unserved_share", "tokens_per_capita", "north_south_ratio", "access_gini",
+                            "tokens_observed"])
     np.testing.assert_allclose(ys[..., ~flows], x[..., ~flows], rtol=2e-5, atol=1e-30)
     rel = np.abs(ys - x) / np.maximum(np.abs(x), 1e-30)
-    assert np.mean(rel <= 2e-5) > 0.999 and rel.max() < 1e-2
+    assert np.mean(rel[..., flows] <= 2e-5) > 0.995 and rel.max() < 1e-2
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +167,13 @@ def test_input_that_does_not_enter_has_zero_index(indices):
 
 def test_fixing_a_parameter_drops_its_total_index_to_zero(short):
     cell = {"region": "global_south", "tier": "consumer", "time": "2027-06"}
-    chosen = ["tokens_assisted", "elasticity"]
+    chosen = ["plan_price", "elasticity"]
     free = sensitivity(short, METRICS, n=256, seed=0, resamples=100, parameters=chosen)
     got = top(free, "priced_out", cell, k=50)
-    assert got.loc["tokens_assisted", "total_low"] > 0.02  # it matters while uncertain
-    fixed = with_params(short, tokens_assisted={"dist": "fixed", "value": 3.0e5})
+    assert got.loc["plan_price", "total_low"] > 0.02  # it matters while uncertain
+    fixed = with_params(short, plan_price={"dist": "fixed", "value": 4.4})
     held = top(sensitivity(fixed, METRICS, n=256, seed=0, resamples=100, parameters=chosen), "priced_out", cell, k=50)
-    row = held.loc["tokens_assisted"]
+    row = held.loc["plan_price"]
     assert row.total_low <= 0.0 <= row.total_high and abs(row.total) < 1e-12
     assert "other parameters" in held.index
 

@@ -100,6 +100,6 @@ def lognormal(name, loc_scale):
     return numpyro.deterministic(name, jnp.exp(loc + scale * z))
 
 
-from priors.models import adoption, compute, demand, power, prices  # noqa: E402
+from priors.models import adoption, choice, compute, demand, power, prices  # noqa: E402
 
-MODELS = {m.NAME: m for m in (adoption, demand, prices, compute, power)}
+MODELS = {m.NAME: m for m in (adoption, demand, prices, compute, power, choice)}
