@@ -284,7 +284,8 @@ def test_a_refused_run_removes_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
     sc = with_params(with_months(load("baseline", calibration="none"), 120),
                      enterprise_growth_inf={"median": 20.0, "sigma": 0.0},
-                     enterprise_growth0={"median": 20.0, "sigma": 0.0})  # overflows float32 within five years
+                     enterprise_growth0={"median": 20.0, "sigma": 0.0},
+                     demand_feedback={"dist": "fixed", "value": 1e-6})  # overflows float32 within five years
     ck = tmp_path / "x.ckpt.npz"
     with pytest.raises(forecast.RunError, match="non-finite"):
         forecast.run(sc, n_trajectories=1024, seed=0, checkpoint=ck, checkpoint_every=0)
