@@ -173,7 +173,7 @@ def test_conservation_shares_and_the_price_bound_on_the_baseline(shipped):
     assert ratio.max() <= CLASS_PRICE_SOURCED_MAX * (1 + 1e-5)
     assert np.all(price[..., 1] >= price[..., 2] * (1 - 1e-6))  # mid at least open, tier by tier
     np.testing.assert_allclose(series(sc, x, "price"), price[..., 0], rtol=1e-6)
-    got = served.sum(2)  # (time, traj, region, class)
+    got = served.sum(3)  # (time, traj, region, class): summed over tiers
     np.testing.assert_allclose(series(sc, x, "open_share"), got[..., 2] / got.sum(-1), rtol=1e-5, atol=1e-7)
 
 
