@@ -258,8 +258,9 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     front = served[..., 0]
     log_served = jnp.log(jnp.maximum(jnp.sum(got), 1e-30))
     log_served0 = jnp.where(t == 0, log_served, s.log_served0)
-    # Token-weighted lag of what is served; where nothing is, the best class on offer (the
-    # lag a user would get), never a class nobody is served.
+    # Token-weighted lag of what is served; where nothing is, the smallest lag among the
+    # classes on offer to the cell (the capability it is offered), not a lag prior of a
+    # class it is not offered.
     on = menu.offered(p)[:, None, :] > 0
     best = jnp.min(jnp.where(on, m["lag"], jnp.inf), axis=-1)
     lag = jnp.where(got > 0, jnp.sum(served * m["lag"], axis=-1) / jnp.maximum(got, 1e-30), best)
