@@ -34,12 +34,9 @@ def series(scenario, x, name):
     for spec, size in zip(OUTPUTS, output_sizes(len(scenario.regions))):
         if spec.name == name:
             block = x[..., off:off + size]
-            if spec.dims == "region,tier":
-                return block.reshape(block.shape[:-1] + (len(scenario.regions), 3))
-            if spec.dims == "tier,class":
-                return block.reshape(block.shape[:-1] + (3, 3))
-            if spec.dims == "region,tier,class":
-                return block.reshape(block.shape[:-1] + (len(scenario.regions), 3, 3))
+            dims = {"region": len(scenario.regions), "tier": 3, "class": 3}
+            if "," in spec.dims:  # several dims: one axis each (a single dim stays one axis)
+                return block.reshape(block.shape[:-1] + tuple(dims[d] for d in spec.dims.split(",")))
             return block
         off += size
     raise KeyError(name)

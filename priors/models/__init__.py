@@ -88,16 +88,26 @@ def rows_of(data: pd.DataFrame, metrics) -> pd.DataFrame:
     return out[np.isfinite(out["value_num"].to_numpy(np.float64))]
 
 
-def lognormal(name, loc_scale):
-    """A positive forecast parameter with its hand-set lognormal prior, non-centred:
-    exp(loc + scale z), z ~ N(0, 1) sampled as "z_<name>", the value recorded as <name>."""
+def hand_set(name, loc_scale, transform="exp"):
+    """A forecast parameter with its hand-set prior, non-centred: transform(loc + scale z),
+    z ~ N(0, 1) sampled as "z_<name>", the value recorded as <name>. transform: "exp"
+    (positive: lognormal), "sigmoid" (in [0, 1]: logit-normal) or "identity" (normal), as
+    the parameter's support maps its unconstrained (loc, scale)."""
+    import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     loc, scale = loc_scale
     z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))
-    return numpyro.deterministic(name, jnp.exp(loc + scale * z))
+    u = loc + scale * z
+    value = {"exp": jnp.exp, "sigmoid": jax.nn.sigmoid, "identity": lambda x: x}[transform](u)
+    return numpyro.deterministic(name, value)
+
+
+def lognormal(name, loc_scale):
+    """A positive forecast parameter with its hand-set lognormal prior (hand_set)."""
+    return hand_set(name, loc_scale, "exp")
 
 
 from priors.models import adoption, choice, compute, demand, power, prices  # noqa: E402

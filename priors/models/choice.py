@@ -26,14 +26,13 @@ ratios; the priors share the rest out. To the forecast: all seven, jointly (one 
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
+from priors.models import CalibrationError, Prepared, Site, hand_set, lognormal, rows_of
 
 NAME = "choice"
 KERNEL_PARAMS = ("mid_appeal", "open_appeal", "lag_aversion", "mid_lag", "mid_compute", "open_compute",
@@ -151,18 +150,6 @@ def prepare(data, ctx) -> Prepared:
     return Prepared(inputs, sites, {})
 
 
-def _normal(name, loc_scale):
-    loc, scale = loc_scale
-    z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))
-    return numpyro.deterministic(name, loc + scale * z)
-
-
-def _logitnormal(name, loc_scale):
-    loc, scale = loc_scale
-    z = numpyro.sample(f"z_{name}", dist.Normal(0.0, 1.0))
-    return numpyro.deterministic(name, jax.nn.sigmoid(loc + scale * z))
-
-
 def open_share(a_m, a_o, lam, theta, mid_lag, q_m, q_o, open_lag):
     """The enterprise open-class share at open-weight lag `open_lag` (months)."""
     v_m = a_m - lam * mid_lag - theta * jnp.log(q_m)
@@ -172,11 +159,13 @@ def open_share(a_m, a_o, lam, theta, mid_lag, q_m, q_o, open_lag):
 
 def model(inputs, observed=True):
     pr = inputs["prior"]
-    a_m, a_o = _normal("mid_appeal", pr["mid_appeal"]), _normal("open_appeal", pr["open_appeal"])
+    a_m = hand_set("mid_appeal", pr["mid_appeal"], "identity")
+    a_o = hand_set("open_appeal", pr["open_appeal"], "identity")
     lam = lognormal("lag_aversion", pr["lag_aversion"])
     theta = lognormal("price_sensitivity", pr["price_sensitivity"])
     mid_lag = lognormal("mid_lag", pr["mid_lag"])
-    q_m, q_o = _logitnormal("mid_compute", pr["mid_compute"]), _logitnormal("open_compute", pr["open_compute"])
+    q_m = hand_set("mid_compute", pr["mid_compute"], "sigmoid")
+    q_o = hand_set("open_compute", pr["open_compute"], "sigmoid")
     s = open_share(a_m, a_o, lam, theta, mid_lag, q_m, q_o, inputs["s_lag"])  # (obs, month)
     mean = jnp.sum(s * inputs["s_mask"], axis=1) / jnp.sum(inputs["s_mask"], axis=1)
     with numpyro.plate("shares", inputs["s_y"].shape[0]):
