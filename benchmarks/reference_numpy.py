@@ -1,15 +1,23 @@
-"""The access model (docs/model.md, version 3 part 1) as a careful analyst would write it
-in NumPy: a loop over months, vectorised over trajectories (float64, NumPy's own random
-generator).
+"""The access model (docs/model.md, version 3 part 1, with the staged-release, trusted-demand,
+regional agentic-share, leakage, licence and access-index equations of the kernel module
+docstrings) as a careful analyst would write it in NumPy: a loop over months, vectorised
+over trajectories (float64, NumPy's own random generator).
 
 It reads the same scenario priors as the engine and implements the same equations
-(docs/model.md: "A month, in order", "Outputs" and the parameter table) independently of
-kernels/: the menu of model classes (frontier, mid, open) chosen by logit shares of total
-token demand, free and paid consumer plans, sticky list prices bounded by substitution,
-enterprise demand that stops compounding under rationing beyond the start's, and an
-allocation that moves rationed tokens down the menu (base at the open class from any
-capacity, upgrades to mid and frontier from capacity that may host the labs' models). It
-is both the speed baseline for benchmarks/run.py and a correctness reference:
+(docs/model.md: "A month, in order", "Outputs" and the parameter table; the docstrings of
+kernels/demand.py, events.py and supply.py and the OUTPUTS of kernels/simulate.py where
+they go beyond it) independently of kernels/: power capacity that a moratorium blocks
+partly built in other hosting regions (leakage) and installed compute capped by the chip
+licence; the menu of model classes (frontier, mid, open) chosen by logit shares of total
+token demand, with a regional agentic share and tokens per user; free and paid consumer
+plans; sticky list prices bounded by substitution; enterprise demand, and the trusted
+tier's own demand, that stop compounding under rationing beyond the start's; staged
+release (the public's frontier trails the trusted tier's by a gap G with memory, which
+grows while a security restriction holds); an allocation that moves rationed tokens down
+the menu (base at the open class from any capacity, upgrades to mid and frontier from
+capacity that may host the labs' models); and a capability-weighted access index, the
+trusted gap and its persistence. It is both the speed baseline for benchmarks/run.py and
+a correctness reference:
 tests/test_reference.py checks that its bands agree with the engine's within Monte Carlo
 error. Bands are np.quantile over the trajectories each month (method "inverted_cdf", as
 the engine).
@@ -20,7 +28,8 @@ need at last month's prices); the free allowance caps the cost-responsive tokens
 wants; the start's list prices obey the premium bound; guarantees serve a tier's classes in
 proportion; unused reserves return to the home regions' own capacity; pooled capacity is
 drawn from the permitted regions' leftovers in proportion; a cell with nothing served
-reports the smallest lag on offer to it.
+reports the smallest lag on offer to it; leakage is shared out by the hosting regions'
+power at the start of the month (the P in B's definition).
 """
 from __future__ import annotations
 
@@ -168,8 +177,16 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     eps = p["elasticity"]
     sigma_inc = _lognormal_gini_sigma(p["income_gini"])
     log_med_inc = np.log(p["gni_per_capita"] / 12.0) - 0.5 * sigma_inc**2
-    s0 = logistic(p["agentic_share0"], p["agentic_ceiling"], p["agentic_rate"], 0.0)
-    mix0 = 1 - s0 + s0 * p["agentic_multiplier"]
+    # agentic share by region: start and ceiling scaled by v_r = (gni_r / gni_max)^agentic_income
+    reach = (p["gni_per_capita"] / p["gni_per_capita"].max(1, keepdims=True)) ** p["agentic_income"][:, None]
+
+    def agentic_mix(ty):
+        """(n, R) tokens per user relative to an assisted user, (1 - s_r) + s_r M."""
+        s = logistic(p["agentic_share0"][:, None] * reach, p["agentic_ceiling"][:, None] * reach,
+                     p["agentic_rate"][:, None], ty)
+        return 1 - s + s * p["agentic_multiplier"][:, None]
+
+    mix0 = agentic_mix(0.0)
     blocked = np.ones((n, R, N_TIERS))
     blocked[:, :, 0] = 1 - p["trusted_access"]
     # the menu: compute per token, appeal, which classes are on offer, price sensitivity
@@ -193,26 +210,25 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         energy = p["kw_per_h100e0"] * np.exp(-p["g_power_eff"] * ty) * 730.0 * p["electricity_price"]
         return 1e6 * (capital + energy) / p["floor_tokens_per_h100e"]
 
-    def lags(restricted, frozen):
-        """(n, R, K, 3) capability lag of each class for each cell."""
-        withheld = restricted[:, None, None] * blocked
-        lag_f = np.where(withheld > 0, frozen[:, None, None], 0.0)
+    def lags(gap):
+        """(n, R, K, 3) capability lag of each class for each cell: the frontier's is 0 for
+        the trusted tier where it has trusted access, the public's gap G (n,) elsewhere."""
+        lag_f = np.where(blocked > 0, gap[:, None, None], 0.0)
         return np.stack([lag_f, np.broadcast_to(lag_m[:, None, None], lag_f.shape),
                          np.broadcast_to(lag_o[:, :, None], lag_f.shape)], -1)
 
-    def demand(log_c, log_e, ty):
+    def demand(log_c, log_e, log_t, ty):
         """Total tokens: trusted and enterprise (n, R, 2), consumer users (n, R), tokens a
-        user wants (n,), a basic plan's tokens (n,)."""
-        s = logistic(p["agentic_share0"], p["agentic_ceiling"], p["agentic_rate"], ty)
-        mix = 1 - s + s * p["agentic_multiplier"]
-        response = np.exp(-eps * (log_c - np.log(p["cost_frontier0"])))
+        user wants (n, R), a basic plan's tokens (n,)."""
+        mix = agentic_mix(ty)
+        response = np.exp(-eps * (log_c - np.log(p["cost_frontier0"])))[:, None]
         plan = p["tokens_assisted"] * np.exp(p["assisted_growth"] * ty)
         adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
-        enterprise = np.exp(log_e) * (mix / mix0 * response)[:, None]
-        tr = p["trusted_share"]
-        te = np.stack([tr * enterprise, (1 - tr) * enterprise], -1)
+        enterprise = np.exp(log_e) * mix / mix0 * response
+        trusted = np.exp(log_t) * response
+        te = np.stack([trusted, enterprise], -1)
         # docs silent: the cost response scales the tokens a user wants, before the free allowance
-        return te, pop * adoption, plan * mix * response, plan
+        return te, pop * adoption, plan[:, None] * mix * response, plan
 
     def priced_out(P, plan):
         """(n, R, K): trusted and enterprise priced out of a basic plan at the frontier's list
@@ -237,9 +253,9 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         s2 = e2 / e2.sum(-1, keepdims=True)  # without the frontier (open is always on offer)
         W_te = te[..., None] * ((1 - po[:, :, :2, None]) * s[:, :, :2] + po[:, :, :2, None] * s2[:, :, :2])
         paid = p["paid_propensity"][:, None] * (1 - po[:, :, 2])
-        free = np.minimum(u, p["free_allowance"])
-        W_c = users[..., None] * (paid[..., None] * u[:, None, None] * s[:, :, 2]
-                                  + (1 - paid)[..., None] * free[:, None, None] * free_class)
+        free = np.minimum(u, p["free_allowance"][:, None])
+        W_c = users[..., None] * (paid[..., None] * u[..., None] * s[:, :, 2]
+                                  + (1 - paid)[..., None] * free[..., None] * free_class)
         return np.concatenate([W_te, W_c[:, :, None, :]], 2), po, paid
 
     def need(W):
@@ -259,15 +275,23 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     log_p = np.log(w * (1 + p["power_headroom0"])[:, None])
     log_c = np.log(p["cost_frontier0"])
     log_e = np.log(p["enterprise0"])
+    log_t = np.log(p["trusted0"])
     # docs silent: the start's prices obey the premium bound too (step 7: "both targets obey it")
     P = targets(log_c, np.ones(n))
+    # staged release: no restriction, the public's gap G at the release window, the last
+    # restriction long over
     restricted = np.zeros(n, bool)
-    frozen = np.zeros(n)
-    W0, _, _ = wanted(P, demand(log_c, log_e, 0.0), lags(restricted.astype(float), frozen))
+    W_rel = p["release_window"]
+    W_restr = np.maximum(p["restrict_window"], W_rel)
+    G = W_rel.copy()
+    n_state = np.full(n, np.inf)  # months the current state (restricted or not) has lasted
+    W0, _, _ = wanted(P, demand(log_c, log_e, log_t, 0.0), lags(G))
     q0 = need(W0) / (p["scarcity0"] * (p["inference_share"][:, None] * k).sum(1))
     x_prev = np.zeros(n)  # last month's log excess scarcity over the start's
     kappa = 1.0 - np.exp2(-DT / p["price_halflife"])
     dev = np.zeros((n, R))
+    gap_run = np.zeros((n, R))  # consecutive months the trusted gap has exceeded gap_threshold
+    gap_hit = np.zeros((n, R))  # 1 once a run has lasted gap_duration months
     hit = rng.standard_normal((n, R)) < ndtri(np.clip(p["moratorium_probability"], 0, 1))
     sq = np.sqrt(DT)
     life = p["hardware_lifetime"][:, None]
@@ -279,13 +303,21 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         zk, zkc, zg, zgc = z[:, :R], z[:, R], z[:, R + 1:2 * R + 1], z[:, 2 * R + 1]
         zp, zpc, zc = z[:, 2 * R + 2:3 * R + 2], z[:, 3 * R + 2], z[:, 3 * R + 3]
         ze, zs, zend = z[:, 3 * R + 4:4 * R + 4], z[:, 4 * R + 4], z[:, 4 * R + 5]
-        # 1. Security restrictions.
+        # 1. Security restrictions and staged release.
         hazard = np.clip(p["restrict_hazard"], 0, 1)
         starts = zs < ndtri(hazard)
         ends = zend < ndtri(1.0 / np.maximum(p["restrict_duration"], 1.0))
         now = np.where(restricted, ~ends, starts)
-        left = np.clip(ndtr(zs) / np.maximum(hazard, 1e-300), 0, 1)
-        frozen = np.where(now, np.where(restricted, frozen + 1.0, left), 0.0)
+        u_left = np.clip(ndtr(zs) / np.maximum(hazard, 1e-300), 0, 1)  # part of the month left
+        # n: months the state has lasted, this one included (a restriction's first month counts u)
+        n_state = np.where(now != restricted, np.where(now, u_left, 1.0), n_state + 1.0)
+        # restricted: G = min(max(W, n, G + 1 where G > W), W_R) (the newest release before the
+        # restriction holds the gap at W for W months, then it grows with n; a gap still
+        # catching up from an earlier restriction carries on); not restricted: G = W once
+        # n > W, before that min(G + 1, W_R) (the restricted generations still in their window)
+        carried = np.where(G > W_rel, G + 1.0, 0.0)
+        G = np.where(now, np.minimum(np.maximum(np.maximum(W_rel, n_state), carried), W_restr),
+                     np.where(n_state > W_rel, W_rel, np.minimum(G + 1.0, W_restr)))
         restricted = now
         # 2. Power capacity.
         rho = p["shock_corr"][:, None]
@@ -295,7 +327,18 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         gp = p["power_growth_inf"][:, None] + (p["power_growth0"] - p["power_growth_inf"][:, None]) * np.exp2(
             -ty / p["power_halflife"][:, None]) + p["buildout_extra_growth"] * building
         x_p = gp * DT + p["power_vol"][:, None] * sq * (np.sqrt(rho) * zpc[:, None] + np.sqrt(1 - rho) * zp)
-        log_p = log_p + np.where(x_p > 0, f * x_p, x_p)
+        P_old = np.exp(log_p)
+        P_new = P_old * np.exp(np.where(x_p > 0, f * x_p, x_p))
+        # Leakage: the share moratorium_leakage of the capacity the moratoria block is built
+        # in the hosting regions under none, in proportion to their power (lost where none is).
+        halted = mor > 0
+        block = np.where(halted & (x_p > 0), P_old * (np.exp(x_p) - np.exp(f * x_p)), 0.0).sum(1)
+        takes = hosts * (1.0 - halted) * P_old
+        tot_takes = takes.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moved = np.where(tot_takes[:, None] > 0, (p["moratorium_leakage"] * block)[:, None] * takes
+                             / np.where(tot_takes > 0, tot_takes, 1.0)[:, None], 0.0)
+        log_p = np.log(P_new + moved)
         # Hardware within the power.
         dev = dev - p["growth_reversion"][:, None] * dev * DT + p["growth_vol"][:, None] * sq * (
             np.sqrt(rho) * zgc[:, None] + np.sqrt(1 - rho) * zg)
@@ -305,7 +348,8 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         wanted_hw = np.maximum(k * (np.expm1(g * DT + level) + DT / life), 0.0)
         k, w = k * (1 - DT / life), w * (1 - DT / life)
         kw = (p["kw_per_h100e0"] * np.exp(-p["g_power_eff"] * (ty + DT)))[:, None]
-        added = np.minimum(wanted_hw, np.maximum(np.exp(log_p) - w, 0.0) * 1e6 / kw)
+        room = np.maximum(np.exp(log_p) - w, 0.0) * 1e6 / kw
+        added = np.minimum(np.minimum(wanted_hw, room), np.maximum(p["compute_licence"] - k, 0.0))
         k, w = k + added, w + added * kw / 1e6
         # 3. Inference cost (serving gains saturate) and capacity (frontier-token units).
         serve_rate = p["g_serve"] * np.exp2(-ty / p["serve_halflife"])
@@ -317,8 +361,10 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         ge = p["enterprise_growth_inf"] + (p["enterprise_growth0"] - p["enterprise_growth_inf"]) * np.exp2(
             -ty / p["enterprise_halflife"])
         log_e = log_e + ((ge - p["demand_feedback"] * x_prev) * DT)[:, None] + p["enterprise_vol"][:, None] * sq * ze
-        dem = demand(log_c, log_e, ty)
-        lag = lags(restricted.astype(float), frozen)
+        # trusted demand: its own growth, the same feedback
+        log_t = log_t + ((p["trusted_growth"] - p["demand_feedback"] * x_prev) * DT)[:, None]
+        dem = demand(log_c, log_e, log_t, ty)
+        lag = lags(G)
         # 5-7. Choice at last month's prices -> scarcity multiplier -> sticky prices -> choice.
         # U: the compute all wanted tokens need at last month's prices (step 7); docs silent:
         # step 4's feedback x uses the same U (one symbol), next month.
@@ -378,13 +424,23 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
             cap_lag = np.where(served_cell > 0, (class_tokens * lag).sum(-1) / np.where(
                 served_cell > 0, served_cell, 1.0), best)
         per_capita = front.sum(2) / pop
-        ratio = ((north * per_capita * pop).sum(1) / (north * pop).sum(1) + 1.0) / (
-            ((1 - north) * per_capita * pop).sum(1) / ((1 - north) * pop).sum(1) + 1.0)
+        # the trusted gap: the public's (enterprise tier's) best lag on offer over the trusted tier's
+        trusted_gap = np.maximum(best[:, :, 1] - best[:, :, 0], 0.0)
+        gap_run = np.where(trusted_gap > p["gap_threshold"][:, None], gap_run + 1.0, 0.0)
+        # a count of months against gap_duration, within 1e-3 of a month (docs/model.md): a
+        # fixed whole number of months comes through a float32 log and exp a hair above itself
+        gap_hit = np.maximum(gap_hit, (gap_run >= p["gap_duration"][:, None] - 1e-3).astype(np.float64))
+        # capability-weighted access: every class's tokens, a token L months behind worth 2^(-L / h)
+        access = (class_tokens * np.exp2(-lag / p["capability_halflife"][:, None, None, None])).sum((2, 3)) / pop
+        north_mean = (north * access * pop).sum(1) / (north * pop).sum(1)
+        south_mean = ((1 - north) * access * pop).sum(1) / ((1 - north) * pop).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(south_mean > 0, north_mean / np.where(south_mean > 0, south_mean, 1.0), 0.0)
         share = pop / pop.sum(1, keepdims=True)
-        mean_pc = (share * per_capita).sum(1)
-        spread = (share[:, :, None] * share[:, None, :] * np.abs(per_capita[:, :, None] - per_capita[:, None, :])
+        mean_ax = (share * access).sum(1)
+        spread = (share[:, :, None] * share[:, None, :] * np.abs(access[:, :, None] - access[:, None, :])
                   ).sum((1, 2))
-        gini = np.where(mean_pc > 0, spread / (2 * np.maximum(mean_pc, 1e-300)), 0.0)
+        gini = np.where(mean_ax > 0, spread / (2 * np.maximum(mean_ax, 1e-300)), 0.0)
         cF = np.exp(log_c)
         fixed_cost = floor_cost(ty) + np.exp(log_c - (p["g_alg"] + p["g_front"]) * ty)
         adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
@@ -409,8 +465,9 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
             "compute": k, "power": np.exp(log_p), "cost_frontier": cF, "cost_fixed_capability": fixed_cost,
             "cost_floor": floor_cost(ty), "price": P[:, :, F], "class_price": P, "demand_tokens": wanted_cell,
             "class_tokens": class_tokens, "frontier_tokens": front, "lagging_tokens": lagging,
-            "tokens_per_capita": per_capita, "north_south_ratio": ratio, "access_gini": gini,
-            "unmet_share": unmet, "capability_lag": cap_lag, "priced_out": po, "unserved_share": unserved,
+            "tokens_per_capita": per_capita, "access_index": access, "north_south_ratio": ratio,
+            "access_gini": gini, "unmet_share": unmet, "capability_lag": cap_lag, "trusted_gap": trusted_gap,
+            "gap_persistence": gap_hit, "priced_out": po, "unserved_share": unserved,
             "free_share": 1.0 - paid, "open_share": open_share, "adoption": adoption, "adoption_observed": adoption_obs,
             "compute_observed": compute_obs, "tokens_observed": tokens_obs, "list_price_observed": list_obs,
             "chip_power_observed": chip_obs,

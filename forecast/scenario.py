@@ -313,7 +313,10 @@ def from_dict(raw: dict, text: str = "", where: str = "scenario", allow_unconver
                 x = _number(v, wl)
                 if arg in ("sigma", "sd") and x < 0:
                     raise ScenarioError(f"{wl}: a spread must be >= 0, got {x:g}")
-                if arg in ("value", "median", "mean"):
+                # A fixed 0 is allowed where the physical range starts at 0 (no release
+                # window, no growth): exp(-inf) in unconstrained space, kept finite by scale 0.
+                zero_ok = arg == "value" and x == 0.0 and RANGES.get(spec.name, (1.0,))[0] == 0.0
+                if arg in ("value", "median", "mean") and not zero_ok:
                     _check_support(x, spec.support, wl)
                     _check_range(spec.name, x, wl)
                 out.append(x)

@@ -2,17 +2,22 @@
 
 Adoption (share of working-age people using generative AI), a logistic with ceiling A:
     a_r(t) = A_r sigmoid(logit(a0_r / A_r) + rate_r t_years)
-Agentic share s(t) likewise (s0, ceiling, rate). Tokens per user per month:
-    u(t) = tokens_assisted exp(assisted_growth t_years) ((1 - s) + s M),  M = agentic multiplier
-Consumer demand:   C_r = population_r a_r u(t)
+Agentic share s_r(t) likewise, with start and ceiling scaled by regional income,
+    s_r(t) = logistic(s0 v_r, ceiling v_r, rate),  v_r = (gni_r / gni_max)^agentic_income
+(the richest region has v = 1: automation is ~77% of API traffic, ~50% of consumer-app use,
+and API use concentrates in rich economies). Tokens per user per month:
+    u_r(t) = tokens_assisted exp(assisted_growth t_years) ((1 - s_r) + s_r M),  M = agentic multiplier
+Consumer demand:   C_r = population_r a_r u_r(t)
 Enterprise demand: log E_r(t+dt) = log E_r + (trend_E(t) - phi x(t)) dt + sigma_E sqrt(dt) z_r,
                    x(t) = max(0, log(U / (K scarcity0))) last month (U: compute the wanted
                    tokens need at the classes chosen, K: capacity; phi = demand_feedback):
                    demand rationed beyond the start's scarcity stops compounding (firms do not
                    build the workflows they cannot run), so wanted compute settles near
                    scarcity0 K exp(growth gap / phi); the fitted growth holds at the start's,
-                   scaled by the agentic mix relative to the start, ((1-s)+sM)/((1-s0)+s0 M).
-Trusted demand is trusted_share_r of enterprise demand, and the enterprise tier the rest.
+                   scaled by the region's agentic mix relative to the start.
+Trusted demand is its own quantity, sized from public government and defence programmes,
+with its own growth and the same feedback (contracts grow into the capacity there is):
+    log T_r(t+dt) = log T_r + (trusted_growth - phi x(t)) dt,   T_r(0) = trusted0_r.
 All demand responds to the frontier cost with elasticity eps: (c_F / c_F0)^(-eps).
 This is demand for all tokens (what the total-token series measure); menu.py splits it
 across the model classes, and consumers' across the free and paid plans.
@@ -37,8 +42,9 @@ def adoption(p: Params, t_years):
 
 
 def agentic_mix(p: Params, t_years):
-    """Tokens per user relative to an assisted user: (1 - s) + s M."""
-    s = logistic(p.agentic_share0, p.agentic_ceiling, p.agentic_rate, t_years)
+    """(region,) tokens per user relative to an assisted user: (1 - s_r) + s_r M."""
+    reach = (p.gni_per_capita / jnp.max(p.gni_per_capita)) ** p.agentic_income
+    s = logistic(p.agentic_share0 * reach, p.agentic_ceiling * reach, p.agentic_rate, t_years)
     return 1.0 - s + s * p.agentic_multiplier
 
 
@@ -48,8 +54,13 @@ def enterprise_step(p: Params, log_enterprise, z, t, dt, log_excess):
     return log_enterprise + (g - p.demand_feedback * log_excess) * dt + p.enterprise_vol * jnp.sqrt(dt) * z
 
 
+def trusted_step(p: Params, log_trusted, dt, log_excess):
+    """log T_r one month on (log_excess as in enterprise_step)."""
+    return log_trusted + (p.trusted_growth - p.demand_feedback * log_excess) * dt
+
+
 def tokens_per_user(p: Params, t_years):
-    """Tokens a consumer user wants per month, u(t) (before the price response)."""
+    """(region,) tokens a consumer user wants per month, u_r(t) (before the price response)."""
     return p.tokens_assisted * jnp.exp(p.assisted_growth * t_years) * agentic_mix(p, t_years)
 
 
@@ -64,14 +75,12 @@ def price_response(p: Params, log_cost):
     return jnp.exp(-p.elasticity * (log_cost - jnp.log(p.cost_frontier0)))
 
 
-def unconstrained(p: Params, log_enterprise, log_cost, t_years):
+def unconstrained(p: Params, log_enterprise, log_trusted, log_cost, t_years):
     """(region, tier) token demand per month, every class together.
 
     Tiers: trusted, enterprise, consumer (the consumer column is every user's wanted tokens,
     before the free tier's allowance caps the free users' share: menu.wanted)."""
     consumer = p.population * adoption(p, t_years) * tokens_per_user(p, t_years)
     enterprise = jnp.exp(log_enterprise) * agentic_mix(p, t_years) / agentic_mix(p, 0.0)
-    tiers = jnp.stack(
-        [p.trusted_share * enterprise, (1.0 - p.trusted_share) * enterprise, consumer], axis=-1
-    )
+    tiers = jnp.stack([jnp.exp(log_trusted), enterprise, consumer], axis=-1)
     return tiers * price_response(p, log_cost)

@@ -4,8 +4,8 @@ Classes, in CLASSES order: frontier (the labs' flagship), mid (their distilled m
 tier), open (open weights; China's own stack among them). Compute per token relative to
 the frontier's:
     q_F = 1,   q_M = mid_compute,   q_O = mid_compute open_compute      (q_O <= q_M <= 1)
-Capability lag behind the frontier [months]: frontier 0, or for users a restriction
-withholds the new release from, the months the public frontier has been frozen; mid
+Capability lag behind the frontier [months]: frontier 0 for the trusted tier, and for
+users the newest release is withheld from, the public's gap G (events.py: staged release); mid
 mid_lag; open min(open_lag, stack_lag_r) (a region's own stack may be nearer).
 List-price targets are per tier and class (prices.py); a class's cost is c_F q_c.
 
@@ -19,7 +19,7 @@ closed models). Tier k in region r picks among the classes on offer with logit s
 Wanted tokens W_rkc, from the tier totals T_rk (demand.py):
 - trusted and enterprise: T_rk ((1 - po_rk) s_rkc + po_rk s'_rkc), s' the shares without
   the frontier (po_rk: the share priced out of the frontier, affordability.py);
-- consumer: users_r (paid_r u s_rc + (1 - paid_r) min(u, free_allowance) e_free), where
+- consumer: users_r (paid_r u_r s_rc + (1 - paid_r) min(u_r, free_allowance) e_free), where
   u is tokens per user, paid_r = paid_propensity (1 - po_r) the paid share (po_r: priced
   out of the regional paid plan) and e_free the free tier's class: mid where the labs'
   models are on offer, open otherwise. free_share_r = 1 - paid_r.
@@ -42,13 +42,13 @@ def compute_per_token(p: Params):
     return jnp.stack([one, p.mid_compute, p.mid_compute * p.open_compute])
 
 
-def lags(p: Params, frozen, withheld):
+def lags(p: Params, gap, withheld):
     """(region, tier, class) months behind the frontier of each class on offer.
 
-    frozen: () months the public frontier has been frozen by a restriction; withheld:
-    (region, tier) 1.0 where the current release is withheld from the users."""
+    gap: () months the public's newest frontier release trails the trusted tier's (G);
+    withheld: (region, tier) 1.0 where releases reach the users with the public."""
     r, k = withheld.shape
-    front = withheld * frozen
+    front = withheld * gap
     mid = jnp.broadcast_to(p.mid_lag, (r, k))
     open_ = jnp.broadcast_to(jnp.minimum(p.open_lag, p.stack_lag)[:, None], (r, k))
     return jnp.stack([front, mid, open_], axis=-1)
@@ -89,8 +89,8 @@ def wanted(p: Params, totals, users, per_user, price, lag, priced, paid):
     """(region, tier, class) wanted tokens.
 
     totals: (region, tier) tokens the trusted and enterprise tiers want (the consumer
-    column is ignored); users: (region,) consumer users; per_user: () tokens a consumer
-    user wants; price: (tier, class); lag: (region, tier, class); priced: (region, tier)
+    column is ignored); users: (region,) consumer users; per_user: (region,) tokens a
+    consumer user wants; price: (tier, class); lag: (region, tier, class); priced: (region, tier)
     shares priced out (of the frontier for trusted and enterprise, of the paid plan for
     consumers); paid: (region,) paid share of consumer users."""
     on = offered(p)[:, None, :]
@@ -98,6 +98,6 @@ def wanted(p: Params, totals, users, per_user, price, lag, priced, paid):
     no_front = shares(p, price, lag, on * jnp.array([0.0, 1.0, 1.0], on.dtype))
     business = totals[..., None] * ((1.0 - priced)[..., None] * all_ + priced[..., None] * no_front)
     free = jnp.minimum(per_user, p.free_allowance)
-    consumer = users[:, None] * (paid[:, None] * per_user * all_[:, CONSUMER]
-                                 + (1.0 - paid)[:, None] * free * free_class(p))
+    consumer = users[:, None] * (paid[:, None] * per_user[:, None] * all_[:, CONSUMER]
+                                 + (1.0 - paid)[:, None] * free[:, None] * free_class(p))
     return business.at[:, CONSUMER].set(consumer)

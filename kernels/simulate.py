@@ -23,7 +23,6 @@ from kernels.state import Noise, State, noise_size, split_noise
 
 N_TIERS = 3  # trusted, enterprise, consumer: priority order
 DT = 1.0 / 12.0  # years per step
-RATIO_OFFSET = 1.0  # tokens per person per month added to both sides of north_south_ratio
 LIST_PRICE_QUANTILE = 0.9  # list_price0 is this quantile of released models' prices (priors.models.prices)
 # Bound on the log of the heavy-tailed published-figure noise (a factor of 1e13): a t(4)
 # draw past it at the fitted scale 0.3 (|t| > 100) has probability 6e-8, but one that
@@ -59,14 +58,22 @@ OUTPUTS: tuple[OutputSpec, ...] = (
                "mid- and open-class tokens served (class_tokens summed over the lagging classes)"),
     OutputSpec("tokens_per_capita", "region", True, "tokens per person per month",
                "frontier tokens served per working-age person"),
-    OutputSpec("north_south_ratio", "", True, "1", "Global North over Global South frontier tokens per capita"),
+    OutputSpec("access_index", "region", True, "capability-weighted tokens per person per month",
+               "tokens served per working-age person, every class, each weighted 2^(-lag / capability_halflife)"),
+    OutputSpec("north_south_ratio", "", True, "1",
+               "Global North over Global South access_index (population-weighted means; 0 where the South is served nothing)"),
     OutputSpec("access_gini", "", False, "1",
-               "population-weighted Gini of frontier tokens per capita across regions"),
+               "population-weighted Gini of access_index across regions"),
     OutputSpec("unmet_share", "", True, "1",
                "share of wanted tokens not served at the class chosen (rationed down the menu or unserved)"),
     OutputSpec("capability_lag", "region,tier", True, "months",
                "months behind the frontier of the tokens served (token-weighted; where none are, "
                "the best class on offer)"),
+    OutputSpec("trusted_gap", "region", False, "months",
+               "months the public's best model on offer trails the trusted tier's (staged release, restrictions)"),
+    OutputSpec("gap_persistence", "region", False, "1",
+               "1 once the trusted gap has exceeded gap_threshold for gap_duration consecutive months "
+               "(its mean is the probability)"),
     OutputSpec("priced_out", "region,tier", True, "1",
                "share of adults priced out of the frontier (trusted, enterprise) or of the paid plan (consumer)"),
     OutputSpec("unserved_share", "region,tier", True, "1",
@@ -92,7 +99,7 @@ OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
 # baseline"). Every other output, those with a point mass at zero among them (lags, shares,
 # tokens a restriction withholds), is compared by its plain difference, in its own units.
 RATIO_OUTPUTS = frozenset({"compute", "power", "cost_frontier", "cost_fixed_capability", "cost_floor", "price",
-                           "class_price",
+                           "class_price", "access_index",
                            "north_south_ratio", "compute_observed", "tokens_observed", "list_price_observed",
                            "chip_power_observed"})
 
@@ -172,18 +179,18 @@ def asymmetric_laplace(z, scale, quantile):
     return -classic * k * u + classic / k * v
 
 
-def market(p: Params, log_price_prev, log_cost, log_enterprise, capacity, restricted, frozen, t_years, dt):
+def market(p: Params, log_price_prev, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, dt):
     """The month's list prices, wanted tokens and plan shares: a dict.
 
     Choice is first evaluated at last month's prices to set the scarcity multiplier (the
     compute all wanted tokens need over the capacity), prices move toward their targets
     (prices.py), and the choice is evaluated again at the new prices."""
     q = menu.compute_per_token(p)
-    totals = demand.unconstrained(p, log_enterprise, log_cost, t_years)
+    totals = demand.unconstrained(p, log_enterprise, log_trusted, log_cost, t_years)
     users = p.population * demand.adoption(p, t_years)
     per_user = demand.tokens_per_user(p, t_years) * demand.price_response(p, log_cost)
-    withheld = restricted * events.blocked(p, N_TIERS) * p.frontier_access[:, None]
-    lag = menu.lags(p, frozen, withheld)
+    withheld = events.blocked(p, N_TIERS) * p.frontier_access[:, None]  # (no frontier on offer: no lag to set)
+    lag = menu.lags(p, gap, withheld)
     plan = demand.plan_tokens(p, t_years)
     po_plan = affordability.plan_priced_out(p, menu.CONSUMER)
     paid = p.paid_propensity * (1.0 - po_plan)
@@ -197,6 +204,29 @@ def market(p: Params, log_price_prev, log_cost, log_enterprise, capacity, restri
     log_price = prices.sticky(p, log_price_prev, prices.targets(p, jnp.exp(log_cost), q, multiplier), dt)
     want, priced = want_at(jnp.exp(log_price))
     return dict(q=q, lag=lag, log_price=log_price, want=want, priced=priced, paid=paid, units0=jnp.sum(w0 * q))
+
+
+def access_index(p: Params, served, lag):
+    """(region,) capability-weighted tokens per person per month: every class's tokens,
+    each weighted 2^(-lag / capability_halflife) (a frontier token counts 1)."""
+    weight = jnp.exp2(-lag / p.capability_halflife)
+    return jnp.sum(served * weight, axis=(1, 2)) / p.population
+
+
+def north_south(p: Params, access):
+    """(North/South ratio, population-weighted Gini) of access_index across regions.
+
+    The ratio is of population-weighted means, 0 where the South is served nothing (a
+    point mass the bands count apart: its P(>0) says how often); the Gini is
+    sum_ij s_i s_j |a_i - a_j| / (2 mean), s the population shares, 0 where no one is served."""
+    north = p.north
+    n = jnp.sum(north * access * p.population) / jnp.sum(north * p.population)
+    south = jnp.sum((1 - north) * access * p.population) / jnp.sum((1 - north) * p.population)
+    ratio = jnp.where(south > 0, n / jnp.maximum(south, 1e-30), 0.0)
+    share = p.population / jnp.sum(p.population)
+    mean = jnp.sum(share * access)
+    spread = jnp.sum(share[:, None] * share[None, :] * jnp.abs(access[:, None] - access[None, :]))
+    return ratio, jnp.where(mean > 0, spread / (2.0 * jnp.maximum(mean, 1e-30)), 0.0)
 
 
 def init(traj_key, prior: Prior) -> tuple[Params, State]:
@@ -220,14 +250,16 @@ def initial_state(p: Params, z_once) -> State:
     log_enterprise = jnp.log(p.enterprise0)
     q = menu.compute_per_token(p)
     log_price = jnp.log(prices.targets(p, p.cost_frontier0, q, 1.0))
-    m = market(p, log_price, log_cost, log_enterprise, jnp.ones_like(compute), zero, zero, zero, 1.0)
+    log_trusted = jnp.log(p.trusted0)
+    m = market(p, log_price, log_cost, log_enterprise, log_trusted, jnp.ones_like(compute), p.release_window, zero, 1.0)
     units = jnp.sum(supply.capacity(p, compute, 1.0))
     throughput0 = m["units0"] / (p.scarcity0 * jnp.maximum(units, 1e-30))
     return State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=jnp.zeros_like(p.compute0),
-        log_cost=log_cost, log_enterprise=log_enterprise, log_price=log_price,
-        log_excess=zero, restricted=zero,
-        restricted_months=zero, moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
+        log_cost=log_cost, log_enterprise=log_enterprise, log_trusted=log_trusted, log_price=log_price,
+        log_excess=zero, restricted=zero, public_gap=p.release_window + zero,
+        release_since=jnp.asarray(events.SINCE_CAP, dtype), gap_run=jnp.zeros_like(p.compute0),
+        gap_hit=jnp.zeros_like(p.compute0), moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
         throughput0=throughput0, log_served0=zero, finite=jnp.array(True),
     )
 
@@ -238,16 +270,17 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     t = t.astype(dtype)
     t_years = t * DT
 
-    restricted, frozen = events.restriction_step(
-        p, s.restricted, s.restricted_months, nz.restrict_start, nz.restrict_end
-    )
+    was = s.restricted > 0
+    now, left = events.restriction_step(p, s.restricted, nz.restrict_start, nz.restrict_end)
+    gap, since = events.release_step(p, was, now, left, s.public_gap, s.release_since)
     compute, draw, log_power, growth_dev = supply.step(
         p, s.compute, s.power_draw, s.log_power, s.growth_dev, s.moratorium_hit, nz, t, DT)
     log_cost = cost.step(p, s.log_cost, nz.cost, t_years, DT)
     log_enterprise = demand.enterprise_step(p, s.log_enterprise, nz.enterprise, t, DT, s.log_excess)
+    log_trusted = demand.trusted_step(p, s.log_trusted, DT, s.log_excess)
 
     capacity = supply.capacity(p, compute, cost.throughput(p, s.throughput0, t_years))
-    m = market(p, s.log_price, log_cost, log_enterprise, capacity, restricted, frozen, t_years, DT)
+    m = market(p, s.log_price, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, DT)
     guarantee_on = events.window(p.guarantee_start, jnp.inf, t)
     want = m["want"]
     served, at_choice = allocation.serve(p, want, m["q"], capacity, guarantee_on)
@@ -265,16 +298,15 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     best = jnp.min(jnp.where(on, m["lag"], jnp.inf), axis=-1)
     lag = jnp.where(got > 0, jnp.sum(served * m["lag"], axis=-1) / jnp.maximum(got, 1e-30), best)
     per_capita = jnp.sum(front, axis=1) / p.population
-    north = p.north
-    # One token per person per month added to both sides keeps the ratio finite while a
-    # restriction leaves the South no frontier tokens at all (~1e7 then; ~1e4-1e5 is usual).
-    ratio = (jnp.sum(north * per_capita * p.population) / jnp.sum(north * p.population) + RATIO_OFFSET) / (
-        jnp.sum((1 - north) * per_capita * p.population) / jnp.sum((1 - north) * p.population) + RATIO_OFFSET
-    )
-    share = p.population / jnp.sum(p.population)
-    mean_pc = jnp.sum(share * per_capita)
-    spread = jnp.sum(share[:, None] * share[None, :] * jnp.abs(per_capita[:, None] - per_capita[None, :]))
-    gini = jnp.where(mean_pc > 0, spread / (2.0 * jnp.maximum(mean_pc, 1e-30)), 0.0)
+    # Trusted gap: the best lag on offer to the public (the enterprise tier; consumers are
+    # offered the same) minus the trusted tier's.
+    trusted_gap = jnp.maximum(best[:, 1] - best[:, 0], 0.0)
+    gap_run = jnp.where(trusted_gap > p.gap_threshold, s.gap_run + 1.0, 0.0)
+    # gap_duration comes through a float32 log and exp: a whole number of months may read a
+    # hair above itself (12 -> 12.0000003), which must not cost a month.
+    gap_hit = jnp.maximum(s.gap_hit, (gap_run >= p.gap_duration - 1e-3).astype(dtype))
+    access = access_index(p, served, m["lag"])
+    ratio, gini = north_south(p, access)
     adoption = demand.adoption(p, t_years)
     total = jnp.sum(wanted)
     unmet = jnp.where(total > 0, jnp.clip(1.0 - jnp.sum(at_choice) / jnp.maximum(total, 1e-30), 0.0, 1.0), 0.0)
@@ -294,10 +326,13 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         frontier_tokens=front,
         lagging_tokens=served[..., 1] + served[..., 2],
         tokens_per_capita=per_capita,
+        access_index=access,
         north_south_ratio=ratio,
         access_gini=gini,
         unmet_share=unmet,
         capability_lag=lag,
+        trusted_gap=trusted_gap,
+        gap_persistence=gap_hit,
         priced_out=m["priced"],
         unserved_share=unserved,
         free_share=1.0 - m["paid"],
@@ -317,9 +352,9 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     )
     state = State(
         compute=compute, power_draw=draw, log_power=log_power, growth_dev=growth_dev, log_cost=log_cost,
-        log_enterprise=log_enterprise, log_price=m["log_price"],
+        log_enterprise=log_enterprise, log_trusted=log_trusted, log_price=m["log_price"],
         log_excess=jnp.maximum(jnp.log(m["units0"] / jnp.maximum(jnp.sum(capacity) * p.scarcity0, 1e-30)), 0.0),
-        restricted=restricted, restricted_months=frozen,
+        restricted=now.astype(dtype), public_gap=gap, release_since=since, gap_run=gap_run, gap_hit=gap_hit,
         moratorium_hit=s.moratorium_hit, throughput0=s.throughput0, log_served0=log_served0,
         finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
     )

@@ -15,10 +15,16 @@ class State(NamedTuple):
     growth_dev:        (region,) deviation of the wanted hardware growth rate from its trend [1/yr]
     log_cost:          ()        log cost of serving frontier tokens [log USD/1M tokens]
     log_enterprise:    (region,) log enterprise token demand [log tokens/month]
+    log_trusted:       (region,) log trusted-tier token demand [log tokens/month]
     log_price:         (tier, class) log list prices (sticky: prices.py) [log USD/1M tokens]
     log_excess:        ()        max(0, log(compute wanted / (capacity scarcity0))) last month (demand.py)
-    restricted:        ()        1.0 while the current frontier release is restricted
-    restricted_months: ()        months the public frontier has been frozen [month]
+    restricted:        ()        1.0 while a security restriction holds
+    public_gap:        ()        G: months the public's newest frontier release trails the
+                                 trusted tier's (events.py: staged release) [month]
+    release_since:     ()        n: months the current restriction state (restricted or not) has lasted,
+                                 capped at events.SINCE_CAP [month]
+    gap_run:           (region,) consecutive months the trusted gap has exceeded gap_threshold [month]
+    gap_hit:           (region,) 1.0 once a run has lasted gap_duration months (gap_persistence)
     moratorium_hit:    (region,) 1.0 where this trajectory's moratorium happens (drawn once)
     throughput0:       ()        frontier tokens per H100e-month at the start, set so that
                                  frontier demand / capacity = scarcity0 [tokens/(H100e month)]
@@ -33,10 +39,14 @@ class State(NamedTuple):
     growth_dev: jax.Array
     log_cost: jax.Array
     log_enterprise: jax.Array
+    log_trusted: jax.Array
     log_price: jax.Array
     log_excess: jax.Array
     restricted: jax.Array
-    restricted_months: jax.Array
+    public_gap: jax.Array
+    release_since: jax.Array
+    gap_run: jax.Array
+    gap_hit: jax.Array
     moratorium_hit: jax.Array
     throughput0: jax.Array
     log_served0: jax.Array

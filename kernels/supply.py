@@ -4,7 +4,11 @@ Power capacity P_r (GW of AI data-centre capacity) grows by a trend plus shocks:
     gP_r(t) = gP_inf + (gP0_r - gP_inf) 2^(-t / power_halflife) + buildout_r 1[window]
     x_r = gP_r dt + sigma_P sqrt(dt) e''_r,   log P_r(t+dt) = log P_r + (f_r x_r if x_r > 0 else x_r)
 with f_r = moratorium_growth_factor while region r's moratorium holds (construction stops;
-setbacks still happen), else 1. Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
+setbacks still happen), else 1. Leakage: of the capacity a moratorium blocks,
+B = sum_r P_r (e^(x_r) - e^(f_r x_r)) [GW] over regions under it with x_r > 0, the share
+lambda = moratorium_leakage is built elsewhere: region j gets lambda B P_j / sum_i P_i over
+the regions that may host the labs' chips (hosts_frontier) and are not under a moratorium
+(capex is conserved: what no region can take is lost, and with it nothing moves). Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
 of both retires (L = hardware_lifetime: exponential lifetimes, the average vintage goes);
 the buildout wanted is
     A_r = max(K_r (exp(g_r dt + sigma_K sqrt(dt) e'_r) - 1) + K_r dt / L, 0)
@@ -14,7 +18,9 @@ with the wanted growth rate (calibrated to shipments)
     g_r = min(trend_r + dev_r + buildout_r 1[window], cap_r)
 and only what the power left over can run is installed, at the power per H100e of new
 hardware w(t) = kw_per_h100e0 exp(-g_power_eff t) [kW]:
-    add_r = min(A_r, max(P_r - W_r, 0) 1e6 / w(t)),  K_r += add_r,  W_r += add_r w(t) / 1e6.
+    add_r = min(A_r, max(P_r - W_r, 0) 1e6 / w(t), max(L_r - K_r, 0)),  K_r += add_r,  W_r += add_r w(t) / 1e6,
+where L_r = compute_licence is the installed compute the chip exporters license region r
+to hold (export-control country tiers; a scenario states what it grants).
 Since every vintage draws at least w(t) per H100e, K_r <= W_r 1e6 / w(t) <= P_r 1e6 / w(t).
 Shocks are regional with a common factor: e = sqrt(rho) z_common + sqrt(1 - rho) z_r.
 """
@@ -54,11 +60,14 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     t_years = t * dt
     sqdt = jnp.sqrt(dt)
     building = events.window(p.buildout_start, p.buildout_end, t)
-    factor = jnp.where(events.moratorium_active(p, moratorium_hit, t) > 0, p.moratorium_growth_factor, 1.0)
+    halted = events.moratorium_active(p, moratorium_hit, t) > 0
+    factor = jnp.where(halted, p.moratorium_growth_factor, 1.0)
     g_power = trend(p.power_growth0, p.power_growth_inf, p.power_halflife, t_years) + p.buildout_extra_growth * building
     shock = p.power_vol * sqdt * correlated(p.shock_corr, noise.power_common, noise.power)
     change = g_power * dt + shock
-    log_power = log_power + jnp.where(change > 0, factor * change, change)  # a moratorium stops growth only
+    grown = log_power + jnp.where(change > 0, factor * change, change)  # a moratorium stops growth only
+    moved = relocated(p, jnp.exp(log_power), change, factor, halted)
+    log_power = jnp.where(moved > 0, jnp.log(jnp.exp(grown) + moved), grown)
 
     dev = (growth_dev - p.growth_reversion * growth_dev * dt
            + p.growth_vol * sqdt * correlated(p.shock_corr, noise.growth_common, noise.growth))
@@ -71,8 +80,15 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     power_draw = power_draw * (1.0 - retire)
     w = kw_new(p, t_years + dt)  # hardware installed during the month is the month's newest
     room = jnp.maximum(jnp.exp(log_power) - power_draw, 0.0) * KW_PER_GW / w
-    added = jnp.minimum(wanted, room)
+    added = jnp.minimum(jnp.minimum(wanted, room), jnp.maximum(p.compute_licence - compute, 0.0))
     return compute + added, power_draw + added * w / KW_PER_GW, log_power, dev
+
+
+def relocated(p: Params, power, change, factor, active):
+    """(region,) GW of blocked capacity built in each other region this month (leakage)."""
+    blocked = jnp.sum(jnp.where(active & (change > 0), power * (jnp.exp(change) - jnp.exp(factor * change)), 0.0))
+    takes = p.hosts_frontier * (1.0 - active) * power
+    return p.moratorium_leakage * blocked * takes / jnp.maximum(jnp.sum(takes), 1e-30)
 
 
 def capacity(p: Params, compute, throughput):

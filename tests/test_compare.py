@@ -102,7 +102,10 @@ def test_summary_and_report_tables_skip_rows_for_other_regions(short_baseline):
     ds = forecast.run(short_baseline, n_trajectories=300, seed=1)
     renamed = ds.assign_coords(region=["a", "b", "c", "d", "e"])
     full, partial = summary_table(ds), summary_table(renamed)
-    assert partial.row_count == full.row_count - 4  # the four rows that name a region
+    from forecast.headline import HEADLINES
+
+    naming = sum("region" in h.sel for h in HEADLINES)
+    assert naming >= 4 and partial.row_count == full.row_count - naming  # the rows that name a region
     assert "Global South" not in metrics_table(renamed) and "Inequality" in metrics_table(renamed)
 
 

@@ -35,7 +35,9 @@ def test_south_buildout_beats_the_same_compute_in_the_us(baseline, base_x):
     b = series(baseline, base_x, "tokens_per_capita")[T2030, :, 4]
     s = series(south, xs, "tokens_per_capita")[T2030, :, 4]
     u = series(us, xu, "tokens_per_capita")[T2030, :, 4]
-    short = series(baseline, base_x, "unmet_share")[T2030, :, 0] > 0  # the menu is rationed
+    # The menu is rationed, and the South has frontier tokens to compare (the ratios below
+    # are undefined in the few worlds where it has none).
+    short = (series(baseline, base_x, "unmet_share")[T2030, :, 0] > 0) & (b > 0)
     assert short.mean() > 0.2  # the test has a subject
     assert np.mean(s[short] > b[short]) >= 0.8
     assert np.mean(s[short] > u[short]) >= 0.8
@@ -106,12 +108,16 @@ def test_priced_out_rises_with_price_and_falls_with_income(baseline, base_x):
 # Built-in scenarios: headline output, direction against the baseline (paired, 2030), and the
 # share of trajectories allowed to be identical to the baseline (documented in docs/model.md).
 DIRECTIONS = {
-    "moratorium": [("compute", (slice(None), 0), "lower")],
+    # Part of the blocked US construction is built in hosting regions instead (leakage).
+    "moratorium": [("compute", (slice(None), 0), "lower"), ("compute", (slice(None), 1), "higher")],
     "buildout": [("compute", (slice(None), 0), "higher"), ("price", (slice(None), 2), "lower")],
-    "sovereign_compute": [("tokens_per_capita", (slice(None), 4), "higher"), ("north_south_ratio", (slice(None), 0), "lower")],
-    "rationed_frontier": [("capability_lag", (slice(None), 0, 1), "higher"),
+    # Not the North/South ratio: the partners include Europe and the rest of the North.
+    "sovereign_compute": [("tokens_per_capita", (slice(None), 4), "higher"), ("access_index", (slice(None), 4), "higher")],
+    "rationed_frontier": [("capability_lag", (slice(None), 0, 1), "higher"), ("trusted_gap", (slice(None), 0), "higher"),
                           ("frontier_tokens", (slice(None), 0, 1), "lower")],
-    "cheap_inference": [("cost_frontier", (slice(None), 0), "lower"), ("price", (slice(None), 2), "lower")],
+    # Every class's cost is the frontier's times its compute ratio: cheaper serving moves all three.
+    "cheap_inference": [("cost_frontier", (slice(None), 0), "lower"), ("price", (slice(None), 2), "lower"),
+                        ("class_price", (slice(None), 2, 2), "lower")],
     "agentic_surge": [("demand_tokens", (slice(None), 0, 2), "higher")],
 }
 IDENTICAL_ALLOWED = {"moratorium": 0.25}  # the moratorium happens with probability 0.8

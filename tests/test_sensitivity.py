@@ -116,10 +116,16 @@ def test_design_evaluation_is_the_engine():
     # agreed to 2e-5 when this was written (v3: 114 of 187 series are flows).
     names = np.array([o.name for o, size in zip(OUTPUTS, output_sizes(len(sc.regions))) for _ in range(size)])
     flows = np.isin(names, ["class_tokens", "frontier_tokens", "lagging_tokens", "capability_lag", "unmet_share",
-                            "unserved_share", "tokens_per_capita", "north_south_ratio", "access_gini",
-                            "tokens_observed"])
+                            "unserved_share", "tokens_per_capita", "access_index", "north_south_ratio",
+                            "access_gini", "tokens_observed"])
     np.testing.assert_allclose(ys[..., ~flows], x[..., ~flows], rtol=2e-5, atol=1e-30)
     rel = np.abs(ys - x) / np.maximum(np.abs(x), 1e-30)
+    # A share at the resolution limit (allocation.RESOLUTION: below 1e-6 counts as 0) may
+    # fall on either side of it in two programs (seen: 1.013e-6 against 0).
+    from kernels.allocation import RESOLUTION
+
+    shares = np.isin(names, ["unmet_share", "unserved_share"])
+    rel = np.where(shares & (np.maximum(np.abs(ys), np.abs(x)) < 2 * RESOLUTION), 0.0, rel)
     assert np.mean(rel[..., flows] <= 2e-5) > 0.995 and rel.max() < 1e-2
 
 
