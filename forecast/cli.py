@@ -1,5 +1,5 @@
-"""The `forecast` command: run, compare, sensitivity, report, plot, export, scenarios,
-check-data, calibrate and backtest (their shared checks, locks and exits:
+"""The `forecast` command: run, compare, answers, sensitivity, report, plot, export,
+scenarios, check-data, calibrate and backtest (their shared checks, locks and exits:
 forecast.cli_options)."""
 from __future__ import annotations
 
@@ -328,6 +328,39 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
         console.print(summary_table(ds, str(name), detail=detail))
     console.print(compare_table(ds))
     _done(ds, output, console)
+
+
+@main.command()
+@click.option("-n", "--n-trajectories", type=int, default=4096, show_default=True,
+              help="trajectories per scenario")
+@click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same worlds)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("answers.md"),
+              show_default=True, help="Markdown file to write (the shipped one: docs/answers.md)")
+@click.option("--scenario", "only", multiple=True, metavar="NAME",
+              help="compare only these built-in scenarios with baseline (repeat) [default: all]")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="as for `forecast run`")
+@FORCE
+def answers(n_trajectories, seed, output, only, cache_dir, force):
+    """Answer the four questions (the trusted gap, the agentic squeeze, policies, the
+    North/South gap) from paired runs of every built-in scenario against baseline, with the
+    table of expected effects; writes Markdown (docs/answers.md is this command's output)."""
+    from forecast.effects.answers import BASE, render, run_pairs, unmet, write
+    from forecast.scenario import builtin_names
+
+    _compilation_cache(cache_dir)
+    console = Console(stderr=True)
+    names = [s for s in builtin_names() if s != BASE]
+    for name in only:
+        if name not in names:
+            fail(console, f"--scenario {name!r}: not a built-in scenario other than {BASE}; choose from {names}")
+    with writing(console, output, what="the answers (Markdown)", suffixes=(".md",), force=force):
+        pairs = _simulate(run_pairs, list(only) or None, "answers", console, n_trajectories=n_trajectories,
+                          seed=seed)
+        write_or_fail(console, output, write, render(pairs, n_trajectories, seed))
+    for e in unmet(pairs):
+        console.print(f"[yellow]not borne out in 2030:[/yellow] {e.scenario}: {e.where} expected {e.direction}")
+    console.print(f"wrote {output}")
 
 
 @main.command()

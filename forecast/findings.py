@@ -64,12 +64,14 @@ class Finding:
     anchor: str
 
 
-def _at(da: xr.DataArray, sel: dict) -> float:
+def at(da: xr.DataArray, sel: dict) -> float:
+    """One value of a results variable at a selection (labels by dimension)."""
     return float(np.asarray(da.sel(sel)).squeeze())
 
 
-def _band(da: xr.DataArray, sel: dict):
-    return tuple(_at(da, dict(sel, quantile=q)) for q in (0.5, 0.05, 0.95))
+def band(da: xr.DataArray, sel: dict):
+    """(median, 5%, 95%) of a results variable at a selection."""
+    return tuple(at(da, dict(sel, quantile=q)) for q in (0.5, 0.05, 0.95))
 
 
 def is_ratio(ds: xr.Dataset, name: str) -> bool:
@@ -96,13 +98,13 @@ def _comparison(ds: xr.Dataset, h: Headline, year: int, other: str) -> Finding |
     sel = dict(h.sel, compared=other, time=f"{year}-01")
     if f"{h.name}_p_higher" not in ds:
         return None
-    p_hi, p_eq = _at(ds[f"{h.name}_p_higher"], sel), _at(ds[f"{h.name}_p_equal"], sel)
+    p_hi, p_eq = at(ds[f"{h.name}_p_higher"], sel), at(ds[f"{h.name}_p_equal"], sel)
     p_lo = max(0.0, 1.0 - p_hi - p_eq)
     first = ds.attrs.get("compared_against", "the first scenario")
-    med, lo, hi = _band(ds[f"{h.name}_diff"], sel)
+    med, lo, hi = band(ds[f"{h.name}_diff"], sel)
     ratio = is_ratio(ds, h.name)
     shown = [math.exp(v) if ratio else v for v in (med, lo, hi)]
-    band = shown_band(ds, h.name, med, lo, hi)
+    stated = shown_band(ds, h.name, med, lo, hi)
     anchor = f"{h.key}-{other}"
     if p_eq >= 0.5:
         text = (f"Under {other}, it is {likelihood(p_eq)} that {h.phrase} in {year} is the same as under {first} "
@@ -112,26 +114,26 @@ def _comparison(ds: xr.Dataset, h: Headline, year: int, other: str) -> Finding |
     p = p_hi if up else p_lo
     word = h.higher if up else h.lower
     text = (f"Under {other}, it is {likelihood(p)} that {h.phrase} in {year} is {word} than under {first} "
-            f"(P = {p:.2f}; paired median {band}).")
+            f"(P = {p:.2f}; paired median {stated}).")
     return Finding(text, h, year, other, p, *shown, anchor)
 
 
 def _single(ds: xr.Dataset, h: Headline, year: int, scenario: str, pick: dict) -> Finding | None:
     sel = dict(h.sel, **pick, time=f"{year}-01")
-    med, lo, hi = _band(ds[h.name], sel)
+    med, lo, hi = band(ds[h.name], sel)
     units = units_text(ds[h.name].attrs.get("units", ""), h.name)
-    band = f"median {fmt(med)} [{fmt(lo)}, {fmt(hi)}] {units}"
+    stated = f"median {fmt(med)} [{fmt(lo)}, {fmt(hi)}] {units}"
     start = str(np.datetime_as_string(ds["time"].values[0], unit="M"))
     if f"{h.name}_p_widening" in ds:
-        p = _at(ds[f"{h.name}_p_widening"], sel)
+        p = at(ds[f"{h.name}_p_widening"], sel)
         text = (f"In {scenario}, it is {likelihood(p)} that {h.phrase} in {year} is {h.higher} than in {start} "
-                f"(P = {p:.2f}; {band}).")
+                f"(P = {p:.2f}; {stated}).")
         return Finding(text, h, year, scenario, p, med, lo, hi, f"{h.key}-{scenario}")
     if f"{h.name}_p_positive" in ds:
-        p = _at(ds[f"{h.name}_p_positive"], sel)
+        p = at(ds[f"{h.name}_p_positive"], sel)
         if p < 1.0:
             text = (f"In {scenario}, it is {likelihood(p)} that {h.phrase} in {year} is above zero (P(>0) = "
-                    f"{p:.2f}; {band}).")
+                    f"{p:.2f}; {stated}).")
             return Finding(text, h, year, scenario, p, med, lo, hi, f"{h.key}-{scenario}")
     return None
 

@@ -33,10 +33,14 @@ class Headline:
 
 
 HEADLINES = (
-    Headline("north_south_ratio", {}, "North/South", "North/South gap in frontier tokens per capita",
-             "the North/South gap in frontier tokens per capita", "wider", "narrower"),
-    Headline("access_gini", {}, "access Gini", "Inequality of frontier access across regions",
-             "the inequality of frontier access across regions (Gini)", "higher", "lower"),
+    Headline("north_south_ratio", {}, "North/South", "North/South gap in capability-weighted access per capita",
+             "the North/South gap in capability-weighted access per capita", "wider", "narrower"),
+    Headline("access_gini", {}, "access Gini", "Inequality of capability-weighted access across regions",
+             "the inequality of capability-weighted access across regions (Gini)", "higher", "lower"),
+    Headline("access_index", {"region": "global_south"}, "access, GS", "Global South: capability-weighted access",
+             "the Global South's capability-weighted tokens per person", "higher", "lower"),
+    Headline("trusted_gap", {"region": "us"}, "trusted gap US", "US: months the public trails the trusted tier",
+             "the US public's gap behind the trusted tier", "wider", "narrower"),
     Headline("unmet_share", {}, "rationed share", "Tokens rationed down the menu or unserved",
              "the share of wanted tokens not served at the model class chosen", "higher", "lower"),
     Headline("open_share", {"region": "global_south"}, "open share, GS", "Global South: open-model share of tokens",
