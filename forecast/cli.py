@@ -225,11 +225,20 @@ def _scenario_and_output(scenario, priors, allow_unconverged, output, default, c
 WHAT = {".csv": "a CSV table", ".md": "markdown tables"}
 
 
+CELL = 18  # characters of a summary cell: a 14-character label and three cells fit 80 columns
+
+
 def _band(ds, var, at) -> str:
-    """"median [lowest, highest quantile]" of one cell."""
+    """"median [lowest, highest quantile]" of one cell, in at most CELL characters: two
+    significant digits, or one for the band's ends (then for the median too) where two
+    would not fit ("2.9e5 [7e4, 1e6]", "1e15 [5e13, 8e16]")."""
     da = ds[var].sel(at).squeeze()
     q = {float(k): float(v) for k, v in zip(da["quantile"].values, da.values)}
-    return f"{fmt(q[0.5], 2)} [{fmt(q[min(q)], 2)}, {fmt(q[max(q)], 2)}]"  # at most 20 characters
+    for mid, ends in ((2, 2), (2, 1), (1, 1)):
+        text = f"{fmt(q[0.5], mid)} [{fmt(q[min(q)], ends)}, {fmt(q[max(q)], ends)}]"
+        if len(text) <= CELL:
+            break
+    return text
 
 
 def summary_table(ds, scenario=None, detail=False) -> Table:
@@ -331,8 +340,8 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
 
 
 @main.command()
-@click.option("-n", "--n-trajectories", type=int, default=4096, show_default=True,
-              help="trajectories per scenario")
+@click.option("-n", "--n-trajectories", type=int, default=3000, show_default=True,
+              help="trajectories per scenario (3000: each pair's bands in one pass)")
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same worlds)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("answers.md"),
               show_default=True, help="Markdown file to write (the shipped one: docs/answers.md)")

@@ -22,7 +22,7 @@ YEARS = (2030, 2035)
 BASE = "baseline"
 
 
-def run_pairs(scenarios=None, n_trajectories: int = 4096, seed: int = 0, progress=None) -> dict[str, xr.Dataset]:
+def run_pairs(scenarios=None, n_trajectories: int = 3000, seed: int = 0, progress=None) -> dict[str, xr.Dataset]:
     """{scenario: compare(baseline, scenario)} for every built-in scenario (or the names in
     `scenarios`), one paired run each with the same seed."""
     from forecast.run import compare
@@ -188,12 +188,20 @@ def effects_table(pairs) -> list[str]:
     return lines
 
 
+def _priors(ds) -> str:
+    """The baseline's priors in a line: "posterior shipped (4000 draws, sha256 ...) for the
+    calibrated parameters, hand-set priors for the rest"."""
+    source = str(ds.attrs.get("priors_source", "")).split(" | ")[0].removeprefix(f"{BASE}: ")
+    head, sep, _ = source.partition(" for ")
+    return f"{head} for the calibrated parameters, hand-set priors for the rest" if sep else source
+
+
 def render(pairs: dict[str, xr.Dataset], n_trajectories: int, seed: int) -> str:
     ds = next(iter(pairs.values()))
     head = ["# Answers: the four questions, from the model", "",
             f"Written by `forecast answers -n {n_trajectories} --seed {seed} -o docs/answers.md` on "
-            f"{datetime.date.today().isoformat()} (engine {ds.attrs.get('engine_version', '?')}; "
-            f"{ds.attrs.get('priors_source', 'priors')}). Do not edit by hand: rerun the command. Every number is a "
+            f"{datetime.date.today().isoformat()} (engine {ds.attrs.get('engine_version', '?')}; {_priors(ds)}). "
+            "Do not edit by hand: rerun the command. Every number is a "
             f"median with its 90% band [5%, 95%] in January of the year, from {n_trajectories} trajectories "
             "per scenario; every difference is paired against `baseline` (the same worlds).", ""]
     out = head + _q1(pairs) + [""] + _q2(pairs) + [""] + _q3(pairs) + [""] + _q4(pairs) + [""] + effects_table(pairs)
