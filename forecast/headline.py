@@ -38,7 +38,7 @@ HEADLINES = (
     Headline("access_gini", {}, "access Gini", "Inequality of capability-weighted access across regions",
              "the inequality of capability-weighted access across regions (Gini)", "higher", "lower"),
     Headline("access_index", {"region": "global_south"}, "access, GS", "Global South: capability-weighted access",
-             "the Global South's capability-weighted tokens per person", "higher", "lower"),
+             "the Global South's capability-weighted access per person", "higher", "lower"),
     Headline("trusted_gap", {"region": "us"}, "trusted gap US", "US: months the public trails the trusted tier",
              "the US public's gap behind the trusted tier", "wider", "narrower"),
     Headline("unmet_share", {}, "rationed share", "Tokens rationed down the menu or unserved",

@@ -61,7 +61,7 @@ OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("access_index", "region", True, "capability-weighted tokens per person per month",
                "tokens served per working-age person, every class, each weighted 2^(-lag / capability_halflife)"),
     OutputSpec("north_south_ratio", "", True, "1",
-               "Global North over Global South access_index (population-weighted means; 0 where the South is served nothing)"),
+               "Global North over Global South capability-weighted access per person"),
     OutputSpec("access_gini", "", False, "1",
                "population-weighted Gini of access_index across regions"),
     OutputSpec("unmet_share", "", True, "1",
