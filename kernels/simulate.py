@@ -189,7 +189,8 @@ def market(p: Params, log_price_prev, log_cost, log_enterprise, log_trusted, cap
     totals = demand.unconstrained(p, log_enterprise, log_trusted, log_cost, t_years)
     users = p.population * demand.adoption(p, t_years)
     per_user = demand.tokens_per_user(p, t_years) * demand.price_response(p, log_cost)
-    withheld = events.blocked(p, N_TIERS) * p.frontier_access[:, None]  # (no frontier on offer: no lag to set)
+    # Where the labs' models are not on offer, the frontier class is never chosen: its lag stays 0.
+    withheld = events.blocked(p, N_TIERS) * p.frontier_access[:, None]
     lag = menu.lags(p, gap, withheld)
     plan = demand.plan_tokens(p, t_years)
     po_plan = affordability.plan_priced_out(p, menu.CONSUMER)

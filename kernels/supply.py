@@ -8,7 +8,8 @@ setbacks still happen), else 1. Leakage: of the capacity a moratorium blocks,
 B = sum_r P_r (e^(x_r) - e^(f_r x_r)) [GW] over regions under it with x_r > 0, the share
 lambda = moratorium_leakage is built elsewhere: region j gets lambda B P_j / sum_i P_i over
 the regions that may host the labs' chips (hosts_frontier) and are not under a moratorium
-(capex is conserved: what no region can take is lost, and with it nothing moves). Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
+(capex is conserved: the rest, 1 - lambda, is not built; with no region to take it, none
+is). Hardware: installed compute K_r (H100e) drawing W_r (GW). Each month a share dt/L
 of both retires (L = hardware_lifetime: exponential lifetimes, the average vintage goes);
 the buildout wanted is
     A_r = max(K_r (exp(g_r dt + sigma_K sqrt(dt) e'_r) - 1) + K_r dt / L, 0)
