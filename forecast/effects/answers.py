@@ -120,10 +120,14 @@ def _q2(pairs) -> list[str]:
         lines.append(f"| {r} | {_value(ds, 'priced_out', c, 2030)} | {_value(ds, 'free_share', {'region': r}, 2030)}"
                      f" | {_value(ds, 'unserved_share', c, 2030)}, {p0:.2f} | "
                      f"{_value(ds, 'open_share', {'region': r}, 2030)} | {_value(ds, 'capability_lag', c, 2030)} |")
-    lines += ["", "The Global South is priced out first: most of its adults cannot afford the paid plan and stay "
-                  "on the free tier's allowance, and its users are the first moved down the menu to open weights "
-                  "when capacity is short. Almost no one is left with no service: the open class is served "
-                  "everywhere."]
+    po = {r: at(ds["priced_out"], dict(region=r, tier="consumer", scenario=BASE, time="2030-01", quantile=0.5))
+          for r in regions}
+    first = max(po, key=po.get)
+    p_none = max(at(ds["unserved_share_p_positive"], dict(region=r, tier="consumer", scenario=BASE, time="2030-01"))
+                 for r in regions)
+    lines += ["", f"Priced out first: {first}, where {fmt(po[first])} of adults cannot afford the paid plan (the "
+                  f"median; the next region {fmt(sorted(po.values())[-2])}); they keep the free tier's allowance. "
+                  f"Consumers with no service at all: P(>0) at most {p_none:.2f} in any region."]
     return lines
 
 
