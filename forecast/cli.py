@@ -354,12 +354,11 @@ def answers(n_trajectories, seed, output, only, cache_dir, force):
     """Answer the four questions (the trusted gap, the agentic squeeze, policies, the
     North/South gap) from paired runs of every built-in scenario against baseline, with the
     table of expected effects; writes Markdown (docs/answers.md is this command's output)."""
-    from forecast.effects.answers import BASE, render, run_pairs, unmet, write
-    from forecast.scenario import builtin_names
+    from forecast.effects.answers import BASE, compared_scenarios, render, run_pairs, unmet, write
 
     _compilation_cache(cache_dir)
     console = Console(stderr=True)
-    names = [s for s in builtin_names() if s != BASE]
+    names = compared_scenarios()
     for name in only:
         if name not in names:
             fail(console, f"--scenario {name!r}: not a built-in scenario other than {BASE}; choose from {names}")

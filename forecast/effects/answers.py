@@ -22,13 +22,20 @@ YEARS = (2030, 2035)
 BASE = "baseline"
 
 
+def compared_scenarios() -> list[str]:
+    """The built-in scenarios compared with the baseline."""
+    from forecast.scenario import builtin_names
+
+    return [s for s in builtin_names() if s != BASE]
+
+
 def run_pairs(scenarios=None, n_trajectories: int = 3000, seed: int = 0, progress=None) -> dict[str, xr.Dataset]:
     """{scenario: compare(baseline, scenario)} for every built-in scenario (or the names in
     `scenarios`), one paired run each with the same seed."""
     from forecast.run import compare
-    from forecast.scenario import builtin_names, load
+    from forecast.scenario import load
 
-    names = list(scenarios or [s for s in builtin_names() if s != BASE])
+    names = list(scenarios or compared_scenarios())
     base = load(BASE)
     return {name: compare([base, load(name)], n_trajectories=n_trajectories, seed=seed, progress=progress)
             for name in names}
@@ -179,13 +186,8 @@ def effects_table(pairs) -> list[str]:
              "direction.", "",
              "| scenario | metric | expected | 2030 | P(higher) | holds | 2035 | P(higher) | why |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for e in expectations():
-        if e.scenario not in pairs:
-            continue
-        ds = pairs[e.scenario]
-        e30, p30, q30 = _effect(ds, e.scenario, e.metric, e.select, 2030)
-        e35, p35, _ = _effect(ds, e.scenario, e.metric, e.select, 2035)
-        holds, p = check(e.direction, p30, q30)
+    for e, (e30, p30, _), (holds, p) in _verdicts(pairs):
+        e35, p35, _ = _effect(pairs[e.scenario], e.scenario, e.metric, e.select, 2035)
         verdict = "-" if holds is None else ("yes" if holds else "**no**") + f" ({p:.2f})"
         lines.append(f"| {e.scenario} | {e.where} | {e.direction} | {e30} | {p30:.2f} | {verdict} | {e35} | "
                      f"{p35:.2f} | {e.why} |")
@@ -221,13 +223,16 @@ def write(text: str, path) -> Path:
     return path
 
 
-def unmet(pairs) -> list[Expectation]:
-    """The expectations the runs do not bear out (in 2030)."""
-    out = []
+def _verdicts(pairs):
+    """(expectation, its 2030 effect (shown, P(higher), P(equal)), check's (holds, P)) for
+    every expectation of a scenario that was run."""
     for e in expectations():
         if e.scenario in pairs:
-            _, p_hi, p_eq = _effect(pairs[e.scenario], e.scenario, e.metric, e.select, 2030)
-            if check(e.direction, p_hi, p_eq)[0] is False:
-                out.append(e)
-    return out
+            effect = _effect(pairs[e.scenario], e.scenario, e.metric, e.select, 2030)
+            yield e, effect, check(e.direction, effect[1], effect[2])
+
+
+def unmet(pairs) -> list[Expectation]:
+    """The expectations the runs do not bear out (in 2030)."""
+    return [e for e, _, (holds, _) in _verdicts(pairs) if holds is False]
 
