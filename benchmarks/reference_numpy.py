@@ -212,9 +212,10 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
 
     def lags(gap):
         """(n, R, K, 3) capability lag of each class for each cell: the frontier's is 0 for
-        the trusted tier where it has trusted access, the public's gap G (n,) elsewhere."""
+        the trusted tier where it has trusted access, the public's gap G (n,) elsewhere; the
+        mid class no nearer than the frontier it is distilled from."""
         lag_f = np.where(blocked > 0, gap[:, None, None], 0.0)
-        return np.stack([lag_f, np.broadcast_to(lag_m[:, None, None], lag_f.shape),
+        return np.stack([lag_f, np.maximum(lag_m[:, None, None], lag_f),
                          np.broadcast_to(lag_o[:, :, None], lag_f.shape)], -1)
 
     def demand(log_c, log_e, log_t, ty):
@@ -338,19 +339,28 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         with np.errstate(invalid="ignore", divide="ignore"):
             moved = np.where(tot_takes[:, None] > 0, (p["moratorium_leakage"] * block)[:, None] * takes
                              / np.where(tot_takes > 0, tot_takes, 1.0)[:, None], 0.0)
-        log_p = np.log(P_new + moved)
+        # Sovereign budgets buy sites and the chips to fill them at the all-in cost of a GW,
+        # no more than the licence lets the region fill (after this month's retirements).
+        kw = (p["kw_per_h100e0"] * np.exp(-p["g_power_eff"] * (ty + DT)))[:, None]
+        price_hw = (p["hardware_cost0"] * np.exp(-p["g_hw"] * ty))[:, None]
+        per_gw = p["facility_capex"][:, None] + price_hw * 1e6 / (kw * 1e9)
+        funded = np.minimum(p["buildout_budget"] * building * DT / per_gw,
+                            np.maximum(p["compute_licence"] - k * (1 - DT / life), 0.0) * kw / 1e6)
+        log_p = np.log(P_new + moved + funded)
         # Hardware within the power.
         dev = dev - p["growth_reversion"][:, None] * dev * DT + p["growth_vol"][:, None] * sq * (
             np.sqrt(rho) * zgc[:, None] + np.sqrt(1 - rho) * zg)
         g = p["growth_inf"] + (p["growth0"] - p["growth_inf"]) * np.exp2(-ty / p["growth_halflife"][:, None]) + dev
         g = np.minimum(g + p["buildout_extra_growth"] * building, p["growth_cap"])
         level = p["compute_vol"][:, None] * sq * (np.sqrt(rho) * zkc[:, None] + np.sqrt(1 - rho) * zk)
-        wanted_hw = np.maximum(k * (np.expm1(g * DT + level) + DT / life), 0.0)
+        wanted_hw = np.maximum(k * (np.expm1(g * DT + level) + DT / life), 0.0) + funded * 1e6 / kw
         k, w = k * (1 - DT / life), w * (1 - DT / life)
-        kw = (p["kw_per_h100e0"] * np.exp(-p["g_power_eff"] * (ty + DT)))[:, None]
         room = np.maximum(np.exp(log_p) - w, 0.0) * 1e6 / kw
         added = np.minimum(np.minimum(wanted_hw, room), np.maximum(p["compute_licence"] - k, 0.0))
         k, w = k + added, w + added * kw / 1e6
+        # Capex, annualised [USD bn/yr]: chips at the month's hardware price, new facility GW.
+        capex = 12.0 * (added * price_hw / 1e9
+                        + np.maximum(np.exp(log_p) - P_old, 0.0) * p["facility_capex"][:, None])
         # 3. Inference cost (serving gains saturate) and capacity (frontier-token units).
         serve_rate = p["g_serve"] * np.exp2(-ty / p["serve_halflife"])
         log_c = log_c + (p["g_front"] - p["g_hw"] - serve_rate) * DT + p["cost_vol"] * sq * zc
@@ -462,7 +472,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         by_region = class_tokens.sum(2)  # (n, R, class)
         open_share = np.where(by_region.sum(-1) > 0, by_region[..., 2] / np.maximum(by_region.sum(-1), 1e-300), 0.0)
         series = {
-            "compute": k, "power": np.exp(log_p), "cost_frontier": cF, "cost_fixed_capability": fixed_cost,
+            "compute": k, "power": np.exp(log_p), "capex": capex, "cost_frontier": cF, "cost_fixed_capability": fixed_cost,
             "cost_floor": floor_cost(ty), "price": P[:, :, F], "class_price": P, "demand_tokens": wanted_cell,
             "class_tokens": class_tokens, "frontier_tokens": front, "lagging_tokens": lagging,
             "tokens_per_capita": per_capita, "access_index": access, "north_south_ratio": ratio,

@@ -16,7 +16,8 @@ generation released after the end reaches the public then. G = W at the start. T
 generation count exactly (tests/test_release.py) except when a restriction begins again
 within W months of the last one's end (the third term then carries the gap on).
 The cells a release is withheld from (blocked) are every tier but trusted, and trusted
-too where the region has no trusted access; their frontier class lags by G (menu.py).
+too where the region has no trusted access; their frontier class lags by G, and the mid
+class distilled from it by at least G (menu.py).
 
 Restriction (a two-state Markov chain, one step a month):
     not restricted -> restricted      with probability h  = restrict_hazard

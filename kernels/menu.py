@@ -6,7 +6,11 @@ the frontier's:
     q_F = 1,   q_M = mid_compute,   q_O = mid_compute open_compute      (q_O <= q_M <= 1)
 Capability lag behind the frontier [months]: frontier 0 for the trusted tier, and for
 users the newest release is withheld from, the public's gap G (events.py: staged release); mid
-mid_lag; open min(open_lag, stack_lag_r) (a region's own stack may be nearer).
+mid_lag, and for those users max(mid_lag, G): the mid class is distilled from the labs'
+frontier, so a release policy that holds a generation back holds back what is distilled
+from it (a security restriction withholds a capability, not a product); open
+min(open_lag, stack_lag_r) (a region's own stack may be nearer; open weights come from
+other developers, whom the labs' release policy does not bind).
 List-price targets are per tier and class (prices.py); a class's cost is c_F q_c.
 
 On offer: the open class everywhere; frontier and mid only where frontier_access (the labs'
@@ -49,7 +53,7 @@ def lags(p: Params, gap, withheld):
     withheld: (region, tier) 1.0 where releases reach the users with the public."""
     r, k = withheld.shape
     front = withheld * gap
-    mid = jnp.broadcast_to(p.mid_lag, (r, k))
+    mid = jnp.maximum(p.mid_lag, front)
     open_ = jnp.broadcast_to(jnp.minimum(p.open_lag, p.stack_lag)[:, None], (r, k))
     return jnp.stack([front, mid, open_], axis=-1)
 

@@ -61,7 +61,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("moratorium_start", "", "month", "month", "first month of the moratorium"),
     ParamSpec("moratorium_end", "", "month", "month", "first month after the moratorium"),
     ParamSpec("moratorium_growth_factor", "", "unit", "1", "power-capacity growth multiplier while a moratorium holds"),
-    ParamSpec("buildout_extra_growth", "region", "real", "1/yr", "log growth added to power and hardware by an accelerated or sovereign buildout"),
+    ParamSpec("buildout_extra_growth", "region", "real", "1/yr", "log growth added to power and hardware while the buildout window holds (no budget: capex says what it costs)"),
     ParamSpec("buildout_start", "", "month", "month", "first month of the buildout"),
     ParamSpec("buildout_end", "", "month", "month", "first month after the buildout"),
     ParamSpec("growth_cap", "region", "positive", "1/yr", "cap on the hardware growth rate (export controls)"),
@@ -154,6 +154,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("list_price_scale", "", "positive", "log", "scale of released models' log list prices around the top decile (asymmetric Laplace)"),
     ParamSpec("power_overhead", "", "positive", "1", "facility power over chip power (servers, networking, cooling)"),
     ParamSpec("chip_power_obs_sd", "", "positive", "log", "sd of a published installed-chip-power estimate around the installed hardware's chip power (log)"),
+    # what the buildout costs (supply.py; last, so that adding it kept every other entry's normal)
+    ParamSpec("facility_capex", "", "positive", "USD bn/GW", "capex of a GW of AI data-centre facility power (buildings, grid connection, cooling), chips apart"),
+    ParamSpec("buildout_budget", "region", "positive", "USD bn/yr", "a buildout programme's spend on sites and chips while the buildout window holds, on top of the market's"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in SPECS)
@@ -292,7 +295,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "list_price_scale": (0.0, 10.0),
     # Physically >= 1 (PUE and server overhead are each >= 1); 0.8, because the shipped fit's
     # lognormal prior leaves 0.2% of its draws at 0.93-1.0 (priors/models/power.py: OVERHEAD).
-    "power_overhead": (0.8, 4.0), "chip_power_obs_sd": (0.0, 5.0),
+    "power_overhead": (0.8, 4.0), "chip_power_obs_sd": (0.0, 5.0), "facility_capex": (0.1, 200.0),
+    "buildout_budget": (0.0, 1e4),
 }
 # Parameters that say yes (1) or no (0): a scenario must fix them at exactly 0 or 1.
 FLAGS = frozenset({"north", "hosts_frontier", "frontier_access", "frontier_home", "trusted_access"})

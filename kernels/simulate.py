@@ -43,6 +43,8 @@ class OutputSpec(NamedTuple):
 OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("compute", "region", True, "H100e", "installed AI compute"),
     OutputSpec("power", "region", True, "GW", "AI data-centre power capacity"),
+    OutputSpec("capex", "region", True, "USD billion per year",
+               "the month's spend on AI hardware and data-centre facilities, annualised"),
     OutputSpec("cost_frontier", "", True, "USD per 1M tokens", "cost of serving frontier tokens"),
     OutputSpec("cost_fixed_capability", "", True, "USD per 1M tokens", "cost of the start's frontier capability"),
     OutputSpec("cost_floor", "", True, "USD per 1M tokens",
@@ -274,7 +276,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     was = s.restricted > 0
     now, left = events.restriction_step(p, s.restricted, nz.restrict_start, nz.restrict_end)
     gap, since = events.release_step(p, was, now, left, s.public_gap, s.release_since)
-    compute, draw, log_power, growth_dev = supply.step(
+    compute, draw, log_power, growth_dev, capex = supply.step(
         p, s.compute, s.power_draw, s.log_power, s.growth_dev, s.moratorium_hit, nz, t, DT)
     log_cost = cost.step(p, s.log_cost, nz.cost, t_years, DT)
     log_enterprise = demand.enterprise_step(p, s.log_enterprise, nz.enterprise, t, DT, s.log_excess)
@@ -317,6 +319,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     out = Outputs(
         compute=compute,
         power=jnp.exp(log_power),
+        capex=capex,
         cost_frontier=frontier_cost,
         cost_fixed_capability=cost.lagged(p, log_cost, 12.0 * t_years, t_years),
         cost_floor=cost.floor(p, t_years),

@@ -22,8 +22,24 @@ hardware w(t) = kw_per_h100e0 exp(-g_power_eff t) [kW]:
     add_r = min(A_r, max(P_r - W_r, 0) 1e6 / w(t), max(L_r - K_r, 0)),  K_r += add_r,  W_r += add_r w(t) / 1e6,
 where L_r = compute_licence is the installed compute the chip exporters license region r
 to hold (export-control country tiers; a scenario states what it grants).
+Buildout programmes: a region's budget S_r (buildout_budget, USD billion per year, spent
+while the buildout window holds, on top of the market's buildout) buys sites and the chips
+to fill them at the all-in cost of a GW, c_GW(t) = C_fac + C_hw e^(-g_hw t) 1e6 / (1e9 w(t))
+[USD bn/GW]:
+    F_r = min(S_r dt / c_GW(t), max(L_r - K_r, 0) w(t) / 1e6)   [GW]
+(no more than the licence lets it fill), added to the power capacity with the leakage and
+to the buildout wanted as F_r 1e6 / w(t) H100e, so that within the month the market builds
+what it would have (unless the licence binds). Later months' market buildout grows with
+the larger stock (the calibrated growth is a rate on the installed stock).
 Since every vintage draws at least w(t) per H100e, K_r <= W_r 1e6 / w(t) <= P_r 1e6 / w(t).
 Shocks are regional with a common factor: e = sqrt(rho) z_common + sqrt(1 - rho) z_r.
+
+Capex: what the month's buildout costs, annualised [USD billion per year],
+    capex_r = 12 (add_r C_hw e^(-g_hw t) + max(P_r(t+dt) - P_r(t), 0) 1e9 C_fac) / 1e9
+C_hw = hardware_cost0 (an H100e's price falls with price-performance, as in the cost
+floor, cost.py), C_fac = facility_capex [USD billion per GW of facility power; buildings,
+grid connection, cooling]; replacing retired hardware buys chips, not sites, and a setback
+(P falling) refunds nothing. A moratorium's relocated capacity is paid for where it is built.
 """
 from __future__ import annotations
 
@@ -57,9 +73,10 @@ def initial(p: Params):
 
 
 def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, noise, t, dt):
-    """One month of supply; returns (compute, power_draw, log_power, growth_dev)."""
+    """One month of supply; returns (compute, power_draw, log_power, growth_dev, capex)."""
     t_years = t * dt
     sqdt = jnp.sqrt(dt)
+    log_power_before = log_power
     building = events.window(p.buildout_start, p.buildout_end, t)
     halted = events.moratorium_active(p, moratorium_hit, t) > 0
     factor = jnp.where(halted, p.moratorium_growth_factor, 1.0)
@@ -67,22 +84,45 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     shock = p.power_vol * sqdt * correlated(p.shock_corr, noise.power_common, noise.power)
     change = g_power * dt + shock
     grown = log_power + jnp.where(change > 0, factor * change, change)  # a moratorium stops growth only
-    moved = relocated(p, jnp.exp(log_power), change, factor, halted)
-    log_power = jnp.where(moved > 0, jnp.log(jnp.exp(grown) + moved), grown)
+    retire = dt / p.hardware_lifetime
+    w = kw_new(p, t_years + dt)  # hardware installed during the month is the month's newest
+    funded = programme(p, compute * (1.0 - retire), w, building, t_years, dt)
+    extra = relocated(p, jnp.exp(log_power), change, factor, halted) + funded
+    log_power = jnp.where(extra > 0, jnp.log(jnp.exp(grown) + extra), grown)
 
     dev = (growth_dev - p.growth_reversion * growth_dev * dt
            + p.growth_vol * sqdt * correlated(p.shock_corr, noise.growth_common, noise.growth))
     growth = trend(p.growth0, p.growth_inf, p.growth_halflife, t_years) + dev + p.buildout_extra_growth * building
     growth = jnp.minimum(growth, p.growth_cap)
     level = p.compute_vol * sqdt * correlated(p.shock_corr, noise.compute_common, noise.compute_level)
-    retire = dt / p.hardware_lifetime
-    wanted = jnp.maximum(compute * (jnp.expm1(growth * dt + level) + retire), 0.0)
+    wanted = jnp.maximum(compute * (jnp.expm1(growth * dt + level) + retire), 0.0) + funded * KW_PER_GW / w
     compute = compute * (1.0 - retire)
     power_draw = power_draw * (1.0 - retire)
-    w = kw_new(p, t_years + dt)  # hardware installed during the month is the month's newest
     room = jnp.maximum(jnp.exp(log_power) - power_draw, 0.0) * KW_PER_GW / w
     added = jnp.minimum(jnp.minimum(wanted, room), jnp.maximum(p.compute_licence - compute, 0.0))
-    return compute + added, power_draw + added * w / KW_PER_GW, log_power, dev
+    built = jnp.maximum(jnp.exp(log_power) - jnp.exp(log_power_before), 0.0)
+    return (compute + added, power_draw + added * w / KW_PER_GW, log_power, dev,
+            capex(p, added, built, t_years, dt))
+
+
+def hardware_price(p: Params, t_years):
+    """Price of an H100e of new hardware [USD] (falls with price-performance, as in cost.floor)."""
+    return p.hardware_cost0 * jnp.exp(-p.g_hw * t_years)
+
+
+def programme(p: Params, compute, w, building, t_years, dt):
+    """(region,) GW of sites (with the chips to fill them) the buildout budgets buy this
+    month, within what the licence lets the region fill. compute: after retirement."""
+    per_gw = p.facility_capex + hardware_price(p, t_years) * KW_PER_GW / (w * 1e9)
+    licensed = jnp.maximum(p.compute_licence - compute, 0.0) * w / KW_PER_GW
+    return jnp.minimum(p.buildout_budget * building * dt / per_gw, licensed)
+
+
+def capex(p: Params, added, built, t_years, dt):
+    """(region,) the month's capex, annualised [USD billion per year]: added H100e at the
+    hardware price of the month, built GW of facility power at facility_capex."""
+    chips = added * hardware_price(p, t_years) / 1e9
+    return (chips + built * p.facility_capex) / dt
 
 
 def relocated(p: Params, power, change, factor, active):

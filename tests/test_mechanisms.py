@@ -53,14 +53,14 @@ def test_rationing_moves_frontier_tokens_and_the_lag_is_that_of_the_classes_serv
     fb = series(base, b, "frontier_tokens")[:, :, :, 1:].sum((2, 3))
     fr = series(rationed, r, "frontier_tokens")[:, :, :, 1:].sum((2, 3))
     assert np.mean(fr.mean(0) < fb.mean(0)) > 0.9  # non-trusted frontier tokens fall in most worlds
+    # (The mid class's own lag law, max(mid_lag, G) for the public, is checked exactly in
+    # tests/test_release.py; no cell is served the mid class alone.)
     for sc, x in ((base, b), (rationed, r)):
         lag = series(sc, x, "capability_lag")
         served = series(sc, x, "class_tokens")
-        no_frontier = (served[..., 0] == 0) & (served[..., 1:].sum(-1) > 0)
-        assert no_frontier.mean() > 0.01  # the test has a subject
-        assert np.all(lag[no_frontier] <= open_lag * (1 + 1e-5))  # mid and open (China's stack nearer)
-        mid_only = (served[..., 0] == 0) & (served[..., 1] > 0) & (served[..., 2] == 0)
-        np.testing.assert_allclose(lag[mid_only], mid_lag, rtol=1e-5)
+        open_only = (served[..., 0] == 0) & (served[..., 1] == 0) & (served[..., 2] > 0)
+        assert open_only.mean() > 0.01  # the test has a subject
+        assert np.all(lag[open_only] <= open_lag * (1 + 1e-5))  # open weights (China's stack nearer)
     lb = series(base, b, "lagging_tokens").sum((2, 3))
     lr = series(rationed, r, "lagging_tokens").sum((2, 3))
     assert np.median(lr[T2030] / lb[T2030]) > 1.0  # the withheld demand went to the lagging classes

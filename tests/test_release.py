@@ -161,3 +161,62 @@ def test_moratorium_moves_construction_abroad_and_sovereign_compute_stays_within
     free = series(sov, materialize(sov, n=N), "compute")[:, :, 4]
     assert np.all(c <= cap * (1 + 1e-6))
     assert np.mean(free[-1] > cap) > 0.9 and np.mean(c[-1] > 0.99 * cap) > 0.9
+
+
+def test_a_withheld_release_holds_back_the_mid_class_distilled_from_it():
+    """Public cells' mid class lags max(mid_lag, G); the trusted tier keeps mid_lag; the
+    open class (other developers) is untouched. G below mid_lag changes nothing."""
+    from kernels import menu
+    p = _P(mid_lag=5.0, open_lag=3.5, stack_lag=jnp.array([100.0, 100.0, 1.0]))
+    withheld = jnp.array([[0.0, 1.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    for gap, mid_public in ((0.5, 5.0), (5.0, 5.0), (9.0, 9.0), (12.0, 12.0)):
+        lag = np.asarray(menu.lags(p, jnp.asarray(gap), withheld))
+        np.testing.assert_array_equal(lag[..., 0], np.asarray(withheld) * gap)
+        np.testing.assert_allclose(lag[0, 0, 1], 5.0)  # trusted: the labs' mid class as released to it
+        np.testing.assert_allclose(lag[2, 0, 1], mid_public)  # a region with no trusted access
+        np.testing.assert_allclose(lag[:2, 1:, 1], mid_public)
+        np.testing.assert_allclose(lag[..., 2], np.array([3.5, 3.5, 1.0])[:, None] * np.ones((1, 3)))
+
+
+def _one_month(sc, **params):
+    """supply.step for one trajectory of sc in the first month of its buildout window, with
+    parameters replaced by params (each a (region,) or scalar value)."""
+    import jax
+    from kernels.simulate import DT, init, month_noise
+    key = jax.random.key(3)
+    p, s = init(key, sc.prior)
+    p = p._replace(**{k: jnp.asarray(v, p.compute0.dtype) for k, v in params.items()})
+    t = jnp.asarray(p.buildout_start, p.compute0.dtype)
+    nz = month_noise(key, t.astype(jnp.int32), len(sc.regions), p.compute0.dtype)
+    out = supply.step(p, s.compute, s.power_draw, s.log_power, s.growth_dev, s.moratorium_hit, nz, t, DT)
+    return p, s, [np.asarray(o, np.float64) for o in out]
+
+
+def test_a_buildout_budget_costs_what_it_buys():
+    """A month of budget S buys F = S dt / c_GW GW of sites (c_GW the all-in cost of a GW:
+    facility plus the chips to fill it), adds exactly F to power, and the month's capex
+    rises by exactly S (annualised) where the licence leaves room; where the licence is
+    nearly full, F is what the licence lets the region fill, and the cap holds."""
+    from kernels.simulate import DT
+    sc = load("sovereign_compute", calibration="none")
+    budget = np.array([0.0, 20.0, 0.0, 15.0, 30.0])
+    p0, s, (k0, w0, lp0, _, capex0) = _one_month(sc, buildout_budget=np.zeros(5))
+    p, _, (k1, w1, lp1, _, capex1) = _one_month(sc, buildout_budget=budget)
+    t_years = float(p.buildout_start) * DT
+    kw = float(p.kw_per_h100e0) * np.exp(-float(p.g_power_eff) * (t_years + DT))
+    price = float(p.hardware_cost0) * np.exp(-float(p.g_hw) * t_years)
+    per_gw = float(p.facility_capex) + price * 1e6 / (kw * 1e9)
+    funded = budget * DT / per_gw
+    np.testing.assert_allclose(np.exp(lp1) - np.exp(lp0), funded, rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(capex1 - capex0, budget, rtol=2e-3, atol=1e-2)
+    np.testing.assert_allclose(k1 - k0, funded * 1e6 / kw, rtol=2e-3, atol=1.0)
+    assert funded[4] > 0.01  # the South's month buys tens of MW: the check is not vacuous
+
+    # A licence with room for a tenth of the South's month: the budget buys that much, and no more.
+    retired = np.asarray(s.compute, np.float64) * (1 - DT / float(p.hardware_lifetime))
+    room = 0.1 * funded[4] * 1e6 / kw
+    licence = np.full(5, 1e12)
+    licence[4] = retired[4] + room
+    _, _, (k2, w2, lp2, _, capex2) = _one_month(sc, buildout_budget=budget, compute_licence=licence)
+    assert k2[4] <= licence[4] * (1 + 1e-6)
+    np.testing.assert_allclose(np.exp(lp2[4]) - np.exp(lp0[4]), 0.1 * funded[4], rtol=5e-3)

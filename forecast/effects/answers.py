@@ -86,10 +86,11 @@ def _q1(pairs) -> list[str]:
                       f"({eff} against the baseline; {likelihood(p_hi)} wider, P = {p_hi:.2f}), and a lasting gap "
                       f"by 2035 has probability {rl[2035]:.3f} (2030: {rl[2030]:.3f}). US businesses' tokens trail "
                       f"the frontier by {lag} months.",
-                  "", "The gap is bounded by what the public can still reach: the labs' mid class (about 5 months "
-                      "behind) and open weights (about 3.5 months behind on Epoch's capability index) are on offer "
-                      "whatever the policy, so holding the flagship back opens a gap of months, not years, unless "
-                      "open weights fall further behind."]
+                  "", "The gap is bounded by what the public can still reach. The labs' mid class is held back "
+                      "with the frontier it is distilled from, but open weights (about 3.5 months behind on "
+                      "Epoch's capability index) come from developers the policy does not bind, so holding the "
+                      "labs' releases back opens a gap of months, not years, unless open weights fall further "
+                      "behind."]
     return lines
 
 
@@ -140,7 +141,8 @@ def _q2(pairs) -> list[str]:
 
 def _q3(pairs) -> list[str]:
     rows = [("north_south_ratio", {}, "North/South"), ("access_index", {"region": "global_south"}, "South access"),
-            ("trusted_gap", {"region": "us"}, "trusted gap, US"), ("price", {"tier": "consumer"}, "consumer price")]
+            ("trusted_gap", {"region": "us"}, "trusted gap, US"), ("price", {"tier": "consumer"}, "consumer price"),
+            ("capex", {"region": "global_south"}, "South capex")]
     lines = ["## 3. What do policies do to the gap?", "",
              "Paired effect against the baseline, median [5%, 95%] with P(higher):", "",
              "| scenario | year | " + " | ".join(label for *_, label in rows) + " |",
@@ -152,7 +154,30 @@ def _q3(pairs) -> list[str]:
                 eff, p_hi, p_eq = _effect(ds, other, name, sel, y)
                 cells.append(f"{eff}, P = {p_hi:.2f}" + (f" (equal {p_eq:.2f})" if p_eq >= 0.05 else ""))
             lines.append(f"| {other} | {y} | " + " | ".join(cells) + " |")
+    lines += [""] + _costs(pairs)
     return lines
+
+
+def _costs(pairs) -> list[str]:
+    """What each programme spends and what the regions' capex does, from the runs."""
+    from forecast.scenario import load
+    out = []
+    for other, ds in pairs.items():
+        sc = load(other)
+        budget = sc.params["buildout_budget"]
+        values = np.broadcast_to(budget.get("value", budget.get("median")), (len(sc.regions),))
+        spend = {r: float(v) for r, v in zip(sc.regions, values) if float(v) > 0}
+        if not spend:
+            continue
+        parts = []
+        for r in spend:
+            eff, p_hi, _ = _effect(ds, other, "capex", {"region": r}, 2030)
+            parts.append(f"{r} ${spend[r]:g}bn a year: capex {eff} in 2030 (P(higher) = {p_hi:.2f})")
+        out.append(f"- **What `{other}` costs**: " + "; ".join(parts) + ".")
+    if out:
+        out.append("- A region's capex rises by more than its programme's budget: the market's own buildout "
+                   "grows with the larger stock it replaces and extends (docs/model.md, step 2).")
+    return out
 
 
 def _q4(pairs) -> list[str]:
