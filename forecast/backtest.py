@@ -68,12 +68,13 @@ def interval_score(y, lower, upper, alpha=ALPHA):
     return (upper - lower) + 2.0 / alpha * (np.maximum(lower - y, 0.0) + np.maximum(y - upper, 0.0))
 
 
-def compute_observations(data: pd.DataFrame, cutoff, metric: str | None = None, scale: float = 1.0) -> pd.DataFrame:
+def compute_observations(data: pd.DataFrame, cutoff, metric: str | None = None, scale: float = 1.0,
+                         since=None) -> pd.DataFrame:
     """The world's compute stock as the compute model defines it (the sum of the chip
     designers' published cumulative H100e, each since its own start), on each date from
-    `cutoff` on where every designer fitted before the cutoff reports. metric, scale: another
-    cumulative designer series (the power model's cumulative_power, MW) and a factor on its
-    sum (1e-3: GW). Columns: date, observed, countries (designers summed)."""
+    `cutoff` (or `since`) on where every designer fitted before the cutoff reports. metric,
+    scale: another cumulative designer series (the power model's cumulative_power, MW) and a
+    factor on its sum (1e-3: GW). Columns: date, observed, countries (designers summed)."""
     from priors.models.compute import METRIC, designer_rows
 
     rows = designer_rows(data, [metric or METRIC])
@@ -81,20 +82,20 @@ def compute_observations(data: pd.DataFrame, cutoff, metric: str | None = None, 
     fitted = sorted(set(rows.loc[rows["date_parsed"] < cut, "entity"]))
     wide = rows[rows["entity"].isin(fitted)].pivot_table(index="date_parsed", columns="entity", values="value_num",
                                                           aggfunc="first")
-    wide = wide[(wide.index >= cut)].dropna()
+    wide = wide[(wide.index >= (cut if since is None else pd.Timestamp(since)))].dropna()
     return pd.DataFrame({"date": pd.to_datetime(wide.index), "region": "world",
                          "observed": wide.sum(axis=1).to_numpy() * scale, "countries": len(fitted)})
 
 
-def chip_power_observations(data: pd.DataFrame, cutoff) -> pd.DataFrame:
+def chip_power_observations(data: pd.DataFrame, cutoff, since=None) -> pd.DataFrame:
     """The world's installed AI chip power as the power model reads it: the sum of the
     designers' published cumulative_power, in GW (compute_observations' dates and rule)."""
     from priors.models.power import POWER
 
-    return compute_observations(data, cutoff, metric=POWER, scale=1e-3)
+    return compute_observations(data, cutoff, metric=POWER, scale=1e-3, since=since)
 
 
-def _model_rows(data: pd.DataFrame, scenario, cutoff, model: str, site: str) -> pd.DataFrame:
+def model_rows(data: pd.DataFrame, scenario, cutoff, model: str, site: str) -> pd.DataFrame:
     """A model's rows as its fit reads them (series, label, y in model space, train)."""
     from forecast.calibrate import context
     from priors.models import MODELS
@@ -107,7 +108,7 @@ def token_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
     series with at least one figure before it (a fitted level). Columns: date, region
     ("world"), key (the series), observed, countries (the series' figures before the
     cutoff)."""
-    rows = _model_rows(data, scenario, cutoff, "demand", "obs")
+    rows = model_rows(data, scenario, cutoff, "demand", "obs")
     before = rows[rows["train"]].groupby("series").size()
     later = rows[~rows["train"] & rows["series"].isin(before.index)]
     return pd.DataFrame({"date": pd.to_datetime(later["date_parsed"]).to_numpy(), "region": "world",
@@ -118,7 +119,7 @@ def token_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
 def price_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
     """Each model released from `cutoff` on: its blended (3:1) list price in USD per 1M
     tokens. Columns: date, region ("world"), key (the model), observed, countries (1)."""
-    rows = _model_rows(data, scenario, cutoff, "prices", "obs_price")
+    rows = model_rows(data, scenario, cutoff, "prices", "obs_price")
     later = rows[~rows["train"]]
     return pd.DataFrame({"date": pd.to_datetime(later["date_parsed"]).to_numpy(), "region": "world",
                          "key": later["label"].astype(str).to_numpy(), "observed": np.exp(later["y"].to_numpy()),

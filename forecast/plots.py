@@ -3,7 +3,9 @@ Figure; nothing is shown or saved here (`forecast plot` and `forecast report` do
 
 One style everywhere: the Okabe-Ito colour-blind-safe palette, fan charts with the 50%,
 80% and 90% bands and the median, axes labelled with the variable's long name and units,
-log scale for the outputs whose bands are resolved in log space.
+log scale for the outputs whose bands are resolved in log space. Fan charts of the outputs
+a published series measures carry its figures (forecast.history): filled before the run's
+start (the history the calibration saw), hollow after it (out of sample).
 """
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ COMPARE_BANDS = ((0.05, 0.95, 0.10), (0.25, 0.75, 0.30))  # several scenarios: 9
 # (variable, selection, title) drawn by `forecast plot` and `forecast report`: the headlines
 KEY_FIGURES = tuple((h.name, h.sel, h.title) for h in HEADLINES)
 SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
+# Fan charts with the published figures beside the bands (forecast.history.SOURCES)
+HISTORY_FIGURES = (
+    ("adoption_observed", {"region": "us"}, "US adoption: a published figure's band"),
+    ("adoption_observed", {"region": "global_south"}, "Global South adoption: a published figure's band"),
+    ("compute_observed", {}, "World AI compute stock: a published estimate's band"),
+    ("chip_power_observed", {}, "World installed AI chip power: a published estimate's band"),
+    ("list_price_observed", {}, "List price of a model released that month"),
+)
 
 
 def available(ds: xr.Dataset, var: str, sel: dict) -> bool:
@@ -72,9 +82,12 @@ def _style(ax, da, name, shown=None):
         ax.set_yscale("log")
 
 
-def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, scenario=None):
+def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, scenario=None,
+              history=None):
     """Bands (50/80/90%) and median of one variable over time; with a `scenario` dimension,
-    one fan per scenario (or only `scenario`)."""
+    one fan per scenario (or only `scenario`). history: published figures to draw beside
+    them, a DataFrame (date, observed) as forecast.history.observed returns, with a
+    `label` in its attrs (None: none)."""
     plt = _plt()
     sel = dict(sel or {})
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
@@ -88,6 +101,8 @@ def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | N
     else:
         _fan(ax, da, OKABE_ITO[0])
     _style(ax, ds[name], name, da)
+    if history is not None and len(history):
+        _history(ax, history, np.datetime64(da["time"].values[0]))
     ax.set_xlabel("time")
     ax.set_title(title or _label(ds[name], 70))
     if "scenario" in da.dims and len(da["scenario"]) > 1:
@@ -95,6 +110,40 @@ def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | N
                 fontsize=7)
     ax.legend(loc="best", fontsize=8)
     return fig
+
+
+def _history(ax, history, start):
+    """Published figures: filled before the run's start, hollow from it on."""
+    dates = history["date"].to_numpy("datetime64[ns]")
+    values = history["observed"].to_numpy(float)
+    before = dates < start
+    text = history.attrs.get("label", "published figures")
+    if before.any():
+        ax.scatter(dates[before], values[before], s=16, color="#000000", zorder=5, label=text)
+    if (~before).any():
+        ax.scatter(dates[~before], values[~before], s=22, facecolors="none", edgecolors="#000000", zorder=5,
+                   label=f"{text}, after the run's start (out of sample)")
+
+
+def history_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, data=None):
+    """fan_chart of `name` with the published figures that measure it (forecast.history),
+    from `data` (default: the shipped usage data); None where none does."""
+    from forecast import history
+
+    rows = history.observed(name, sel, data)
+    if rows is None:
+        return None
+    rows.attrs["label"] = history.label(name)
+    if title is None:
+        where = ", ".join(str(v) for v in (sel or {}).values())
+        title = f"{ds[name].attrs.get('long_name', name)}{' (' + where + ')' if where else ''}"
+    return fan_chart(ds, name, sel, textwrap_title(title + ", with the published figures"), history=rows)
+
+
+def textwrap_title(text: str, width: int = 70) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width)
 
 
 def small_multiples(ds: xr.Dataset, name: str, scenario=None):
@@ -237,6 +286,11 @@ def all_figures(ds: xr.Dataset):
         if available(ds, name, sel):
             stem = "_".join([name] + [str(v) for v in sel.values()])
             yield f"fan_{stem}", fan_chart(ds, name, sel, title)
+    for name, sel, title in HISTORY_FIGURES:
+        if available(ds, name, sel):
+            fig = history_chart(ds, name, sel, title)
+            if fig is not None:
+                yield "history_" + "_".join([name] + [str(v) for v in sel.values()]), fig
     for name in SMALL_MULTIPLES:
         if name in ds:
             for s in (ds["scenario"].values if "scenario" in ds.dims else [None]):

@@ -176,3 +176,48 @@ def test_terminal_summary_fits_80_columns():
         da = xr.DataArray([values[1], values[0], values[2]], dims="quantile", coords={"quantile": [0.05, 0.5, 0.95]})
         cell = _band(xr.Dataset({"v": da}), "v", {})
         assert len(cell) <= CELL and cell.split(" [")[0] in (fmt(values[0], 2), fmt(values[0], 1)), cell
+
+
+def test_fan_charts_carry_the_published_figures_that_measure_them(results):
+    """History points are the shipped data's own figures (the backtest's aggregates),
+    filled before the run's start and hollow after it; outputs no series measures get none."""
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    from forecast import history
+    from priors.usage import shipped
+
+    ds, _ = results
+    data = shipped()
+    # The world's compute: the four designers' cumulative H100e summed where all report,
+    # computed here from the raw rows.
+    raw = data[(data["metric"] == "cumulative_compute_h100e")
+               & data["entity"].isin(["Nvidia", "Google TPU", "AMD", "Amazon Trainium"])]
+    wide = raw.pivot_table(index="date_parsed", columns="entity", values="value_num", aggfunc="first").dropna()
+    got = history.observed("compute_observed", {}, data)
+    np.testing.assert_allclose(got["observed"].to_numpy(), wide.sum(axis=1).to_numpy())
+    assert list(pd.to_datetime(got["date"])) == list(pd.to_datetime(wide.index))
+    # US adoption: one country, its published shares.
+    us = data[(data["metric"] == "ai_user_share") & (data["entity"] == "United States")].sort_values("date_parsed")
+    got = history.observed("adoption_observed", {"region": "us"}, data)
+    np.testing.assert_allclose(got["observed"].to_numpy(), us["value_num"].to_numpy() / 100.0)
+    assert history.observed("power", {"region": "us"}, data) is None
+    assert history.observed("compute_observed", {"region": "us"}, data) is None
+
+    # The chart: points at the figures' dates and values, filled before the start.
+    start = pd.Timestamp(ds["time"].values[0])
+    rows = pd.DataFrame({"date": [start - pd.DateOffset(months=6), start - pd.DateOffset(months=3),
+                                  start + pd.DateOffset(months=2)], "observed": [1e6, 2e6, 4e6]})
+    rows.attrs["label"] = "published"
+    ax = plots.fan_chart(ds, "compute_observed", {}, scenario="baseline", history=rows).axes[0]
+    points = [c for c in ax.collections if c.get_offsets().shape[0] and type(c).__name__ == "PathCollection"]
+    filled, hollow = points
+    np.testing.assert_allclose(filled.get_offsets()[:, 0], mdates.date2num(rows["date"][:2]))
+    np.testing.assert_allclose(filled.get_offsets()[:, 1], [1e6, 2e6])
+    np.testing.assert_allclose(hollow.get_offsets(), [[mdates.date2num(rows["date"][2]), 4e6]])
+    assert hollow.get_facecolors().shape[0] == 0 or hollow.get_facecolors()[0, 3] == 0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "published" in labels and "published, after the run's start (out of sample)" in labels
+    stems = [stem for stem, fig in plots.all_figures(ds) if stem.startswith("history_")]
+    assert stems == ["history_adoption_observed_us", "history_adoption_observed_global_south",
+                     "history_compute_observed", "history_chip_power_observed", "history_list_price_observed"]
