@@ -79,6 +79,8 @@ model alone, on the shipped data.
 """),
         SETUP,
         code('''
+import warnings
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bar, not installed
 import numpyro
 numpyro.set_host_device_count(4)
 from priors.usage import shipped
@@ -134,6 +136,116 @@ tidy(ds).query("variable == 'price' and statistic == 'p_higher' and tier == 'con
 '''),
     ],
 }
+
+# The questions and sensitivity notebooks default to the size docs/answers.md is written at.
+SETUP_SMALL = code('''
+import os
+import warnings
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bar, not installed
+import forecast
+from forecast import plots
+N = int(os.environ.get("FORECAST_N", 3000))  # trajectories per scenario; the test suite sets a small number
+''')
+
+NOTEBOOKS["questions"] = [
+    md("""
+# The four questions, each to its run, its figure and its finding
+
+The source material asks four questions. Each section below runs the scenarios that answer
+it (paired: the same trajectories under every scenario), draws the figure, and prints the
+sentences `forecast.findings` writes from the exact probabilities. `forecast answers`
+writes the same answers, at 3,000 trajectories per scenario, into docs/answers.md.
+"""),
+    SETUP_SMALL,
+    md("""
+## 1. Does scarcity plus security rationing open a lasting gap between trusted users and everyone else?
+
+`trusted_gap`: months the public's best model trails the trusted tier's. `gap_persistence`:
+1 once that gap has exceeded 6 months for 12 consecutive months, so its mean is the
+probability of a lasting gap by that month.
+"""),
+    code('''
+gap = forecast.compare(["baseline", "rationed_frontier"], n_trajectories=N, seed=0)
+for s in gap["scenario"].values:
+    lasting = gap["gap_persistence_mean"].sel(scenario=s, region="us", time="2035-01-01").item()
+    median = gap["trusted_gap"].sel(scenario=s, region="us", time="2030-01-01", quantile=0.5).item()
+    print(f"{s}: US public's gap in 2030 {median:.2f} months (median); P(lasting gap by 2035) = {lasting:.3f}")
+fig = plots.fan_chart(gap, "trusted_gap", {"region": "us"}, "US public's gap behind the trusted tier, months")
+'''),
+    code('''
+for f in forecast.findings(gap):
+    if f.headline.name == "trusted_gap":
+        print(f.text)
+'''),
+    md("""
+## 2. How much does the agentic shift tighten the compute crunch, and who is priced out first?
+"""),
+    code('''
+agentic = forecast.compare(["baseline", "agentic_surge"], n_trajectories=N, seed=0)
+fig = plots.difference_chart(agentic, "unmet_share", "agentic_surge")
+for f in forecast.findings(agentic):
+    if f.headline.name in ("unmet_share", "price", "access_index"):
+        print(f.text)
+'''),
+    code('''
+base = agentic.sel(scenario="baseline")
+priced = base["priced_out"].sel(tier="consumer", time="2030-01-01", quantile=0.5)
+for region, value in zip(priced["region"].values, priced.values):
+    print(f"{region}: {value:.1%} of adults priced out of the paid plan (median, 2030)")
+'''),
+    md("""
+## 3. What do policies do to the gap?
+"""),
+    code('''
+policies = forecast.compare(["baseline", "moratorium", "buildout", "sovereign_compute", "rationed_frontier"],
+                            n_trajectories=N, seed=0)
+fig = plots.fan_chart(policies, "north_south_ratio", title="North/South gap under each policy")
+for f in forecast.findings(policies):
+    if f.headline.name == "north_south_ratio":
+        print(f.text)
+'''),
+    md("""
+## 4. Is the North/South gap widening or closing, and with what odds?
+
+`north_south_ratio_p_widening`: the probability that the ratio is above its value in the
+run's first month.
+"""),
+    code('''
+for year in ("2027", "2030", "2035"):
+    p = policies["north_south_ratio_p_widening"].sel(scenario="baseline", time=f"{year}-01-01").item()
+    band = policies["north_south_ratio"].sel(scenario="baseline", time=f"{year}-01-01", quantile=[0.05, 0.5, 0.95])
+    lo, med, hi = (float(v) for v in band.values)
+    print(f"{year}: ratio {med:.3g} [{lo:.3g}, {hi:.3g}], P(wider than at the start) = {p:.2f}")
+fig = plots.fan_chart(policies, "north_south_ratio", scenario="baseline", title="North/South gap, baseline")
+'''),
+]
+
+NOTEBOOKS["sensitivity"] = [
+    md("""
+# Sensitivity: which uncertain assumptions drive a metric
+
+`forecast.sensitivity` estimates first-order and total Sobol' indices at every month from
+`n` base samples (n x (groups + 2) trajectories), with bootstrap intervals; parameters are
+grouped by name, each calibrated model is one group, and process noise (market shocks,
+events) has groups of its own. See docs/sensitivity.md.
+"""),
+    SETUP_SMALL,
+    code('''
+n = 256 if N < 2000 else 2048  # base samples (a power of two)
+sens = forecast.sensitivity("baseline", metrics=["north_south_ratio"], n=n, seed=0)
+total = sens["north_south_ratio_total"].sel(time="2030-01-01")
+first = sens["north_south_ratio_first"].sel(time="2030-01-01")
+top = total.sortby(total, ascending=False)["parameter"].values[:8]
+for name in top:
+    print(f"{name:32s} total {total.sel(parameter=name).item():.2f}   first {first.sel(parameter=name).item():.2f}")
+'''),
+    code('''
+fig = plots.tornado(sens, "north_south_ratio", year=2030)
+'''),
+    code('''
+fig = plots.indices_over_time(sens, "north_south_ratio")
+'''),
+]
 
 
 def build(name, cells, write=True, timeout=900):

@@ -6,8 +6,18 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_three_notebooks_exist():
-    assert {p.stem for p in NOTEBOOKS} == {"quickstart", "calibration", "scenarios"}
+def test_the_notebooks_exist():
+    assert {p.stem for p in NOTEBOOKS} == {"quickstart", "calibration", "scenarios", "questions", "sensitivity"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_show_no_machine_paths(path):
+    """The notebooks a reader opens show results, not the builder's file system."""
+    import sys
+
+    text = path.read_text()
+    for root in {sys.prefix, str(Path.home()), str(Path(__file__).resolve().parents[1])}:
+        assert root not in text, root
 
 
 @pytest.mark.slow
