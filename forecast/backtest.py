@@ -166,7 +166,7 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
              progress: Callable[[str], None] | None = None, series=tuple(SCORED)) -> pd.DataFrame:
     """One row per scored observation and cutoff (see the module docstring). scenario: a
     Scenario (its hand-set priors; the calibration is redone per cutoff)."""
-    import forecast
+    from forecast.run import run
     from forecast.calibrate import calibrate, fittable_models
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
@@ -210,8 +210,8 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
                 if progress:
                     what = "" if run_key is None else f" (tokens_observed: {run_key})"
                     progress(f"{cut.date()}: running {n_trajectories} trajectories from {sc.start}{what}")
-                runs[run_key] = forecast.run(with_calibration(sc, path, allow_unconverged=True),
-                                             n_trajectories=n_trajectories, seed=seed, quantiles=QUANTILES)
+                runs[run_key] = run(with_calibration(sc, path, allow_unconverged=True),
+                                    n_trajectories=n_trajectories, seed=seed, quantiles=QUANTILES)
             finally:
                 os.remove(path)
         for _, r in later.iterrows():

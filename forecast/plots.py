@@ -137,10 +137,10 @@ def history_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str
     if title is None:
         where = ", ".join(str(v) for v in (sel or {}).values())
         title = f"{ds[name].attrs.get('long_name', name)}{' (' + where + ')' if where else ''}"
-    return fan_chart(ds, name, sel, textwrap_title(title + ", with the published figures"), history=rows)
+    return fan_chart(ds, name, sel, _wrap_title(title + ", with the published figures"), history=rows)
 
 
-def textwrap_title(text: str, width: int = 70) -> str:
+def _wrap_title(text: str, width: int = 70) -> str:
     import textwrap
 
     return textwrap.fill(text, width)
