@@ -39,9 +39,14 @@ def step(p: Params, log_cost, z, t_years, dt):
     return log_cost + drift * dt + p.cost_vol * jnp.sqrt(dt) * z
 
 
+def hardware_price(p: Params, t_years):
+    """Price of an H100e of new hardware [USD]: it falls with price-performance (g_hw)."""
+    return p.hardware_cost0 * jnp.exp(-p.g_hw * t_years)
+
+
 def floor(p: Params, t_years):
     """Cost floor of the start's frontier capability [USD per 1M tokens]."""
-    capital = p.hardware_cost0 * jnp.exp(-p.g_hw * t_years) / (12.0 * p.hardware_lifetime)
+    capital = hardware_price(p, t_years) / (12.0 * p.hardware_lifetime)
     energy = p.kw_per_h100e0 * jnp.exp(-p.g_power_eff * t_years) * HOURS_PER_MONTH * p.electricity_price
     return 1e6 * (capital + energy) / p.floor_tokens_per_h100e
 

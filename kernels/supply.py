@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from kernels import events
+from kernels import cost, events
 from kernels.params import Params
 
 KW_PER_GW = 1e6
@@ -76,7 +76,6 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     """One month of supply; returns (compute, power_draw, log_power, growth_dev, capex)."""
     t_years = t * dt
     sqdt = jnp.sqrt(dt)
-    log_power_before = log_power
     building = events.window(p.buildout_start, p.buildout_end, t)
     halted = events.moratorium_active(p, moratorium_hit, t) > 0
     factor = jnp.where(halted, p.moratorium_growth_factor, 1.0)
@@ -85,9 +84,11 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     change = g_power * dt + shock
     grown = log_power + jnp.where(change > 0, factor * change, change)  # a moratorium stops growth only
     retire = dt / p.hardware_lifetime
+    kept = compute * (1.0 - retire)
     w = kw_new(p, t_years + dt)  # hardware installed during the month is the month's newest
-    funded = programme(p, compute * (1.0 - retire), w, building, t_years, dt)
-    extra = relocated(p, jnp.exp(log_power), change, factor, halted) + funded
+    funded = programme(p, kept, w, building, t_years, dt)
+    power_before = jnp.exp(log_power)
+    extra = relocated(p, power_before, change, factor, halted) + funded
     log_power = jnp.where(extra > 0, jnp.log(jnp.exp(grown) + extra), grown)
 
     dev = (growth_dev - p.growth_reversion * growth_dev * dt
@@ -96,24 +97,19 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     growth = jnp.minimum(growth, p.growth_cap)
     level = p.compute_vol * sqdt * correlated(p.shock_corr, noise.compute_common, noise.compute_level)
     wanted = jnp.maximum(compute * (jnp.expm1(growth * dt + level) + retire), 0.0) + funded * KW_PER_GW / w
-    compute = compute * (1.0 - retire)
+    compute = kept
     power_draw = power_draw * (1.0 - retire)
     room = jnp.maximum(jnp.exp(log_power) - power_draw, 0.0) * KW_PER_GW / w
     added = jnp.minimum(jnp.minimum(wanted, room), jnp.maximum(p.compute_licence - compute, 0.0))
-    built = jnp.maximum(jnp.exp(log_power) - jnp.exp(log_power_before), 0.0)
+    built = jnp.maximum(jnp.exp(log_power) - power_before, 0.0)
     return (compute + added, power_draw + added * w / KW_PER_GW, log_power, dev,
             capex(p, added, built, t_years, dt))
-
-
-def hardware_price(p: Params, t_years):
-    """Price of an H100e of new hardware [USD] (falls with price-performance, as in cost.floor)."""
-    return p.hardware_cost0 * jnp.exp(-p.g_hw * t_years)
 
 
 def programme(p: Params, compute, w, building, t_years, dt):
     """(region,) GW of sites (with the chips to fill them) the buildout budgets buy this
     month, within what the licence lets the region fill. compute: after retirement."""
-    per_gw = p.facility_capex + hardware_price(p, t_years) * KW_PER_GW / (w * 1e9)
+    per_gw = p.facility_capex + cost.hardware_price(p, t_years) * KW_PER_GW / (w * 1e9)
     licensed = jnp.maximum(p.compute_licence - compute, 0.0) * w / KW_PER_GW
     return jnp.minimum(p.buildout_budget * building * dt / per_gw, licensed)
 
@@ -121,7 +117,7 @@ def programme(p: Params, compute, w, building, t_years, dt):
 def capex(p: Params, added, built, t_years, dt):
     """(region,) the month's capex, annualised [USD billion per year]: added H100e at the
     hardware price of the month, built GW of facility power at facility_capex."""
-    chips = added * hardware_price(p, t_years) / 1e9
+    chips = added * cost.hardware_price(p, t_years) / 1e9
     return (chips + built * p.facility_capex) / dt
 
 
