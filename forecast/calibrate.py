@@ -92,6 +92,7 @@ def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=N
     from priors.fit import Settings, fit
     from priors.models import MODELS
     from priors.posterior import build, json_attr
+    from kernels import SPEC_BY_NAME
 
     settings = settings or Settings()
     ctx = context(scenario, cutoff)
@@ -127,7 +128,8 @@ def calibrate(data: pd.DataFrame, scenario, settings=None, cutoff=None, models=N
         # the published series tokens_observed stands for (its fitted level)
         "tokens_observed_series": prepared["demand"].info["reference"] if "demand" in prepared else "",
     }
-    return build(fits, prepared, kernel, ctx, attrs), fits
+    units = {n: (SPEC_BY_NAME[n].unit, SPEC_BY_NAME[n].doc) for n in kernel}
+    return build(fits, prepared, kernel, ctx, attrs, units), fits
 
 
 def moved(posterior, scenario, n_prior: int = 20_000) -> pd.DataFrame:

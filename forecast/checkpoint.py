@@ -32,6 +32,7 @@ HEADER_FIELDS = (  # checked in this order; the first difference is named
     ("n_trajectories", "number of trajectories"),
     ("quantiles", "quantiles"),
     ("batch", "batch size"),
+    ("sample", "sample size"),
     ("scenario_hash", "scenario contents (parameters, dimensions)"),
 )
 

@@ -42,7 +42,15 @@ def _quantiles(ctx, param, value):
 
 QUANTILES = click.option("--quantiles", default=None, callback=_quantiles, metavar="Q,Q,...",
                          help="band quantiles to compute, with the median [default: 0.05,0.1,0.25,0.5,0.75,0.9,0.95]")
+SAMPLE = click.option("--sample", type=int, default=None, metavar="N",
+                      help="keep the first N trajectories whole (outputs and parameters) in the file, for "
+                      "distribution views; 0: none [default: 200, about 70 kB each per scenario over 120 months]")
 DETAIL = click.option("--detail", is_flag=True, help="show each cell's mean and P(>0) in the summary too")
+
+
+def _sample(sample) -> dict:
+    """--sample N as a keyword for run/compare (unset: the library's default)."""
+    return {} if sample is None else {"sample": sample}
 
 
 def _compilation_cache(path):
@@ -97,10 +105,11 @@ def main():
 @click.option("--num-processes", type=int, default=None, help="number of processes (with --distributed)")
 @click.option("--process-id", type=int, default=None, help="this process's index, 0-based (with --distributed)")
 @QUANTILES
+@SAMPLE
 @DETAIL
 @FORCE
 def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices, resume,
-        checkpoint_every, distributed, coordinator, num_processes, process_id, quantiles, detail, force):
+        checkpoint_every, distributed, coordinator, num_processes, process_id, quantiles, sample, detail, force):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file.
 
     A counting run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz,
@@ -125,7 +134,8 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
                   inputs=file_inputs(scenario, sc.calibration), force=force):
         ds = _simulate(run_scenario, sc, sc.name, console, checkpoint_for=None if multi else output, resume=resume,
                        output=output if writer else None, n_trajectories=n_trajectories, seed=seed,
-                       chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles)
+                       chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles,
+                       **_sample(sample))
     if not writer:
         return
     console.print(summary_table(ds, detail=detail))
@@ -310,10 +320,11 @@ def compare_table(ds) -> Table:
 @click.option("--resume", is_flag=True, help="as for `forecast run`")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="as for `forecast run`")
 @QUANTILES
+@SAMPLE
 @DETAIL
 @FORCE
 def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, priors, allow_unconverged, devices,
-            resume, checkpoint_every, quantiles, detail, force):
+            resume, checkpoint_every, quantiles, sample, detail, force):
     """Run SCENARIOS on the same trajectories and compare each with the first (paired).
 
     Writes every scenario's bands (dimension `scenario`) and, for each scenario after the
@@ -332,7 +343,7 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
                   inputs=file_inputs(*scenarios, *(s.calibration for s in scs))):
         ds = _simulate(compare_scenarios, scs, "compare", console, checkpoint_for=output, resume=resume,
                        output=output, n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size,
-                       devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles)
+                       devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles, **_sample(sample))
     for name in ds["scenario"].values:
         console.print(summary_table(ds, str(name), detail=detail))
     console.print(compare_table(ds))
@@ -483,15 +494,24 @@ def report(results, output, only_findings, force):
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("figures"),
               show_default=True, help="folder for the figures (PNG and SVG)")
+@click.option("--at", default=None, metavar="YYYY[-MM]",
+              help="month of the distribution views (a results file with a sample) [default: 2030, or the run's "
+              "nearest year]")
 @FORCE
-def plot(results, output, force):
+def plot(results, output, at, force):
     """Write every standard figure of RESULTS as PNG and SVG into a folder."""
+    from forecast.plots import month_at
     from forecast.report import write_figures
 
     console = Console(stderr=True)
     with writing(console, output, what="the figures", folder=True, inputs=[results], force=force):
         ds = _open_results(results, console)
-        paths = write_or_fail(console, output, write_figures, ds)
+        if at is not None:
+            try:
+                month_at(ds, at)
+            except ValueError as e:
+                fail(console, f"--at: {e}" if "outside" in str(e) else f"--at: {at!r} is not a year or YYYY-MM")
+        paths = write_or_fail(console, output, lambda d, p: write_figures(d, p, at), ds)
     console.print(f"wrote {len(paths)} files to {output}")
 
 

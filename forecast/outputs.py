@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from kernels import CLASSES, OUTPUTS, output_sizes
+from kernels import CLASSES, OUTPUTS, SPECS, output_sizes
 from kernels.simulate import RATIO_OUTPUTS
 
 def engine_version() -> str:
@@ -24,10 +24,14 @@ def engine_version() -> str:
 WIDENING = ("north_south_ratio", "access_gini")  # gap measures: P(value at t > value at the start)
 
 
-def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, probabilities, info) -> xr.Dataset:
+def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, probabilities, info,
+                  sample=None) -> xr.Dataset:
     """values, rank_error: (time, series, quantile); mean, std, nonfinite and each of
     probabilities["positive" | "zero" | "above_start"]: (time, series). scs: the scenarios
-    (one, or several compared: series laid out as kernels.simulate.log_scale_mask says)."""
+    (one, or several compared: series laid out as kernels.simulate.log_scale_mask says).
+    sample: None, or dict(values=(time, series, k) whole trajectories, params=[one dict
+    {parameter: (k, ...)} per scenario]), stored as `<output>_sample` and `param_<name>` on a
+    `sample` dimension (the trajectories' indices)."""
     sc = scs[0]
     n_scen = len(scs)
     time = pd.date_range(pd.Timestamp(sc.start + "-01"), periods=sc.months, freq="MS")
@@ -89,7 +93,21 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
                                                                 f"under {sc.name}"}, probabilities["positive"]),
                  (f"{n}_p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"},
                   probabilities["zero"])], diff_unit, diff_long)
+        if sample is not None:
+            v = blocks(np.transpose(sample["values"], (2, 1, 0)), offset, size, n_scen, 0)  # (scen, k, size, time)
+            v = np.swapaxes(v, 2, 3).reshape(v.shape[:2] + (sc.months,) + shape)
+            data[f"{n}_sample"] = (("scenario",) * (n_scen > 1) + ("sample", "time") + dims,
+                                   v if n_scen > 1 else v[0],
+                                   {"units": unit, "long_name": f"{long_name}, whole trajectories (the run's first "
+                                                                f"{v.shape[1]}; NaN where non-finite)"})
         offset += size
+    if sample is not None:
+        coords["sample"] = np.arange(sample["values"].shape[2])
+        for spec in SPECS:
+            dims = ("sample",) + tuple(d for d in spec.dims.split(",") if d)
+            v = np.stack([np.asarray(p[spec.name]) for p in sample["params"]])
+            data[f"param_{spec.name}"] = (("scenario",) * (n_scen > 1) + dims, v if n_scen > 1 else v[0],
+                                          {"units": spec.unit, "long_name": f"{spec.doc} (the sample's parameters)"})
     attrs = provenance(scs, info)
     attrs.update({
         "chunk_size": info["chunk_size"],

@@ -20,6 +20,7 @@ BANDS = ((0.05, 0.95, 0.18), (0.1, 0.9, 0.28), (0.25, 0.75, 0.45))  # (low, high
 COMPARE_BANDS = ((0.05, 0.95, 0.10), (0.25, 0.75, 0.30))  # several scenarios: 90% and 50%, lighter
 # (variable, selection, title) drawn by `forecast plot` and `forecast report`: the headlines
 KEY_FIGURES = tuple((h.name, h.sel, h.title) for h in HEADLINES)
+DISTRIBUTION_YEAR = 2030  # the distribution views' month: January of this year (or of the run's nearest year)
 SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
 # Fan charts with the published figures beside the bands (forecast.history.SOURCES)
 HISTORY_FIGURES = (
@@ -207,6 +208,73 @@ def difference_chart(ds: xr.Dataset, name: str, compared, sel: dict | None = Non
     return fig
 
 
+class NoSample(ValueError):
+    """A distribution view of a results file that keeps no whole trajectories."""
+
+
+def month_at(ds: xr.Dataset, when) -> np.datetime64:
+    """The run's month nearest to `when` (a year, "YYYY-MM" or a date); a date outside the
+    run is a ValueError naming the run's span."""
+    import pandas as pd
+
+    t = pd.Timestamp(f"{int(when)}-01-01") if isinstance(when, (int, np.integer)) else pd.Timestamp(str(when))
+    times = pd.DatetimeIndex(ds["time"].values)
+    if not times[0] - pd.Timedelta(days=31) <= t <= times[-1] + pd.Timedelta(days=31):
+        raise ValueError(f"{when} is outside the run ({times[0]:%Y-%m} to {times[-1]:%Y-%m})")
+    return np.datetime64(times[np.abs((times - t).days).argmin()], "ns")
+
+
+def distribution(ds: xr.Dataset, name: str, when=2030, sel: dict | None = None):
+    """The distribution of one output at one month: the empirical CDF of the run's sample
+    (its first trajectories, kept whole: `--sample`), one step per trajectory, over the
+    bands of all the run's trajectories (exact order statistics) as shaded spans, so that
+    the two can be read together. With a `scenario` dimension, one CDF per scenario.
+    Zeros of a log-scale output (a point mass) are not on the log axis: the CDF starts at
+    their share, which the legend states."""
+    plt = _plt()
+    if f"{name}_sample" not in ds:
+        raise NoSample(f"this results file keeps no sample of whole trajectories, so {name}'s distribution cannot "
+                       "be drawn; run with --sample N (N > 0)")
+    sel = dict(sel or {})
+    t = month_at(ds, when)
+    da = ds[f"{name}_sample"].sel(sel).sel(time=t)
+    bands = ds[name].sel(sel).sel(time=t)
+    names = list(da["scenario"].values) if "scenario" in da.dims else [None]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    log = _log(name) and bool(np.nanmax(da.values) > 0)
+    qs = [float(q) for q in bands["quantile"].values]
+    for i, s in enumerate(names):
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        x = (da if s is None else da.sel(scenario=s)).values
+        x = np.sort(x[np.isfinite(x)])
+        b = bands if s is None else bands.sel(scenario=s)
+        for lo, hi, alpha in COMPARE_BANDS:
+            if lo in qs and hi in qs:
+                ax.axvspan(float(b.sel(quantile=lo)), float(b.sel(quantile=hi)), color=colour, alpha=alpha, linewidth=0,
+                           label=f"{int(round((hi - lo) * 100))}% band of all {int(ds.attrs['n_trajectories']):,} "
+                           "trajectories" if i == 0 else None)
+        ax.axvline(float(b.sel(quantile=0.5)), color=colour, linestyle="--", linewidth=1.0)
+        zeros = int(np.sum(x == 0)) if log else 0
+        shown = x[x > 0] if log else x
+        if shown.size:
+            cdf = (zeros + np.arange(1, shown.size + 1)) / x.size
+            ax.step(np.concatenate([shown[:1], shown]), np.concatenate([[zeros / x.size], cdf]), where="post",
+                    color=colour, linewidth=1.6,
+                    label=(f"{s}: " if s is not None else "") + f"{x.size} whole trajectories"
+                    + (f" ({zeros} at zero)" if zeros else ""))
+    if log:
+        ax.set_xscale("log")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of trajectories at or below")
+    ax.set_xlabel(_label(ds[name], 70))
+    ax.grid(True, alpha=0.3)
+    where = f" ({_cell_text(sel)})" if sel else ""
+    ax.set_title(_wrap_title(f"{ds[name].attrs.get('long_name', name)}{where}, {str(t)[:7]}: the sample's CDF "
+                             "over all trajectories' bands (dashed: median)"), fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
 def _nearest_year(ds: xr.Dataset, year: int) -> int:
     years = sorted(set(ds["time"].dt.year.values.tolist()))
     return min(years, key=lambda y: abs(y - year))
@@ -271,9 +339,11 @@ def indices_over_time(ds: xr.Dataset, metric: str, sel: dict | None = None, k: i
     return fig
 
 
-def all_figures(ds: xr.Dataset):
+def all_figures(ds: xr.Dataset, at=None):
     """(file stem, Figure) for every standard figure of a results file, one at a time (a
-    generator: close each figure when done with it)."""
+    generator: close each figure when done with it). at: the month of the distribution
+    views (a year or "YYYY-MM"; default: January of DISTRIBUTION_YEAR, or of the run's
+    nearest year)."""
     if ds.attrs.get("kind") == "sensitivity":
         from forecast.sensitivity import default_cell, metric_names
 
@@ -295,6 +365,13 @@ def all_figures(ds: xr.Dataset):
         if name in ds:
             for s in (ds["scenario"].values if "scenario" in ds.dims else [None]):
                 yield f"regions_{name}" + (f"_{s}" if s is not None else ""), small_multiples(ds, name, s)
+    if any(v.endswith("_sample") for v in ds.data_vars):
+        when = _nearest_year(ds, DISTRIBUTION_YEAR) if at is None else at
+        month = str(month_at(ds, when))[:7]
+        for name, sel, _ in KEY_FIGURES:
+            if available(ds, f"{name}_sample", sel):
+                stem = "_".join([name] + [str(v) for v in sel.values()])
+                yield f"distribution_{stem}_{month if at is not None else when}", distribution(ds, name, when, sel)
     if "compared" in ds.dims:
         for other in ds["compared"].values:
             for name, sel, _ in KEY_FIGURES:

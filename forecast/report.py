@@ -233,13 +233,15 @@ def write_report(ds: xr.Dataset, path) -> Path:
     return _atomic_write(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def write_figures(ds: xr.Dataset, folder) -> list[Path]:
+def write_figures(ds: xr.Dataset, folder, at=None) -> list[Path]:
+    """Every standard figure (plots.all_figures; `at`: the distribution views' month) as
+    PNG and SVG in `folder`, each written atomically."""
     import matplotlib.pyplot as plt
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for stem, fig in plots.all_figures(ds):
+    for stem, fig in plots.all_figures(ds, at):
         for ext in ("png", "svg"):
             out.append(_atomic_write(folder / f"{stem}.{ext}", lambda p: fig.savefig(p, format=ext, dpi=130)))
         plt.close(fig)
@@ -248,11 +250,13 @@ def write_figures(ds: xr.Dataset, folder) -> list[Path]:
 
 def tidy(ds: xr.Dataset) -> pd.DataFrame:
     """One row per value: variable, statistic (quantile, mean, std, p_...), quantile, the
-    variable's own coordinates (scenario, compared, time, region, tier) and value."""
+    variable's own coordinates (scenario, compared, time, region, tier) and value. The
+    sample of whole trajectories (`<output>_sample`, `param_<name>`) stays in the netCDF
+    file: a table of it would be mostly repeated labels (ds.to_dataframe() reads it)."""
     frames = []
     for name in ds.data_vars:
-        if ds[name].dtype.kind not in "fiub":
-            continue  # labels (a sensitivity file's group members)
+        if ds[name].dtype.kind not in "fiub" or "sample" in ds[name].dims:
+            continue  # labels (a sensitivity file's group members); the sample
         base, stat = name, "quantile"
         for s in STATS:
             if name.endswith("_" + s):

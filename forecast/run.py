@@ -9,6 +9,9 @@ trajectories:
     pass B : every trajectory again (same keys, same values); the bins holding the target
              quantiles, split finer, with each sub-bin's min and max
     pass C : only where pass B left a quantile unresolved (values tied inside a sub-bin)
+The run's first `sample` trajectories (default DEFAULT_SAMPLE) are also kept whole, every
+output at every month, from the one pass's values or pass A's first batch, with their
+parameters: the sample distribution views (forecast.plots.distribution) draw on.
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever the chunk size: results are bit-identical
 for any chunk size. Batches are spread over the local devices (batch i on device i mod D),
@@ -56,6 +59,9 @@ SMALL_STEP = 1024  # a small run's batch is a multiple of this (one compiled pro
 # count): which method ran depends on the run's size only, never on the machine.
 EXACT_VALUES = 300_000_000
 EXACT_ENV = "FORECAST_EXACT_VALUES"
+# Whole trajectories a run keeps by default (`sample`): about 100 kB each for one scenario
+# over 120 months (212 series, float32), and about 70 kB of file (random values compress little).
+DEFAULT_SAMPLE = 200
 CHUNK_BATCHES = 4  # default chunk: batches per host round trip (progress update)
 WORKERS = 2  # batches in flight at once per device
 
@@ -138,6 +144,7 @@ def run(
     resume: bool = False,
     checkpoint_every: float = 60.0,
     output: str | os.PathLike | None = None,
+    sample: int = DEFAULT_SAMPLE,
 ) -> xr.Dataset:
     """Simulate `n_trajectories` trajectories of a scenario and return its bands.
 
@@ -156,10 +163,14 @@ def run(
     result is written to (atomically) before the checkpoint is removed, so that a kill at
     any moment leaves the output or the checkpoint; without it the checkpoint is removed
     when the run returns. A run refused for non-finite values removes its checkpoint.
+    sample: keep the first `sample` trajectories whole (every output at every month, as
+    `<output>_sample`, and their parameters, as `param_<name>`, on a `sample` dimension);
+    at most the batch size, 0 for none. Each costs about 100 kB of memory and 70 kB of
+    file (little compresses) for one scenario over 120 months; the bands do not depend on it.
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
     return _run([sc], n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
-                checkpoint, resume, checkpoint_every, output)
+                checkpoint, resume, checkpoint_every, output, sample)
 
 
 def compare(
@@ -175,6 +186,7 @@ def compare(
     resume: bool = False,
     checkpoint_every: float = 60.0,
     output: str | os.PathLike | None = None,
+    sample: int = DEFAULT_SAMPLE,
 ) -> xr.Dataset:
     """Run several scenarios on the same trajectories (common random numbers) in one pass.
 
@@ -184,7 +196,8 @@ def compare(
     the bands of the paired difference against the first (`<name>_diff`: the log ratio
     for log-scale outputs, the difference otherwise) and `<name>_p_higher`,
     `<name>_p_equal`: the exact fractions of trajectories where it is higher or equal.
-    devices, checkpoint, resume, checkpoint_every, output: as for run().
+    devices, checkpoint, resume, checkpoint_every, output, sample: as for run() (the
+    sample holds each scenario's outputs, paired; not the differences).
     """
     scs = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     if len(scs) < 2:
@@ -199,7 +212,7 @@ def compare(
                 raise RunError(f"scenario {s.name!r} has {field} {getattr(s, field)!r} but {first.name!r} has "
                                f"{getattr(first, field)!r}; compared scenarios must share start, months and regions")
     return _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
-                checkpoint, resume, checkpoint_every, output)
+                checkpoint, resume, checkpoint_every, output, sample)
 
 
 def stack_priors(scs):
@@ -223,7 +236,7 @@ def stack_priors(scs):
 
 
 def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices=None,
-         checkpoint=None, resume=False, checkpoint_every=60.0, output=None):
+         checkpoint=None, resume=False, checkpoint_every=60.0, output=None, sample=DEFAULT_SAMPLE):
     sc = scs[0]
     n = _check_int("n_trajectories", n_trajectories, 1)
     seed = check_seed(seed)
@@ -235,6 +248,10 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     if not q or any(not 0.0 < x < 1.0 for x in q) or list(q) != sorted(set(q)):
         raise RunError(f"quantiles must be increasing, distinct and within (0, 1), got {quantiles!r}")
     batch = run_batch(n)
+    k = min(_check_int("sample", sample, 0), n)
+    if k > batch:
+        raise RunError(f"sample must be at most the batch size of this run ({batch} on {jax.default_backend()}), "
+                       f"got {sample}")
     if chunk_size is None:
         chunk = batch * CHUNK_BATCHES
     else:
@@ -251,7 +268,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
 
     header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
                   priors=[s.priors_source for s in scs], seed=seed, n_trajectories=n, quantiles=list(q),
-                  batch=batch, scenario_hash=[s.hash for s in scs])
+                  batch=batch, sample=k, scenario_hash=[s.hash for s in scs])
     if jax.process_count() > 1 and (checkpoint is not None or resume):
         raise RunError("checkpoints are not supported in a run over several processes yet; run without "
                        "checkpoint/--resume")
@@ -259,7 +276,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
         ck = Checkpoint(checkpoint, header, checkpoint_every, resume)
     except CheckpointError as e:
         raise RunError(str(e)) from None
-    pass_ = _Passes(seed_key(seed), prior, sc.months, n, batch, chunk, used, ck)
+    pass_ = _Passes(seed_key(seed), prior, sc.months, n, batch, chunk, used, ck, k)
     n_series = series_count(len(sc.regions), len(scs))
     months = sc.months
     log_scale = np.asarray(log_scale_mask(len(sc.regions), len(scs)))
@@ -276,7 +293,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
                            f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
                            "the scenario's priors for extreme values")
 
-    out = band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report, check, exact_values())
+    out = band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report, check, exact_values(), k)
     values, errors, acc, moments, hist, total_units = (out[k] for k in ("values", "errors", "acc", "moments", "hist",
                                                                         "total_units"))
     bad = n - int(acc["finite"])
@@ -290,6 +307,9 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
             wall_seconds=time.perf_counter() - t_start, devices=len(used), resumed=bool(resume),
             passes=out["passes"],
         ),
+        sample=None if not k else dict(values=out["sample"], params=[
+            {name.split("/", 1)[1]: v for name, v in out["sample_params"].items() if name.startswith(f"param{i}/")}
+            for i in range(len(scs))]),
     )
     if output is not None:
         save(ds, output)  # first the output, atomically; a failure keeps the checkpoint for --resume
@@ -315,7 +335,7 @@ def _where_nonfinite(counts, sc, n_scen) -> str:
 
 
 def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None, check=None,
-                exact=EXACT_VALUES) -> dict:
+                exact=EXACT_VALUES, sample=0) -> dict:
     """The band passes of a run. With at most `exact` values (n x months x n_series): one
     pass that keeps them all and reads exact order statistics. Otherwise pilot, pass A,
     pass B and, where values tied inside a sub-bin straddle a target rank, pass C.
@@ -325,7 +345,11 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
     kernels.reduce reducer and returns the merged accumulators (see _Passes.sweep; tests
     pass one over synthetic arrays). check(acc) may refuse pass A's result. Returns
     values and errors (time, series, q), pass A's accumulators, the moments, the pass-A
-    histogram, the progress units used and the names of the passes that ran."""
+    histogram, the progress units used and the names of the passes that ran; and `sample`,
+    the first `sample` trajectories' values (time, series, sample) (from the kept values,
+    or pass A's first batch: its reducer then returns that batch's head too), or None, and
+    `sample_params`, their parameters ("param<i>/<name>" as the sweep's batches carry
+    them), or None."""
     report = report or Progress()
     # The fixed wide layout (log series: log values from log(1e-30), where zeros land, to
     # 70; the others are shares in [0, 1]): the pilot's, and the one pass's histogram (which
@@ -343,23 +367,26 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
         if check is not None:
             check(acc)
         hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
+        first = kept.rows[..., :sample].copy() if sample else None  # before exact() partitions the rows in place
         values, errors = qmod.exact(kept.rows, hist.sum(axis=2), q)
         return {"values": values, "errors": errors, "acc": acc, "moments": kept.moments, "hist": hist,
-                "total_units": total_units, "passes": ["one pass"]}
+                "total_units": total_units, "passes": ["one pass"], "sample": first, "sample_params": kept.params}
+    # The pilot shares pass A's program (same config): one compilation for both.
+    config_a = (N_BINS, sample) if sample else (N_BINS,)
     total_units = 1 + 2 * n_batches
     report(0, total_units, "pilot")
     # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
     # histogram over the wide layout gives central quantiles that become the range; heavy
     # tails go to the under- and overflow bins instead of diluting the bins, and the first
     # bin (zeros) is left out of the range.
-    pilot = sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), {"hist": "sum"}, 0, 0, n=min(n, PILOT),
+    pilot = sweep("pilot", "pass_a", (lo0, inv0), config_a, {"hist": "sum"}, 0, 0, n=min(n, PILOT),
                   everywhere=True)
     lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
     report(1, total_units, "pass A")
 
     moments = qmod.Moments((months, n_series))
-    acc = sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,), a_merge, 1, total_units,
-                each=moments.add, state=moments)
+    head = _Head(moments)
+    acc = sweep("pass A", "pass_a", (lo, inv_w), config_a, a_merge, 1, total_units, each=head.add, state=head)
     if check is not None:
         check(acc)
     hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
@@ -389,7 +416,7 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
         total_units += n_batches
         plan = qmod.narrow(plan, res, ~res.resolved, log_scale, N_SUB)
     return {"values": values, "errors": errors, "acc": acc, "moments": moments, "hist": hist,
-            "total_units": total_units, "passes": passes}
+            "total_units": total_units, "passes": passes, "sample": head.rows, "sample_params": head.params}
 
 
 class _Kept:
@@ -400,12 +427,47 @@ class _Kept:
         self.moments = qmod.Moments(shape)
         self.rows = np.empty(shape + (n,), np.float32)
         self.filled = 0
+        self.params = None
 
     def add(self, ys):
         self.moments.add(ys)
+        if self.params is None:
+            self.params = _params_of(ys)
         k = min(ys["values"].shape[-1], self.rows.shape[-1] - self.filled)
         self.rows[..., self.filled:self.filled + k] = ys["values"][..., :k]
         self.filled += k
+
+
+def _params_of(ys) -> dict | None:
+    """A batch's sample parameters ("param<i>/<name>": kernels.run_chunk's `sample`), or None."""
+    out = {k: np.asarray(v) for k, v in ys.items() if k.startswith("param")}
+    return out or None
+
+
+class _Head:
+    """Pass A's running state: the moments, and the first batch's head (the run's sample),
+    (time, series, k) float32, with its parameters, or None without one. `add` sees the
+    batches in order."""
+
+    def __init__(self, moments):
+        self.moments = moments
+        self.rows = self.params = None
+
+    def add(self, ys):
+        self.moments.add(ys)
+        if self.rows is None and "head" in ys:
+            self.rows = np.ascontiguousarray(np.moveaxis(np.asarray(ys["head"], np.float32), 1, 2))
+            self.params = _params_of(ys)
+
+    def dump(self) -> dict:
+        if self.rows is None:
+            return self.moments.dump()
+        return dict(self.moments.dump(), sample=self.rows, **{f"sample_{k}": v for k, v in self.params.items()})
+
+    def load(self, saved: dict):
+        self.moments.load(saved)
+        self.rows = np.asarray(saved["sample"], np.float32) if "sample" in saved else None
+        self.params = {k[len("sample_"):]: np.asarray(v) for k, v in saved.items() if k.startswith("sample_param")} or None
 
 
 def _refine(sweep, name, plan, unit0, total_units, total, q):
@@ -458,9 +520,10 @@ class _Passes:
     MERGE = {"sum": jnp.add, "min": jnp.minimum, "max": jnp.maximum}
     HOST_MERGE = {"sum": np.add, "min": np.minimum, "max": np.maximum}
 
-    def __init__(self, key, prior, months, n, batch, chunk, devices, checkpoint):
+    def __init__(self, key, prior, months, n, batch, chunk, devices, checkpoint, sample=0):
         self.key, self.prior, self.months, self.n, self.batch, self.chunk = key, prior, months, n, batch, chunk
         self.devices, self.ck = devices, checkpoint
+        self.sample = sample  # the sample's parameters ride on the batches of the passes that keep it
 
     def sweep(self, name, reducer, consts, config, report, unit0, total_units, phase, merge, each=None, n=None,
               state=None, everywhere=False):
@@ -510,7 +573,8 @@ class _Passes:
 
         def one(start):
             ys, finite = run_chunk(self.key, self.prior, start, min(self.batch, n - start), consts,
-                                   batch_size=self.batch, n_months=self.months, reducer=reducer, config=config)
+                                   batch_size=self.batch, n_months=self.months, reducer=reducer, config=config,
+                                   sample=self._sample(reducer))
             return jax.block_until_ready(dict(ys, finite=jnp.sum(finite)))
 
         host, first = None, 0
@@ -573,12 +637,16 @@ class _Passes:
         return host
 
 
+    def _sample(self, reducer) -> int:
+        return self.sample if reducer in ("pass_a", "keep") else 0
+
     def _across_processes(self, host, later, merge, each, reducer, consts, config, n):
         """Merge this process's accumulators and per-batch outputs with every other's."""
         from jax.experimental import multihost_utils
 
         ys, _ = jax.eval_shape(lambda: run_chunk(self.key, self.prior, 0, 1, consts, batch_size=self.batch,
-                                                 n_months=self.months, reducer=reducer, config=config))
+                                                 n_months=self.months, reducer=reducer, config=config,
+                                                 sample=self._sample(reducer)))
         ys = dict(ys, finite=jax.ShapeDtypeStruct((), np.int32))
         if host is None:  # no batch fell to this process: the merges' identities
             ident = {"sum": 0, "min": np.inf, "max": -np.inf}
@@ -621,7 +689,9 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         raise RunError(f"{path}: results are written as netCDF; give a path ending in .nc")
     # Encoded in memory first, then written as plain bytes: a full disk is then an OSError
     # with the exact size needed (inside HDF5 a failed write can crash the process).
-    data = ds.to_netcdf(engine="h5netcdf")
+    # The sample (whole trajectories) is most of a file's values: stored compressed.
+    packed = {v: {"zlib": True, "complevel": 4, "shuffle": True} for v in ds.data_vars if "sample" in ds[v].dims}
+    data = ds.to_netcdf(engine="h5netcdf", encoding=packed)
     try:
         with atomic(path) as tmp, open(tmp, "wb") as f:
             f.write(data)

@@ -365,9 +365,9 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     return state, out
 
 
-@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "config"))
+@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "config", "sample"))
 def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int, n_months: int,
-              reducer: str, config: tuple = ()):
+              reducer: str, config: tuple = (), sample: int = 0):
     """Simulate trajectories [start, start + batch_size) and reduce them month by month.
 
     seed_key: the run's key; prior: one scenario's, or several stacked on a leading axis
@@ -377,7 +377,10 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     consts: the reducer's arrays (bin layouts), each with a leading time axis; reducer:
     a name in kernels.reduce.REDUCERS ("pass_a", "refine", "keep", "materialize"); config:
     the reducer's static integers. Returns the reducer's per-month outputs stacked over
-    months, plus (batch,) flags of trajectories that stayed finite.
+    months, plus (batch,) flags of trajectories that stayed finite. sample: with a reducer
+    whose outputs are a dict, add the parameters of the batch's first `sample`
+    trajectories, "param<i>/<name>" (sample, ...) for scenario i (a run's sample of whole
+    trajectories, from its first batch).
 
     Callers keep batch_size fixed for a whole run (forecast.run uses one per backend): XLA
     compiles each shape separately, and different programs may round differently in the
@@ -431,6 +434,9 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     x0 = jnp.full((batch_size, log_mask.shape[0]), jnp.nan, dtype)
     (state, _), ys = jax.lax.scan(body, (state, x0), jnp.arange(n_months))
     finite = jnp.all(jnp.stack([s.finite for s in state]), axis=0) if many else state.finite
+    if sample:
+        for i, ps in enumerate(params if many else [params]):
+            ys = dict(ys, **{f"param{i}/{name}": v[:sample] for name, v in ps._asdict().items()})
     return ys, finite & valid
 
 

@@ -4,7 +4,10 @@ File layout (netCDF4 via h5netcdf, written atomically):
     posterior          the table of forecast-parameter draws: one variable per parameter
                        named in attrs["kernel_params"], dims (chain, draw) or (chain, draw,
                        region), in the parameter's own units, NaN where no model informs
-                       it; plus each model's low-dimensional latents as "<model>__<name>"
+                       it; plus each model's low-dimensional latents as "<model>__<name>";
+                       every variable with units and long_name attrs (the kernels' registry
+                       for parameters, each model's LATENTS for latents), every dim labelled
+                       (compute__designer: the designers, demand__series: the series, ...)
     sample_stats       "<model>__diverging"
     observed_data      "<model>__<site>" (model space), with coordinates "..._train", "..._date", "..._label"
     prior_predictive, posterior_predictive
@@ -29,9 +32,16 @@ PREDICTIVE_DRAWS = 400
 INVERSE = {"exp": np.exp, "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "identity": lambda x: x}
 
 
-def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict):
-    """One InferenceData from per-model fits and the merged forecast-parameter draws."""
+def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict, kernel_units: dict | None = None):
+    """One InferenceData from per-model fits and the merged forecast-parameter draws.
+
+    kernel_units: {parameter: (units, meaning)} of the forecast parameters (the kernels'
+    registry, passed in by forecast.calibrate). Each model's latents carry the units and
+    meaning its LATENTS table gives, their dims the labels its labels() gives (arviz's
+    convention: a dim such as compute__designer has a coordinate naming each designer)."""
     import arviz as az
+
+    from priors.models import MODELS
 
     sizes = next(iter(fits.values())).idata.posterior.sizes
     n_chain, n_draw = sizes["chain"], sizes["draw"]
@@ -40,13 +50,21 @@ def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict):
     for name, values in kernel.items():
         v = values.reshape((n_chain, n_draw) + values.shape[1:])
         dims = ("chain", "draw") + (("region",) if v.ndim == 3 else ())
-        post[name] = xr.DataArray(v.astype(np.float64), dims=dims)
+        unit, doc = (kernel_units or {}).get(name, ("", ""))
+        post[name] = xr.DataArray(v.astype(np.float64), dims=dims, attrs={"units": unit, "long_name": doc})
     for model, f in fits.items():
         p = f.idata.posterior
+        module = MODELS[model]
         for v in p.data_vars:
             per_draw = int(np.prod(p[v].shape[2:], dtype=int))
             if per_draw <= KEEP_LATENT_SIZE and v not in kernel:
-                post[f"{model}__{v}"] = _prefixed(p[v], model)
+                unit, doc = module.LATENTS.get(v, ("", ""))
+                da = _prefixed(p[v].rename({d: module.DIM_NAMES[d] for d in p[v].dims if d in module.DIM_NAMES}),
+                               model)
+                post[f"{model}__{v}"] = da.assign_attrs(units=unit, long_name=doc)
+                for d, names in module.labels(prepared[model]).items():
+                    if f"{model}__{d}" in da.dims:
+                        coords[f"{model}__{d}"] = list(names)
         stats[f"{model}__diverging"] = f.idata.sample_stats["diverging"]
         pp = f.idata.posterior_predictive
         pr = f.idata.prior_predictive if "prior_predictive" in f.idata.groups() else f.idata.prior

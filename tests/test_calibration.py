@@ -442,3 +442,16 @@ def test_shipped_posterior_follows_arviz_conventions():
     axes = az.plot_ppc(idata, num_pp_samples=20)
     drawn = [ax for ax in np.ravel(axes) if ax.get_xlabel()]  # arviz pads its grid with empty axes
     assert sorted(ax.get_xlabel() for ax in drawn) == sorted(obs.data_vars)
+    # Every posterior variable has units and a meaning; every dim has labels (no *_dim_0).
+    post = idata.posterior
+    for name, da in post.data_vars.items():
+        assert da.attrs.get("units") and da.attrs.get("long_name"), name
+        for d in da.dims:
+            assert d in post.coords and "_dim_" not in d, (name, d)
+    from kernels import SPEC_BY_NAME
+
+    assert post["compute0"].attrs["units"] == SPEC_BY_NAME["compute0"].unit == "H100e"
+    assert set(post["compute__designer"].values) == {"AMD", "Amazon Trainium", "Google TPU", "Nvidia"}
+    assert list(post["adoption__region"].values) == list(post["region"].values)
+    assert list(post["choice__pair"].values) == ["mid / frontier", "open / mid"]
+    assert len(post["demand__series"]) == post.sizes["demand__series"] and "Google" in str(post["demand__series"][0].values)

@@ -70,6 +70,16 @@ def test_compare_matches_separate_runs_and_brute_force(short_baseline):
         for spec in OUTPUTS:
             np.testing.assert_array_equal(ds[spec.name].isel(scenario=i).values, alone[spec.name].values,
                                           err_msg=f"{sc.name} {spec.name}")
+            # The paired sample: each scenario's own first trajectories, as its run keeps them.
+            np.testing.assert_array_equal(ds[f"{spec.name}_sample"].isel(scenario=i).values,
+                                          alone[f"{spec.name}_sample"].values, err_msg=f"{sc.name} {spec.name}")
+        np.testing.assert_array_equal(ds["param_compute0"].isel(scenario=i).values, alone["param_compute0"].values)
+    # The sample's parameters are the ones its trajectories ran with: more_us's US compute
+    # at the start is 1.5x the baseline's in every sampled trajectory (same normals).
+    ratio = ds["param_compute0"].sel(region="us").isel(scenario=1) / ds["param_compute0"].sel(region="us").isel(scenario=0)
+    np.testing.assert_allclose(ratio.values, 1.5, rtol=1e-5)
+    np.testing.assert_allclose(ds["compute_sample"].isel(scenario=0, time=0).sel(region="europe").values,
+                               ds["compute_sample"].isel(scenario=1, time=0).sel(region="europe").values)
     a, b = materialize(short_baseline, n=n, seed=5), materialize(other, n=n, seed=5)
     for spec in OUTPUTS:
         va, vb = series(short_baseline, a, spec.name), series(other, b, spec.name)

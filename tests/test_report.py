@@ -110,6 +110,7 @@ def test_plot_folder_and_tidy_csv(results, tmp_path):
     assert r.exit_code == 0, r.output
     pngs = sorted(p.name for p in (tmp_path / "figs").glob("*.png"))
     assert "fan_north_south_ratio.png" in pngs and any(n.startswith("diff_moratorium_") for n in pngs)
+    assert "distribution_north_south_ratio_2028.png" in pngs  # the run's nearest year to 2030
     assert len(list((tmp_path / "figs").glob("*.svg"))) == len(pngs)
     csv = tmp_path / "t.csv"
     r = CliRunner().invoke(main, ["export", str(path), "--csv", str(csv)])
@@ -121,6 +122,7 @@ def test_plot_folder_and_tidy_csv(results, tmp_path):
              & (df["quantile"] == 0.5)].sort_values("time")
     np.testing.assert_allclose(row["value"].to_numpy(), ds["access_gini"].sel(scenario="moratorium", quantile=0.5))
     assert set(df.statistic) >= {"quantile", "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal"}
+    assert not df.variable.str.endswith("_sample").any() and not df.variable.str.startswith("param_").any()
     r = CliRunner().invoke(main, ["report", str(tmp_path / "missing.nc")])
     assert r.exit_code == 2 and "does not exist" in " ".join(r.output.split())
 

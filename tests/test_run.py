@@ -6,8 +6,19 @@ from scipy import stats
 import forecast
 from forecast.run import run_batch
 from forecast.scenario import with_months, with_params
-from kernels import OUTPUTS, TRACE_COUNT
+from kernels import OUTPUTS, SPECS, TRACE_COUNT
 from tests.conftest import materialize, series
+
+
+def trajectory_params(sc, seed, i) -> dict:
+    """Trajectory i's parameters, drawn outside the kernel from its own keys."""
+    import jax
+
+    from kernels import keys, sample_params
+
+    key = keys.trajectory_key(jax.random.key(seed), np.int32(i))
+    p = sample_params(keys.stream_key(key, keys.PARAMS), sc.prior, keys.stream_key(key, keys.POSTERIOR))
+    return {name: np.asarray(v) for name, v in p._asdict().items()}
 
 
 def random_walk_only(baseline, months=24):
@@ -54,8 +65,21 @@ def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed, exact
     sc = with_months(baseline, months)
     ds = forecast.run(sc, n_trajectories=n, seed=seed)
     assert ds.attrs["band_passes"] == "one pass" if exact == "" else ds.attrs["band_passes"].startswith("pilot, pass A, pass B")
-    xs = np.sort(materialize(sc, n=n, seed=seed), axis=1)
+    raw = materialize(sc, n=n, seed=seed)
+    xs = np.sort(raw, axis=1)
+    k = forecast.DEFAULT_SAMPLE
+    assert ds.sizes["sample"] == k and list(ds["sample"].values) == list(range(k))
+    # Its parameters are each trajectory's own draw (kernels.params.sample_params, by its keys).
+    for i in (0, k - 1):
+        own = trajectory_params(sc, seed, i)
+        for spec in SPECS:
+            np.testing.assert_allclose(ds[f"param_{spec.name}"].isel(sample=i).values, own[spec.name], rtol=2e-6,
+                                       err_msg=(i, spec.name))
     for spec in OUTPUTS:
+        # The sample is the run's first k trajectories, whole: the same values, bit for bit.
+        kept = np.moveaxis(ds[f"{spec.name}_sample"].values, 0, 1).reshape(months, k, -1)
+        np.testing.assert_array_equal(kept, series(sc, raw, spec.name)[:, :k].reshape(months, k, -1),
+                                      err_msg=spec.name)
         v = ds[spec.name].values.reshape(len(ds["quantile"]), months, -1)
         ref = series(sc, xs, spec.name).reshape(months, n, -1)
         for j, qq in enumerate(ds["quantile"].values):
@@ -81,6 +105,11 @@ def test_same_seed_any_chunk_size_is_bit_identical(baseline, exact, monkeypatch)
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     assert not np.array_equal(a["compute"].values, c["compute"].values)
+    # Keeping no sample changes no band: the sample is read beside them, never instead.
+    none = forecast.run(sc, n_trajectories=n, seed=7, chunk_size=batch, sample=0)
+    assert "sample" not in none.dims and not any(v.startswith("param_") for v in none.data_vars)
+    for name in none.data_vars:
+        np.testing.assert_array_equal(a[name].values, none[name].values, err_msg=name)
 
 
 def test_values_and_seed_do_not_recompile(baseline):
@@ -100,6 +129,10 @@ def test_bad_run_arguments():
         forecast.run("baseline", n_trajectories=10, chunk_size=1)
     with pytest.raises(forecast.RunError, match="n_trajectories"):
         forecast.run("baseline", n_trajectories=0)
+    with pytest.raises(forecast.RunError, match="sample must be a whole number"):
+        forecast.run("baseline", n_trajectories=10, sample=-1)
+    with pytest.raises(forecast.RunError, match=r"sample must be at most the batch size of this run \(8192"):
+        forecast.run("baseline", n_trajectories=20_000, sample=10_000)
 
 
 DEVICES_SCRIPT = """

@@ -51,9 +51,11 @@ def test_scenarios_command_lists_builtins():
 @pytest.mark.slow
 def test_cli_run_writes_readable_dataset(tmp_path):
     out = tmp_path / "b.nc"
-    result = CliRunner().invoke(main, ["run", "baseline", "-n", "300", "--seed", "3", "-o", str(out)])
+    result = CliRunner().invoke(main, ["run", "baseline", "-n", "300", "--seed", "3", "-o", str(out), "--sample", "7"])
     assert result.exit_code == 0, result.output
     ds = xr.open_dataset(out)
+    assert ds.sizes["sample"] == 7 and ds["price_sample"].dims == ("sample", "time", "tier")
+    assert ds["param_g_alg"].dims == ("sample",) and ds["param_g_alg"].attrs["units"]
     for name in ("compute", "power", "cost_frontier", "cost_fixed_capability", "cost_floor", "price",
                  "demand_tokens", "frontier_tokens", "lagging_tokens", "tokens_per_capita", "north_south_ratio",
                  "access_gini", "unmet_share", "capability_lag", "priced_out", "adoption"):
@@ -79,6 +81,8 @@ def test_version_did_you_mean_and_quantiles(tmp_path):
     assert res.exit_code == 2 and "did you mean 'baseline'" in " ".join(res.output.split())
     res = CliRunner().invoke(main, ["sensitivity", "baseline", "--metric", "acces_gini", "-o", str(tmp_path / "s.nc")])
     assert res.exit_code == 2 and "did you mean 'access_gini'" in " ".join(res.output.split())
+    res = CliRunner().invoke(main, ["run", "baseline", "-n", "10", "--sample", "-3", "-o", str(tmp_path / "x.nc")])
+    assert res.exit_code == 2 and "sample must be a whole number >= 0, got -3" in res.output
     for bad in ("0.05,0.95", "0.5,0.2", "a,b", "0,0.5"):
         res = CliRunner().invoke(main, ["run", "baseline", "-n", "10", "--quantiles", bad, "-o", str(tmp_path / "q.nc")])
         assert res.exit_code == 2 and "--quantiles" in res.output, (bad, res.output)

@@ -51,6 +51,24 @@ TYPICAL = 0.2  # a typical country's share at the start, for centring the ceilin
 MATCH_YEARS = 5.0  # the regional logistic meets the weighted mean of countries here (2031)
 
 
+# The latents the posterior file keeps: units and meaning (priors.posterior.build), the
+# names of dims without a plate, and the labels of every dim.
+LATENTS = {
+    "mu_share0": ("1 (logit)", "regional mean of the countries' logit adoption share at the start"),
+    "mu_headroom": ("1 (logit)", "regional mean logit of the headroom (ceiling - share) / (1 - share)"),
+    "mu_log_rate": ("log(1/yr)", "regional log diffusion rate"),
+    "tau_share0": ("1 (logit)", "spread of the countries' logit start shares around their region's mean"),
+    "tau_headroom": ("1 (logit)", "spread of the countries' logit headroom around their region's mean"),
+    "sigma": ("1 (logit)", "scatter of a country's logit share around its curve"),
+    "ceiling": ("share", "regional adoption ceiling (share of the working-age population)"),
+}
+DIM_NAMES = {"ceiling_dim_0": "region"}
+
+
+def labels(prepared) -> dict:
+    return {"region": list(prepared.info["regions"])}
+
+
 def prepare(data, ctx) -> Prepared:
     table = region_table().set_index("country")["region"]
     rows = rows_of(data, [METRIC])

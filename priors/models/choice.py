@@ -130,6 +130,21 @@ def _ratios(data, ctx) -> pd.DataFrame:
     return rows.sort_values("date_parsed").reset_index(drop=True)
 
 
+# The latents the posterior file keeps (priors.posterior.build): units and meaning, the names
+# of dims without a plate, and their labels.
+LATENTS = {
+    "ratio_sd": ("1 (log)", "scatter of a list-price ratio around the model's, per kind of pair"),
+    **{f"z_{n}": ("1 (standard normal)", f"{n}'s non-centred normal")
+       for n in ("lag_aversion", "mid_appeal", "mid_compute", "mid_lag", "open_appeal", "open_compute",
+                 "price_sensitivity")},
+}
+DIM_NAMES = {"ratio_sd_dim_0": "pair"}
+
+
+def labels(prepared) -> dict:
+    return {"pair": ["mid / frontier", "open / mid"]}  # rows' "kind": 0 and 1
+
+
 def prepare(data, ctx) -> Prepared:
     shares, ratios = _shares(data, ctx), _ratios(data, ctx)
     if not shares["train"].any():

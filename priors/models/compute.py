@@ -83,6 +83,22 @@ def curve_inputs(rows) -> dict:
     }
 
 
+# The latents the posterior file keeps (priors.posterior.build): units and meaning, and the
+# labels of their dims.
+LATENTS = {
+    "growth": ("1/yr", "log growth rate of each designer's shipment rate"),
+    "log_rate0": ("log(H100e/yr)", "each designer's shipment rate at the start"),
+    "sigma": ("1 (log)", "scatter of a cumulative figure around its designer's curve"),
+    "stock0": ("H100e", "the designers' H100e shipped since their series' starts, at the start (the world stock)"),
+    "stock_growth0": ("1/yr", "log growth rate of that stock at the start"),
+}
+DIM_NAMES: dict = {}
+
+
+def labels(prepared) -> dict:
+    return {"designer": sorted(set(prepared.sites["obs"].rows["series"]))}
+
+
 def prepare(data, ctx) -> Prepared:
     rows = cumulative_rows(data, ctx, METRIC, NAME)
     inputs = {

@@ -40,6 +40,23 @@ TO_MONTHLY = {  # metric -> factor to tokens per month
 MIN_SERIES_WITH_TWO = 1  # at least one series must have two dates to see growth
 
 
+# The latents the posterior file keeps (priors.posterior.build): units and meaning, and the
+# labels of their dims.
+LATENTS = {
+    "level": ("log(tokens/month)", "each published series' level at the start"),
+    "other_growth": ("1/yr", "log growth of the tokens beyond the enterprise curve (the consumer and agentic shift)"),
+    "sigma": ("1 (log)", "scale of a published figure's scatter around its series' curve (Student-t, 4 df)"),
+    "z_enterprise_growth0": ("1 (standard normal)", "enterprise_growth0's non-centred normal"),
+    "z_enterprise_growth_inf": ("1 (standard normal)", "enterprise_growth_inf's non-centred normal"),
+    "z_enterprise_halflife": ("1 (standard normal)", "enterprise_halflife's non-centred normal"),
+}
+DIM_NAMES: dict = {}
+
+
+def labels(prepared) -> dict:
+    return {"series": list(prepared.info["series"])}
+
+
 def prepare(data, ctx) -> Prepared:
     rows = rows_of(data, TO_MONTHLY).copy()
     rows["series"] = rows["entity"] + " / " + rows["metric"]

@@ -70,6 +70,29 @@ PROJECTION = {"date": "2030-07-01", "gw": 945e3 / 8766 * 1.25 / np.sqrt(3.0), "s
               "label": "IEA 2030 projection: AI power capacity, GW (a prior on the level, not data)"}
 
 
+# The latents the posterior file keeps (priors.posterior.build): units and meaning, and the
+# labels of their dims.
+LATENTS = {
+    "log_chip_kw0": ("log(kW/H100e)", "chip power per H100e of each designer's shipments at the start"),
+    "overhead": ("1", "facility power over chip power (PUE x server and network overhead)"),
+    "sigma": ("1 (log)", "scatter of a shipment interval's chip kW per H100e around its designer's"),
+    "installed_growth": ("1/yr", "log growth rate of each designer's shipped chip power rate"),
+    "installed_log_rate0": ("log(MW/yr)", "each designer's rate of chip power shipped, at the start"),
+    "sigma_installed": ("1 (log)", "scatter of a cumulative chip-power figure around its designer's curve"),
+    "chip_power0": ("MW", "chip power shipped since the series' starts, at the start (the installed fleet's)"),
+    "log_power_projection": ("log(GW)", "AI power capacity in mid-2030 on this draw's path"),
+    "z_g_power_eff": ("1 (standard normal)", "g_power_eff's non-centred normal"),
+    "z_power_growth_inf": ("1 (standard normal)", "power_growth_inf's non-centred normal"),
+    "z_power_halflife": ("1 (standard normal)", "power_halflife's non-centred normal"),
+}
+DIM_NAMES: dict = {}
+
+
+def labels(prepared) -> dict:
+    return {"designer": list(prepared.info["series"]),
+            "installed_designer": sorted(set(prepared.sites["installed"].rows["series"]))}
+
+
 def prepare(data, ctx) -> Prepared:
     rows = designer_rows(data, [POWER, COMPUTE])
     wide = rows.pivot_table(index=["entity", "date_parsed"], columns="metric", values="value_num", aggfunc="first")
