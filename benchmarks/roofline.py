@@ -11,8 +11,10 @@ What it measures, per trajectory-month of the baseline (5 regions, 212 series a 
   an H100 would move.
 - The same program compiled for this CPU (`Compiled.cost_analysis()`): bytes after fusion,
   a nearer guess at the traffic that remains (GPU fusion differs in detail).
-Each is taken at 12 and 24 months and differenced, so that the per-month cost excludes the
-setup (parameter draws, the start's state). Two programs: the simulation with the pass-A
+XLA's cost analysis counts a while loop's body once, whatever its trip count, so one month
+of the loop's body (every trajectory's step and the reducer) is analysed on its own, over
+BATCH trajectories; the setup (parameter draws, the start's state) is left out. Two
+bodies: the simulation with the pass-A
 reducer (one counting pass: histograms, moments, extremes) and with `materialize` (every
 value written out, as a lockstep month would hold them).
 
@@ -33,23 +35,46 @@ import jax.numpy as jnp
 
 import forecast
 from forecast.run import N_BINS
-from kernels import output_sizes, run_chunk
 from kernels.state import noise_size
 
 README = Path(__file__).with_name("README.md")
 H100 = {"flops": 67e12, "bytes": 3.35e12, "normals": 1e12}
 BATCH = 4096  # the program's batch: costs are per trajectory, so any size gives the same ratios
-MONTHS = (12, 24)
 TARGET = (10_000_000, 120)  # the issue's GPU target: 1e7 trajectories x 120 months
 MARK = "<!-- table:roofline:{end} -->"
 
 
-def _program(sc, months, reducer, config):
-    sc = forecast.scenario.with_months(sc, months)
-    n_series = sum(output_sizes(len(sc.regions)))
-    consts = (jnp.zeros((months, n_series)), jnp.full((months, n_series), 10.0)) if reducer == "pass_a" else ()
-    return run_chunk.trace(jax.random.key(0), sc.prior, 0, BATCH, consts, batch_size=BATCH, n_months=months,
-                           reducer=reducer, config=config)
+def _month(sc, reducer):
+    """One month of the loop's body over BATCH trajectories (kernels.run_chunk's `body`):
+    every trajectory's step, its values and their bin-space transform, and the reducer.
+    XLA's cost analysis counts a while loop's body once whatever its trip count, so the
+    body is analysed alone."""
+    from kernels import keys, reduce
+    from kernels.simulate import flatten, init, log_scale_mask, month_noise, step
+
+    n_regions = len(sc.regions)
+    log_mask = log_scale_mask(n_regions)
+    n_series = int(log_mask.shape[0])
+    index = jnp.arange(BATCH, dtype=jnp.int32)
+    traj_keys = jax.vmap(keys.trajectory_key, in_axes=(None, 0))(jax.random.key(0), index)
+    params, state = jax.eval_shape(lambda k, pr: jax.vmap(init, in_axes=(0, None))(k, pr), traj_keys, sc.prior)
+    dtype = jnp.float32
+
+    def one(p, st, t, key):
+        new, out = step(p, st, t, month_noise(key, t, n_regions, dtype))
+        return new, flatten(out, dtype)
+
+    def body(p, st, x0, t, k, lo, inv_w):
+        st, out = jax.vmap(one, in_axes=(0, 0, None, 0))(p, st, t, k)
+        out, y = jax.lax.optimization_barrier((out, reduce.transform(out, log_mask)))
+        valid = jnp.ones((BATCH,), bool)
+        if reducer == "materialize":
+            return st, out
+        return st, reduce.pass_a(out, y, x0, valid, (lo, inv_w), (N_BINS,))
+
+    spec = jax.ShapeDtypeStruct
+    return jax.jit(body).trace(params, state, spec((BATCH, n_series), dtype), spec((), jnp.int32),
+                               jax.eval_shape(lambda: traj_keys), spec((n_series,), dtype), spec((n_series,), dtype))
 
 
 def _costs(analysis) -> dict:
@@ -57,18 +82,28 @@ def _costs(analysis) -> dict:
     return {k: float(a.get(k, 0.0)) for k in ("flops", "transcendentals", "bytes accessed")}
 
 
-def per_trajectory_month(sc, reducer, config, compiled: bool) -> dict:
-    """FLOPs, transcendentals and bytes per trajectory-month: the 24-month program's cost
-    minus the 12-month one's, over 12 x BATCH trajectory-months."""
-    out = []
-    for months in MONTHS:
-        traced = _program(sc, months, reducer, config)
-        if compiled:
-            out.append(_costs(traced.lower().compile().cost_analysis()))
-        else:
-            out.append(_costs(traced.lower(lowering_platforms=("cuda",)).cost_analysis()))
-    steps = (MONTHS[1] - MONTHS[0]) * BATCH
-    return {k: (out[1][k] - out[0][k]) / steps for k in out[0]}
+def per_trajectory_month(sc, reducer, compiled: bool) -> dict:
+    """FLOPs, transcendentals and bytes per trajectory-month: one month's body over BATCH."""
+    traced = _month(sc, reducer)
+    if compiled:
+        cost = _costs(traced.lower().compile().cost_analysis())
+    else:
+        cost = _costs(traced.lower(lowering_platforms=("cuda",)).cost_analysis())
+    return {k: v / BATCH for k, v in cost.items()}
+
+
+def floor_bytes(sc) -> dict:
+    """The least a trajectory-month must move with perfect fusion: its state read and
+    written, its parameters read, its values (and their bin-space copy, kept behind the
+    loop's barrier) written and read once by the reducer."""
+    from kernels import keys
+    from kernels.simulate import init, log_scale_mask
+
+    key = keys.trajectory_key(jax.random.key(0), jnp.int32(0))
+    params, state = jax.eval_shape(init, key, sc.prior)
+    size = lambda tree: sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(tree))  # noqa: E731
+    values = int(log_scale_mask(len(sc.regions)).shape[0]) * 4
+    return {"flops": 0.0, "transcendentals": 0.0, "bytes accessed": float(2 * size(state) + size(params) + 4 * values)}
 
 
 def normals_per_trajectory_month(n_regions: int) -> int:
@@ -90,14 +125,19 @@ def table() -> str:
     normals = normals_per_trajectory_month(len(sc.regions))
     n, months = TARGET
     rows = []
-    for label, reducer, config in (("simulation + pass-A reducer", "pass_a", (N_BINS,)),
-                                   ("simulation, every value written", "materialize", ())):
+    for label, reducer in (("simulation + pass-A reducer", "pass_a"), ("simulation, every value written", "materialize")):
         for where, compiled in (("CUDA, before fusion", False), ("CPU, after fusion", True)):
-            c = per_trajectory_month(sc, reducer, config, compiled)
+            c = per_trajectory_month(sc, reducer, compiled)
             e = estimate(c, normals, n, months)
             rows.append(f"| {label} | {where} | {c['flops']:,.0f} | {c['transcendentals']:,.0f} | "
                         f"{c['bytes accessed']:,.0f} | {e['intensity']:.2f} | {e['compute']:.2f} | {e['memory']:.2f} | "
                         f"{e['rng']:.3f} | {e['bound']} | {e['seconds']:.1f} |")
+            flops = c["flops"]
+    f = floor_bytes(sc)
+    e = estimate(dict(f, flops=flops), normals, n, months)
+    rows.append(f"| memory floor: state, parameters and values moved once | shapes | ({flops:,.0f}) | | "
+                f"{f['bytes accessed']:,.0f} | {e['intensity']:.2f} | {e['compute']:.2f} | {e['memory']:.2f} | "
+                f"{e['rng']:.3f} | {e['bound']} | {e['seconds']:.1f} |")
     head = (f"Roofline estimate for an H100 (67 TFLOP/s fp32, 3.35 TB/s, ~1e12 normals/s), per pass of "
             f"{n:.0e} trajectories x {months} months; costs per trajectory-month from XLA's cost analysis "
             f"({dt.date.today()}, jax {jax.__version__}, Python {platform.python_version()}, analysed on "
