@@ -133,6 +133,7 @@ def test_bad_rows_rejected_and_nothing_written(tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_unconverged_fit_writes_nothing_and_runs_refuse_it(tmp_path):
     out = tmp_path / "post.nc"
     args = ["calibrate", "-o", str(out), "--models", "prices", "--chains", "2", "--warmup", "50", "--samples", "50"]
@@ -147,6 +148,7 @@ def test_unconverged_fit_writes_nothing_and_runs_refuse_it(tmp_path):
     assert set(sc.calibration_info["used"]) == set(MODELS["prices"].KERNEL_PARAMS)
 
 
+@pytest.mark.slow
 def test_draw_table_mechanism(baseline):
     """Entries flagged in the mask come from a uniformly chosen row of the draw table."""
     sc = sc_mod.with_months(baseline, 1)
@@ -179,6 +181,7 @@ def test_scenario_keeps_its_own_prior_for_parameters_it_sets():
     assert "g_serve" not in sc_mod.load("baseline").calibration_info["kept_scenario"]
 
 
+@pytest.mark.slow
 def test_posterior_moves_forecast_toward_the_data(data, baseline):
     """Installed compute grew faster in 2025 than the hand-set prior's median growth; the
     shipped posterior's first-year compute growth lies nearer the data's."""
@@ -233,6 +236,7 @@ def test_mismatched_start_is_refused(baseline):
         sc_mod.from_dict(raw)
 
 
+@pytest.mark.slow
 def test_calibrated_scenarios_share_draws():
     """Two calibrated scenarios run with one seed pick the same posterior row per
     trajectory (common random numbers): a moratorium never raises US compute."""

@@ -27,6 +27,7 @@ def more_us_compute(sc):
     return replace(with_params(sc, compute0={"median": {**c0, "us": 1.5 * c0["us"]}}), name="more_us")
 
 
+@pytest.mark.slow
 def test_probabilities_equal_exact_fractions(short_baseline):
     sc = short_baseline
     ds = forecast.run(sc, n_trajectories=N, seed=4)
@@ -45,6 +46,7 @@ def test_probabilities_equal_exact_fractions(short_baseline):
     assert 0 < float(ds["unmet_share_p_positive"].isel(time=-1)) < 1  # a real point mass
 
 
+@pytest.mark.slow
 def test_compare_with_itself_is_exactly_equal(short_baseline):
     twin = replace(short_baseline, name="twin")
     ds = forecast.compare([short_baseline, twin], n_trajectories=600, seed=2)

@@ -105,6 +105,7 @@ def test_an_existing_output_is_replaced_only_with_force(results, tmp_path):
 
 
 # ------------------------------------------------------------------ one writer per output
+@pytest.mark.slow
 def test_a_second_writer_is_refused_by_name_and_a_dead_ones_lock_taken_over(results, tmp_path):
     out = tmp_path / "r.html"
     with exclusive(out):
@@ -133,6 +134,7 @@ def test_two_runs_to_one_output_one_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ values validated where they enter
+@pytest.mark.slow
 def test_seeds_use_all_64_bits_and_are_never_aliased(tmp_path):
     sc = with_months(load("baseline", calibration="none"), 3)
     zero = forecast.run(sc, n_trajectories=64, seed=0)
@@ -257,6 +259,7 @@ def test_a_failed_checkpoint_save_warns_and_the_run_goes_on(tmp_path, monkeypatc
     np.testing.assert_array_equal(got["compute"].values, want["compute"].values)
 
 
+@pytest.mark.slow
 def test_the_output_is_safe_before_the_checkpoint_goes(tmp_path, monkeypatch):
     """A kill during the final write leaves the checkpoint: --resume writes the output."""
     monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")

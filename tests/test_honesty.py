@@ -35,6 +35,7 @@ def _logistic(a0, ceiling, rate, t_years):
     return ceiling * expit(np.log(r) - np.log1p(-r) + rate * t_years)
 
 
+@pytest.mark.slow
 def test_adoption_observed_bands_match_closed_form():
     """Fixed adoption curve a(t), noise sd s: the observed q-band is sigmoid(logit a + s
     Phi^-1(q)). At each reported band v, the closed-form CDF must be within Monte Carlo
@@ -52,6 +53,7 @@ def test_adoption_observed_bands_match_closed_form():
     np.testing.assert_allclose(ds["adoption"].values, np.broadcast_to(a, v.shape), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_observation_noise_is_standard_normal_and_fresh_each_month():
     """log(compute_observed / world compute) / compute_obs_sd is N(0, 1), independent
     across months and of the latent value; the other outputs do not change when the noise

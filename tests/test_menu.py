@@ -203,6 +203,7 @@ def test_open_weight_share_at_the_start_is_the_observed_one(shipped):
     assert np.mean((share >= lo) & (share <= hi)) >= 0.5, np.quantile(share, [0.1, 0.5, 0.9])
 
 
+@pytest.mark.slow
 def test_the_choice_model_passes_the_convergence_gate():
     from forecast.scenario import load as load_scenario
     from forecast.calibrate import context

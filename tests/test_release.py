@@ -60,6 +60,7 @@ def test_release_law_against_generation_bookkeeping(w, w_r):
     assert law[35 + w] == w and (w == 0 or law[35 + w - 1] > w)  # ended W months after the restriction did
 
 
+@pytest.mark.slow
 def test_window_zero_gives_no_trusted_gap_and_a_permanent_window_a_lasting_one(baseline):
     """No staged release and no restrictions: the public gets each release with the trusted
     tier, trusted_gap = 0 everywhere. A restriction that begins at once and (almost) never ends,

@@ -31,6 +31,7 @@ def random_walk_only(baseline, months=24):
     return with_months(sc, months)
 
 
+@pytest.mark.slow
 def test_random_walk_bands_match_lognormal_quantiles(baseline):
     sc = random_walk_only(baseline)
     n = 20_000
@@ -48,12 +49,12 @@ def test_random_walk_bands_match_lognormal_quantiles(baseline):
         assert abs(mean - want_mean) < 4.5 * want_mean * np.sqrt(np.expm1(sd**2) / n)
 
 
-COUNT = pytest.param("0", id="counting-passes")  # FORECAST_EXACT_VALUES=0: never keep values
+COUNT = pytest.param("0", id="counting-passes", marks=pytest.mark.slow)  # FORECAST_EXACT_VALUES=0: never keep values
 ONE_PASS = pytest.param("", id="one-pass")  # the default: small runs keep their values
 
 
 @pytest.mark.parametrize("exact", [COUNT, ONE_PASS])
-@pytest.mark.parametrize("n, months, seed", [(1024, 24, 5), (8192 + 3001, 12, 6)])
+@pytest.mark.parametrize("n, months, seed", [(1024, 24, 5), pytest.param(8192 + 3001, 12, 6, marks=pytest.mark.slow)])
 def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed, exact, monkeypatch):
     """Every reported q lies in [Q(q - 1e-4), Q(q + 1e-4)] of the same trajectories, sorted;
     in one pass it is Q(q) itself.
@@ -92,6 +93,7 @@ def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed, exact
         assert ds[spec.name].attrs["max_quantile_rank_error"] <= (1e-4 + 1.0 / n if exact else 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exact", [COUNT, ONE_PASS])
 def test_same_seed_any_chunk_size_is_bit_identical(baseline, exact, monkeypatch):
     monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
@@ -112,6 +114,7 @@ def test_same_seed_any_chunk_size_is_bit_identical(baseline, exact, monkeypatch)
         np.testing.assert_array_equal(a[name].values, none[name].values, err_msg=name)
 
 
+@pytest.mark.slow
 def test_values_and_seed_do_not_recompile(baseline):
     sc = with_months(baseline, 12)
     forecast.run(sc, n_trajectories=600, seed=1)
@@ -174,6 +177,7 @@ def test_devices_do_not_change_results():
     assert res.returncode == 0 and "identical" in res.stdout, res.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_small_runs_simulate_little_more_than_asked(baseline):
     sc = with_months(baseline, 6)
     for n, batch in ((600, 1024), (3000, 2048), (10_000, 5120), (20_000, forecast.batch_size())):
@@ -223,6 +227,7 @@ def test_resume_after_interruption_is_bit_identical(baseline, tmp_path, exact, s
         del os.environ["FORECAST_BATCH"]
 
 
+@pytest.mark.slow
 def test_a_one_pass_run_writes_no_checkpoint(baseline, tmp_path):
     """Its state would be every value it keeps (~54 kB a trajectory): it saves none, and an
     interrupted one pass leaves nothing behind."""
@@ -242,6 +247,7 @@ def test_a_one_pass_run_writes_no_checkpoint(baseline, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.nc"]
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_run_is_refused(baseline, tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")  # counting passes: they checkpoint
     sc = with_months(baseline, 6)

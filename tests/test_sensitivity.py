@@ -88,6 +88,7 @@ def test_bad_requests_are_refused():
         sensitivity(sc, ["adoption"], n=64, resamples=3)
 
 
+@pytest.mark.slow
 def test_design_evaluation_is_the_engine():
     """run_paths with a trajectory's own normals, posterior row and keys gives what
     forecast.run's chunk runner gives for that trajectory."""
@@ -184,6 +185,7 @@ def test_fixing_a_parameter_drops_its_total_index_to_zero(short):
     assert "other parameters" in held.index
 
 
+@pytest.mark.slow
 def test_same_seed_same_indices(short, indices):
     again = sensitivity(short, METRICS, n=256, seed=0, resamples=100)
     xr.testing.assert_identical(indices.drop_attrs(), again.drop_attrs())
@@ -192,6 +194,7 @@ def test_same_seed_same_indices(short, indices):
                            equal_nan=True)
 
 
+@pytest.mark.slow
 def test_dataset_layout(indices, short):
     assert indices.attrs["kind"] == "sensitivity"
     assert indices.attrs["n_trajectories"] == 256 * (indices["parameter"].size + 2)
@@ -226,6 +229,7 @@ def test_figures_report_and_export(indices, tmp_path):
     assert len(got) == indices["parameter"].size * MONTHS
 
 
+@pytest.mark.slow
 def test_cli_sensitivity(tmp_path):
     from forecast.cli import main
 
