@@ -11,7 +11,7 @@ trajectories:
     pass C : only where pass B left a quantile unresolved (values tied inside a sub-bin)
 The run's first `sample` trajectories (default DEFAULT_SAMPLE) are also kept whole, every
 output at every month, from the one pass's values or pass A's first batch, with their
-parameters: the sample distribution views (forecast.plots.distribution) draw on.
+parameters: the sample that distribution views (forecast.plots.distribution) draw on.
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever the chunk size: results are bit-identical
 for any chunk size. Batches are spread over the local devices (batch i on device i mod D),
