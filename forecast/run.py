@@ -10,8 +10,9 @@ trajectories:
              quantiles, split finer, with each sub-bin's min and max
     pass C : only where pass B left a quantile unresolved (values tied inside a sub-bin)
 The run's first `sample` trajectories (default DEFAULT_SAMPLE) are also kept whole, every
-output at every month, from the one pass's values or pass A's first batch, with their
-parameters: the sample that distribution views (forecast.plots.distribution) draw on.
+output at every month, with their parameters, from the first batch of the pass that
+keeps values or of pass A (kernels.run_chunk's `sample`): the sample that distribution
+views (forecast.plots.distribution) draw on.
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever the chunk size: results are bit-identical
 for any chunk size. Batches are spread over the local devices (batch i on device i mod D),
@@ -346,10 +347,9 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
     pass one over synthetic arrays). check(acc) may refuse pass A's result. Returns
     values and errors (time, series, q), pass A's accumulators, the moments, the pass-A
     histogram, the progress units used and the names of the passes that ran; and `sample`,
-    the first `sample` trajectories' values (time, series, sample) (from the kept values,
-    or pass A's first batch: its reducer then returns that batch's head too), or None, and
-    `sample_params`, their parameters ("param<i>/<name>" as the sweep's batches carry
-    them), or None."""
+    the first trajectories' values (time, series, k) and `sample_params`, their parameters
+    ("param<i>/<name>"), both None unless the sweep's batches carry them (the sweep's
+    `sample`)."""
     report = report or Progress()
     # The fixed wide layout (log series: log values from log(1e-30), where zeros land, to
     # 70; the others are shares in [0, 1]): the pilot's, and the one pass's histogram (which
@@ -367,26 +367,24 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
         if check is not None:
             check(acc)
         hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
-        first = kept.rows[..., :sample].copy() if sample else None  # before exact() partitions the rows in place
         values, errors = qmod.exact(kept.rows, hist.sum(axis=2), q)
         return {"values": values, "errors": errors, "acc": acc, "moments": kept.moments, "hist": hist,
-                "total_units": total_units, "passes": ["one pass"], "sample": first, "sample_params": kept.params}
-    # The pilot shares pass A's program (same config): one compilation for both.
-    config_a = (N_BINS, sample) if sample else (N_BINS,)
+                "total_units": total_units, "passes": ["one pass"], "sample": kept.first.rows,
+                "sample_params": kept.first.params}
     total_units = 1 + 2 * n_batches
     report(0, total_units, "pilot")
     # Pilot: the first min(N, PILOT) trajectories set each series' bin range. Their
     # histogram over the wide layout gives central quantiles that become the range; heavy
     # tails go to the under- and overflow bins instead of diluting the bins, and the first
     # bin (zeros) is left out of the range.
-    pilot = sweep("pilot", "pass_a", (lo0, inv0), config_a, {"hist": "sum"}, 0, 0, n=min(n, PILOT),
+    pilot = sweep("pilot", "pass_a", (lo0, inv0), (N_BINS,), {"hist": "sum"}, 0, 0, n=min(n, PILOT),
                   everywhere=True)
     lo, inv_w = qmod.central_ranges(pilot["hist"].reshape(months, n_series, N_BINS + 2), lo0, inv0, q, N_BINS)
     report(1, total_units, "pass A")
 
     moments = qmod.Moments((months, n_series))
     head = _Head(moments)
-    acc = sweep("pass A", "pass_a", (lo, inv_w), config_a, a_merge, 1, total_units, each=head.add, state=head)
+    acc = sweep("pass A", "pass_a", (lo, inv_w), (N_BINS,), a_merge, 1, total_units, each=head.add, state=head)
     if check is not None:
         check(acc)
     hist = acc["hist"].reshape(months, n_series, N_BINS + 2).astype(np.int64)
@@ -416,7 +414,7 @@ def band_passes(sweep, months, n_series, log_scale, n, n_batches, q, report=None
         total_units += n_batches
         plan = qmod.narrow(plan, res, ~res.resolved, log_scale, N_SUB)
     return {"values": values, "errors": errors, "acc": acc, "moments": moments, "hist": hist,
-            "total_units": total_units, "passes": passes, "sample": head.rows, "sample_params": head.params}
+            "total_units": total_units, "passes": passes, "sample": head.first.rows, "sample_params": head.first.params}
 
 
 class _Kept:
@@ -427,47 +425,55 @@ class _Kept:
         self.moments = qmod.Moments(shape)
         self.rows = np.empty(shape + (n,), np.float32)
         self.filled = 0
-        self.params = None
+        self.first = _First()
 
     def add(self, ys):
         self.moments.add(ys)
-        if self.params is None:
-            self.params = _params_of(ys)
+        self.first.add(ys)
         k = min(ys["values"].shape[-1], self.rows.shape[-1] - self.filled)
         self.rows[..., self.filled:self.filled + k] = ys["values"][..., :k]
         self.filled += k
 
 
-def _params_of(ys) -> dict | None:
-    """A batch's sample parameters ("param<i>/<name>": kernels.run_chunk's `sample`), or None."""
-    out = {k: np.asarray(v) for k, v in ys.items() if k.startswith("param")}
-    return out or None
+class _First:
+    """The run's sample: the first batch's head, (time, series, k) float32, and its
+    parameters ("param<i>/<name>"), as kernels.run_chunk's `sample` returns them; None
+    until a batch that carries them is added (batches come in order)."""
+
+    def __init__(self):
+        self.rows = self.params = None
+
+    def add(self, ys):
+        if self.rows is None and "head" in ys:
+            self.rows = np.ascontiguousarray(np.moveaxis(np.asarray(ys["head"], np.float32), 1, 2))
+            self.params = {k: np.asarray(v) for k, v in ys.items() if k.startswith("param")}
+
+    def dump(self) -> dict:
+        return {} if self.rows is None else {"sample": self.rows, **{f"sample_{k}": v for k, v in self.params.items()}}
+
+    def load(self, saved: dict):
+        self.rows = np.asarray(saved["sample"], np.float32) if "sample" in saved else None
+        self.params = {k[len("sample_"):]: np.asarray(v) for k, v in saved.items() if k.startswith("sample_param")}
 
 
 class _Head:
-    """Pass A's running state: the moments, and the first batch's head (the run's sample),
-    (time, series, k) float32, with its parameters, or None without one. `add` sees the
+    """Pass A's running state: the moments and the run's sample (_First). `add` sees the
     batches in order."""
 
     def __init__(self, moments):
         self.moments = moments
-        self.rows = self.params = None
+        self.first = _First()
 
     def add(self, ys):
         self.moments.add(ys)
-        if self.rows is None and "head" in ys:
-            self.rows = np.ascontiguousarray(np.moveaxis(np.asarray(ys["head"], np.float32), 1, 2))
-            self.params = _params_of(ys)
+        self.first.add(ys)
 
     def dump(self) -> dict:
-        if self.rows is None:
-            return self.moments.dump()
-        return dict(self.moments.dump(), sample=self.rows, **{f"sample_{k}": v for k, v in self.params.items()})
+        return dict(self.moments.dump(), **self.first.dump())
 
     def load(self, saved: dict):
         self.moments.load(saved)
-        self.rows = np.asarray(saved["sample"], np.float32) if "sample" in saved else None
-        self.params = {k[len("sample_"):]: np.asarray(v) for k, v in saved.items() if k.startswith("sample_param")} or None
+        self.first.load(saved)
 
 
 def _refine(sweep, name, plan, unit0, total_units, total, q):

@@ -8,8 +8,6 @@ for bit):
   transformed space (log for positive quantities), with an underflow and an overflow bin;
   plus the batch's moments, the per-series min/max, the non-finite count, and the exact
   counts behind the probabilities (values > 0, == 0, > the trajectory's first month).
-  With config (n_bins, k), also `head`: the batch's first k trajectories' values
-  (trajectory, series), the run's sample when the batch is the first.
 - keep (small runs instead of all the passes): pass A's outputs plus every value, from
   which the host reads exact order statistics.
 - refine (pass B, and pass C where needed): the bins that hold target quantiles ("slots")
@@ -65,7 +63,7 @@ def pass_a(x, y, x0, valid, consts, config):
     difference series, P(higher)), equal to zero (for a difference, P(equal)) and above
     the trajectory's first month (P(widening) for a gap measure)."""
     lo, inv_w = consts
-    n_bins = config[0]
+    (n_bins,) = config
     n, s = x.shape
     finite = jnp.isfinite(x)
     ok = valid[:, None] & finite
@@ -89,7 +87,6 @@ def pass_a(x, y, x0, valid, consts, config):
         positive=jnp.sum(ok & (x > 0), axis=0).astype(jnp.int32),
         zero=jnp.sum(ok & (x == 0), axis=0).astype(jnp.int32),
         above_start=jnp.sum(ok & (x > x0), axis=0).astype(jnp.int32),
-        **({"head": jnp.where(ok, x, jnp.nan)[:config[1]]} if len(config) > 1 else {}),
     )
 
 

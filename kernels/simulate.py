@@ -378,9 +378,10 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
     a name in kernels.reduce.REDUCERS ("pass_a", "refine", "keep", "materialize"); config:
     the reducer's static integers. Returns the reducer's per-month outputs stacked over
     months, plus (batch,) flags of trajectories that stayed finite. sample: with a reducer
-    whose outputs are a dict, add the parameters of the batch's first `sample`
-    trajectories, "param<i>/<name>" (sample, ...) for scenario i (a run's sample of whole
-    trajectories, from its first batch).
+    whose outputs are a dict, add the batch's first `sample` trajectories whole (a run's
+    sample, from its first batch): "head", their values (months, sample, series), NaN
+    where padding or non-finite, and "param<i>/<name>" (sample, ...), their parameters
+    under scenario i.
 
     Callers keep batch_size fixed for a whole run (forecast.run uses one per backend): XLA
     compiles each shape separately, and different programs may round differently in the
@@ -429,7 +430,10 @@ def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int
         out, y = jax.lax.optimization_barrier((out, reduce.transform(out, log_mask)))
         x0 = jnp.where(t == 0, out, x0)  # each trajectory's first month
         month_consts = jax.tree.map(lambda c: c[t], consts)  # consts lead with a time axis
-        return (state, x0), reduce_fn(out, y, x0, valid, month_consts, config)
+        ys = reduce_fn(out, y, x0, valid, month_consts, config)
+        if sample:
+            ys = dict(ys, head=jnp.where(valid[:, None] & jnp.isfinite(out), out, jnp.nan)[:sample])
+        return (state, x0), ys
 
     x0 = jnp.full((batch_size, log_mask.shape[0]), jnp.nan, dtype)
     (state, _), ys = jax.lax.scan(body, (state, x0), jnp.arange(n_months))
