@@ -38,7 +38,9 @@ def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict, kernel_uni
     kernel_units: {parameter: (units, meaning)} of the forecast parameters (the kernels'
     registry, passed in by forecast.calibrate). Each model's latents carry the units and
     meaning its LATENTS table gives, their dims the labels its labels() gives (arviz's
-    convention: a dim such as compute__designer has a coordinate naming each designer)."""
+    convention: a dim such as compute__designer has a coordinate naming each designer). A
+    hand-set prior's non-centred normal "z_<name>" (priors.models.hand_set) needs no entry.
+    DIM_NAMES (dims without a plate) and labels() are optional."""
     import arviz as az
 
     from priors.models import MODELS
@@ -58,11 +60,13 @@ def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict, kernel_uni
         for v in p.data_vars:
             per_draw = int(np.prod(p[v].shape[2:], dtype=int))
             if per_draw <= KEEP_LATENT_SIZE and v not in kernel:
-                unit, doc = module.LATENTS.get(v, ("", ""))
-                da = _prefixed(p[v].rename({d: module.DIM_NAMES[d] for d in p[v].dims if d in module.DIM_NAMES}),
-                               model)
+                unit, doc = module.LATENTS.get(v) or (("1 (standard normal)", f"{v[2:]}'s non-centred normal")
+                                                      if v.startswith("z_") else ("", ""))
+                renamed = getattr(module, "DIM_NAMES", {})
+                da = _prefixed(p[v].rename({d: renamed[d] for d in p[v].dims if d in renamed}), model)
                 post[f"{model}__{v}"] = da.assign_attrs(units=unit, long_name=doc)
-                for d, names in module.labels(prepared[model]).items():
+                labels = module.labels(prepared[model]) if hasattr(module, "labels") else {}
+                for d, names in labels.items():
                     if f"{model}__{d}" in da.dims:
                         coords[f"{model}__{d}"] = list(names)
         stats[f"{model}__diverging"] = f.idata.sample_stats["diverging"]

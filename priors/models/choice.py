@@ -134,9 +134,6 @@ def _ratios(data, ctx) -> pd.DataFrame:
 # of dims without a plate, and their labels.
 LATENTS = {
     "ratio_sd": ("1 (log)", "scatter of a list-price ratio around the model's, per kind of pair"),
-    **{f"z_{n}": ("1 (standard normal)", f"{n}'s non-centred normal")
-       for n in ("lag_aversion", "mid_appeal", "mid_compute", "mid_lag", "open_appeal", "open_compute",
-                 "price_sensitivity")},
 }
 DIM_NAMES = {"ratio_sd_dim_0": "pair"}
 

@@ -92,7 +92,6 @@ LATENTS = {
     "stock0": ("H100e", "the designers' H100e shipped since their series' starts, at the start (the world stock)"),
     "stock_growth0": ("1/yr", "log growth rate of that stock at the start"),
 }
-DIM_NAMES: dict = {}
 
 
 def labels(prepared) -> dict:

@@ -46,11 +46,7 @@ LATENTS = {
     "level": ("log(tokens/month)", "each published series' level at the start"),
     "other_growth": ("1/yr", "log growth of the tokens beyond the enterprise curve (the consumer and agentic shift)"),
     "sigma": ("1 (log)", "scale of a published figure's scatter around its series' curve (Student-t, 4 df)"),
-    "z_enterprise_growth0": ("1 (standard normal)", "enterprise_growth0's non-centred normal"),
-    "z_enterprise_growth_inf": ("1 (standard normal)", "enterprise_growth_inf's non-centred normal"),
-    "z_enterprise_halflife": ("1 (standard normal)", "enterprise_halflife's non-centred normal"),
 }
-DIM_NAMES: dict = {}
 
 
 def labels(prepared) -> dict:

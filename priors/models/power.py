@@ -81,11 +81,7 @@ LATENTS = {
     "sigma_installed": ("1 (log)", "scatter of a cumulative chip-power figure around its designer's curve"),
     "chip_power0": ("MW", "chip power shipped since the series' starts, at the start (the installed fleet's)"),
     "log_power_projection": ("log(GW)", "AI power capacity in mid-2030 on this draw's path"),
-    "z_g_power_eff": ("1 (standard normal)", "g_power_eff's non-centred normal"),
-    "z_power_growth_inf": ("1 (standard normal)", "power_growth_inf's non-centred normal"),
-    "z_power_halflife": ("1 (standard normal)", "power_halflife's non-centred normal"),
 }
-DIM_NAMES: dict = {}
 
 
 def labels(prepared) -> dict:

@@ -78,16 +78,7 @@ LATENTS = {
     "log_frontier_price0": ("log(USD/1M tokens)", "the frontier's list price at the start"),
     "price_scale": ("1 (log)", "scale of a list price around the frontier's (asymmetric Laplace)"),
     "tau": ("1 (log)", "spread of published declines beyond their own standard errors"),
-    "z_g_alg": ("1 (standard normal)", "g_alg's non-centred normal"),
-    "z_g_front": ("1 (standard normal)", "g_front's non-centred normal"),
-    "z_g_hw": ("1 (standard normal)", "g_hw's non-centred normal"),
-    "z_g_serve": ("1 (standard normal)", "g_serve's non-centred normal"),
 }
-DIM_NAMES: dict = {}
-
-
-def labels(prepared) -> dict:
-    return {}
 
 
 def prepare(data, ctx) -> Prepared:
