@@ -14,9 +14,9 @@ What it measures, per trajectory-month of the baseline (5 regions, 212 series a 
 XLA's cost analysis counts a while loop's body once, whatever its trip count, so one month
 of the loop's body (every trajectory's step and the reducer) is analysed on its own, over
 BATCH trajectories; the setup (parameter draws, the start's state) is left out. Two
-bodies: the simulation with the pass-A
-reducer (one counting pass: histograms, moments, extremes) and with `materialize` (every
-value written out, as a lockstep month would hold them).
+bodies: the simulation with the lockstep
+reducer (every value written out, with exact counts and moments) and with `materialize`
+(every value written out, nothing else).
 
 The roofline: time = max(FLOPs / 67 TFLOP/s (fp32, no tensor cores), bytes / 3.35 TB/s),
 beside the RNG floor (normals a trajectory-month over ~1e12 normals/s). The ratio of FLOPs
@@ -34,7 +34,6 @@ import jax
 import jax.numpy as jnp
 
 import forecast
-from forecast.run import N_BINS
 from kernels.state import noise_size
 
 README = Path(__file__).with_name("README.md")
@@ -66,11 +65,9 @@ def _month(sc, reducer):
 
     def body(p, st, x0, t, k, lo, inv_w):
         st, out = jax.vmap(one, in_axes=(0, 0, None, 0))(p, st, t, k)
-        out, y = jax.lax.optimization_barrier((out, reduce.transform(out, log_mask)))
+        out = jax.lax.optimization_barrier(out)
         valid = jnp.ones((BATCH,), bool)
-        if reducer == "materialize":
-            return st, out
-        return st, reduce.pass_a(out, y, x0, valid, (lo, inv_w), (N_BINS,))
+        return st, reduce.REDUCERS[reducer](out, x0, valid, (), ())
 
     spec = jax.ShapeDtypeStruct
     return jax.jit(body).trace(params, state, spec((BATCH, n_series), dtype), spec((), jnp.int32),
@@ -125,7 +122,7 @@ def table() -> str:
     normals = normals_per_trajectory_month(len(sc.regions))
     n, months = TARGET
     rows = []
-    for label, reducer in (("simulation + pass-A reducer", "pass_a"), ("simulation, every value written", "materialize")):
+    for label, reducer in (("simulation + lockstep reducer", "lockstep"), ("simulation, every value written", "materialize")):
         for where, compiled in (("CUDA, before fusion", False), ("CPU, after fusion", True)):
             c = per_trajectory_month(sc, reducer, compiled)
             e = estimate(c, normals, n, months)

@@ -9,9 +9,11 @@ Every method: one warm-up call whose extra time over the steady state is reporte
 compile time, then the median of --repeats timed calls (each waits for the device).
 Throughput is trajectory-steps (trajectory-months) per second.
 
-- engine kernel: one pass of the simulation over all trajectories with the in-loop pass-A
-  reducer (histograms, moments, extremes) - the unit every band pass costs.
-- engine bands: forecast.run, the whole job (pilot, pass A, pass B, [pass C]).
+- engine kernel: one pass of the simulation over all trajectories with the in-loop
+  lockstep reducer (every value, exact counts and moments), every month of a batch in one
+  call.
+- engine bands: forecast.run, the whole job (the population in lockstep: the same
+  simulation, plus the host's gathering, sorting and selection of every month's values).
 - numpy: benchmarks/reference_numpy.py, the same model vectorised over trajectories,
   with np.quantile bands each month.
 - rng floor: the engine's random numbers alone (the same keys, fold-ins and normals per
@@ -38,8 +40,8 @@ import numpy as np
 
 import forecast
 from benchmarks import reference_numpy
-from forecast.run import N_BINS, WORKERS, batch_size
-from kernels import keys, output_sizes, run_chunk
+from forecast.run import WORKERS, batch_size
+from kernels import keys, run_chunk
 from kernels.params import SPECS, constrain
 from kernels.simulate import flatten, initial_state, step
 from kernels.state import noise_size, split_noise
@@ -69,15 +71,14 @@ def scenario(months):
 
 
 def engine_kernel(sc, n):
-    """One pass over n trajectories with the pass-A reducer, batches as forecast.run runs them."""
+    """One pass over n trajectories with the lockstep reducer (every value and the exact
+    counts and moments, left on the device), every month of a batch in one call."""
     batch = batch_size()
-    n_series = sum(output_sizes(len(sc.regions)))
-    consts = (jnp.zeros((sc.months, n_series)), jnp.full((sc.months, n_series), 10.0))
     key = jax.random.key(0)
 
     def call(start):
-        ys, _ = run_chunk(key, sc.prior, start, min(batch, n - start), consts, batch_size=batch,
-                          n_months=sc.months, reducer="pass_a", config=(N_BINS,))
+        ys, _ = run_chunk(key, sc.prior, start, min(batch, n - start), (), batch_size=batch,
+                          n_months=sc.months, reducer="lockstep")
         return jax.block_until_ready(ys["count"])
 
     def go():  # WORKERS batches in flight, as forecast.run keeps them

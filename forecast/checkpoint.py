@@ -1,10 +1,9 @@
 """Checkpoints of a run's accumulators, so that a killed run resumes where it stopped.
 
-A run is a fixed sequence of sweeps (pilot, pass A, pass B, maybe pass C) over batches of
-trajectories; everything between sweeps is computed on the host from their results. A
-checkpoint holds each finished sweep's merged accumulators, and for the sweep under way
-its accumulators so far, the next batch to simulate and any running state (the moments).
-Batch results are pure functions of (seed, trajectory index) and merges are exact or done
+A run advances its population in blocks of months (forecast.lockstep). Between blocks a
+checkpoint holds the next month, the bands, counts and moments of the months done, the
+sample so far, and every batch's Carry (its trajectories' parameters and state). Batch
+results are pure functions of (seed, trajectory index, Carry) and merges are exact or done
 in batch order, so a resumed run gives the same bits as an uninterrupted one.
 
 The file is one deflated .npz (counts compress about 12-fold), written to a temporary file and

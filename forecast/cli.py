@@ -190,12 +190,11 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
         def progress(done, total, phase):
             rate = ""
             now = time.perf_counter()
-            if phase != "pilot" and done > 0 and seen["t0"] is None:
-                seen["t0"], seen["first"] = now, done  # after the pilot or first batch (and compilation)
+            if done > 0 and seen["t0"] is None:
+                seen["t0"], seen["first"] = now, done  # after the first batch (and compilation)
             elif seen["t0"] is not None and done > seen["first"] and n:
-                per_unit = (now - seen["t0"]) / (done - seen["first"])
-                units_per_pass = total if phase == "one pass" else max((total - 1) // 2, 1)
-                rate = f"{n / units_per_pass / per_unit:,.0f} traj/s"
+                per_unit = (now - seen["t0"]) / (done - seen["first"])  # a unit: one batch through one block
+                rate = f"{n / total / per_unit:,.0f} traj/s"
                 left = per_unit * (total - done)
                 if not seen["told"] and left > 60:
                     console.print(f"estimated time left: {left / 60:.1f} min ({total - done} batches of work)")
@@ -352,7 +351,7 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
 
 @main.command()
 @click.option("-n", "--n-trajectories", type=int, default=3000, show_default=True,
-              help="trajectories per scenario (3000: each pair's bands in one pass)")
+              help="trajectories per scenario")
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same worlds)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("answers.md"),
               show_default=True, help="Markdown file to write (the shipped one: docs/answers.md)")

@@ -115,10 +115,8 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "nonfinite_trajectories": info["bad_trajectories"],
         "devices_used": info.get("devices", 1),
         "resumed_from_checkpoint": int(info.get("resumed", False)),
-        "quantile_method": ("inverted_cdf: exact order statistics of every kept value (one pass)"
-                            if info.get("passes") == ["one pass"] else
-                            "inverted_cdf: simulated values of known rank from exact multi-pass counts; "
-                            "worst rank error per variable in its max_quantile_rank_error attribute"),
+        "quantile_method": "inverted_cdf: exact order statistics x_(ceil(q N)) of every trajectory's values "
+                           "(the population advanced in lockstep; rank error 0)",
         "band_passes": ", ".join(info.get("passes", [])),
         "compared_against": sc.name if n_scen > 1 else "",
     })

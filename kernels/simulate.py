@@ -1,13 +1,13 @@
-"""One month of one trajectory, the time loop, and chunks of trajectories.
+"""One month of one trajectory, the month loop, and batches of trajectories.
 
 A month, top to bottom (docs/model.md): events -> supply (power, hardware) -> cost
 (frontier, floor) -> demand (total tokens) -> the menu's choice, affordability and sticky
 prices -> allocation (guarantees, contracts, then down the menu; regional pools and trade)
--> outputs. The chunk runner draws each month's shocks,
-vmaps the month over trajectories, scans it over months and hands each month's
-(trajectory, series) outputs to a reducer, so that no trajectories x months x series array
-is ever built (except by the `keep` reducer, for runs small enough to keep every value,
-and `materialize`, for tests).
+-> outputs. `start` gives a batch's parameters and initial state (its Carry); `advance`
+draws each month's shocks, vmaps the month over the batch, loops it over a block of months
+and hands each month's (trajectory, series) outputs to a reducer (kernels.reduce), then
+returns the Carry for the next block: forecast.lockstep advances a run's whole population
+this way. `run_chunk` is both over all months at once (tests, benchmarks).
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ RATIO_OUTPUTS = frozenset({"compute", "power", "cost_frontier", "cost_fixed_capa
 Outputs = NamedTuple("Outputs", [(o.name, jax.Array) for o in OUTPUTS])  # type: ignore[misc]
 
 # Debug aid and test hook: how many times the chunk runner has been traced.
-TRACE_COUNT = {"run_chunk": 0, "run_paths": 0}
+TRACE_COUNT = {"advance": 0, "run_paths": 0}
 
 
 def output_sizes(n_regions: int) -> list[int]:
@@ -365,83 +365,131 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     return state, out
 
 
-@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "config", "sample"))
-def run_chunk(seed_key, prior: Prior, start, n_valid, consts, *, batch_size: int, n_months: int,
-              reducer: str, config: tuple = (), sample: int = 0):
-    """Simulate trajectories [start, start + batch_size) and reduce them month by month.
+class Carry(NamedTuple):
+    """What a batch of trajectories carries from one block of months to the next: their
+    parameters and state (one Params and one State per scenario of a paired run, in
+    tuples) and their first-month values (batch, series; NaN before month 0 is simulated),
+    which P(widening) compares against."""
 
-    seed_key: the run's key; prior: one scenario's, or several stacked on a leading axis
-    (paired scenarios: see log_scale_mask for the series layout); start: first global
-    trajectory index; n_valid: how many of the batch's trajectories are real (the rest pad
-    the last batch and are masked out);
-    consts: the reducer's arrays (bin layouts), each with a leading time axis; reducer:
-    a name in kernels.reduce.REDUCERS ("pass_a", "refine", "keep", "materialize"); config:
-    the reducer's static integers. Returns the reducer's per-month outputs stacked over
-    months, plus (batch,) flags of trajectories that stayed finite. sample: with a reducer
-    whose outputs are a dict, add the batch's first `sample` trajectories whole (a run's
-    sample, from its first batch): "head", their values (months, sample, series), NaN
-    where padding or non-finite, and "param<i>/<name>" (sample, ...), their parameters
-    under scenario i.
+    params: Params | tuple
+    state: State | tuple
+    x0: jax.Array
+
+
+def _paired(prior: Prior) -> int:
+    """Scenarios stacked on the prior's leading axis (paired runs), or 0 for one scenario."""
+    return prior.loc.compute0.shape[0] if prior.loc.compute0.ndim == 2 else 0
+
+
+def _keys(seed_key, first, batch_size):
+    return jax.vmap(keys.trajectory_key, in_axes=(None, 0))(seed_key, first + jnp.arange(batch_size, dtype=jnp.int32))
+
+
+@partial(jax.jit, static_argnames=("batch_size",))
+def start(seed_key, prior: Prior, first, *, batch_size: int) -> Carry:
+    """Trajectories [first, first + batch_size) at the start: their Carry before month 0.
+
+    prior: one scenario's, or several stacked on a leading axis (paired scenarios). Every
+    scenario of a trajectory uses the trajectory's keys: the same parameter normals,
+    posterior row and once-events (common random numbers)."""
+    traj_keys = _keys(seed_key, first, batch_size)
+    n_scen = _paired(prior)
+    dtype = prior.loc.compute0.dtype
+    x0 = jnp.full((batch_size, n_series(prior.loc.compute0.shape[-1], max(n_scen, 1))), jnp.nan, dtype)
+    if not n_scen:
+        return Carry(*jax.vmap(init, in_axes=(0, None))(traj_keys, prior), x0)
+    inits = [jax.vmap(init, in_axes=(0, None))(traj_keys, jax.tree.map(lambda a, i=i: a[i], prior))
+             for i in range(n_scen)]
+    return Carry(tuple(p for p, _ in inits), tuple(st for _, st in inits), x0)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "config", "sample"))
+def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, consts, *, batch_size: int,
+            n_months: int, reducer: str, config: tuple = (), sample: int = 0):
+    """Months [t0, t0 + n_live) of trajectories [first, first + batch_size), from their
+    Carry at month t0 (`start` gives month 0's), each month's outputs reduced by `reducer`.
+
+    A run advances its whole population this way in lockstep (forecast.lockstep): every
+    batch through a block of months, then the next block. n_valid: how many of the batch's
+    trajectories are real (the rest pad the last batch and are masked out); n_live: the
+    months simulated, at most n_months (the outputs' leading axis; rows past n_live are
+    left zero). n_live is an argument so that XLA cannot see the loop's trip count: a loop
+    of one known trip is inlined and fused with its surroundings, and rounds differently in
+    the last bit from the same month inside a longer loop; so values do not depend on how
+    the months are blocked. consts: the reducer's arrays, each with a leading n_months
+    axis; reducer: a name in kernels.reduce.REDUCERS; config: its static integers. sample:
+    with a reducer whose outputs are a dict, add the batch's first `sample` trajectories
+    whole: "head", their values (n_months, sample, series), NaN where padding or
+    non-finite, and "param<i>/<name>" (sample, ...), their parameters under scenario i.
+    Returns (the per-month outputs, the Carry after the last live month, (batch,) flags of
+    trajectories that are valid and stayed finite).
 
     Callers keep batch_size fixed for a whole run (forecast.run uses one per backend): XLA
     compiles each shape separately, and different programs may round differently in the
-    last bit. One shape means one program, so every pass sees the same values.
+    last bit. One shape means one program, so every call sees the same values.
     """
-    TRACE_COUNT["run_chunk"] += 1
-    index = start + jnp.arange(batch_size, dtype=jnp.int32)
+    TRACE_COUNT["advance"] += 1
+    traj_keys = _keys(seed_key, first, batch_size)
     valid = jnp.arange(batch_size) < n_valid
-    traj_keys = jax.vmap(keys.trajectory_key, in_axes=(None, 0))(seed_key, index)
-    many = prior.loc.compute0.ndim == 2  # a leading scenario axis: paired scenarios
+    n_scen = _paired(prior)
     n_regions = prior.loc.compute0.shape[-1]
-    n_scen = prior.loc.compute0.shape[0] if many else 1
     dtype = prior.loc.compute0.dtype
-    # Every scenario of a trajectory uses the trajectory's keys: the same parameter normals,
-    # posterior row, once-events and monthly shocks (common random numbers).
-    # Scenarios are unrolled, not vmapped: each one's ops then have exactly the shapes of a
-    # single-scenario run, so XLA computes the same bits and compare() reproduces run().
-    if many:
-        pick = [jax.tree.map(lambda a, i=i: a[i], prior) for i in range(n_scen)]
-        inits = [jax.vmap(init, in_axes=(0, None))(traj_keys, pr) for pr in pick]
-        params = [ps for ps, _ in inits]
-        state = [st for _, st in inits]
-    else:
-        params, state = jax.vmap(init, in_axes=(0, None))(traj_keys, prior)
     base_mask = ratio_mask(n_regions)
-    log_mask = log_scale_mask(n_regions, n_scen)
     reduce_fn = reduce.REDUCERS[reducer]
+    params = carry.params
 
     def one(p, st, t, key):
         new, out = step(p, st, t, month_noise(key, t, n_regions, dtype))
         return new, flatten(out, dtype)
 
-    def body(carry, t):
-        state, x0 = carry
-        if many:
-            res = [jax.vmap(one, in_axes=(0, 0, None, 0))(params[i], state[i], t, traj_keys) for i in range(n_scen)]
-            state = [r[0] for r in res]
+    def body(state, x0, i):
+        t = t0 + i
+        if n_scen:
+            res = [jax.vmap(one, in_axes=(0, 0, None, 0))(params[j], state[j], t, traj_keys) for j in range(n_scen)]
+            state = tuple(r[0] for r in res)
             outs = jnp.stack([r[1] for r in res], axis=1)  # (traj, scenario, series)
             diffs = jax.vmap(paired_differences, in_axes=(0, None))(outs, base_mask)
             out = jnp.concatenate([outs.reshape(batch_size, -1), diffs.reshape(batch_size, -1)], axis=1)
         else:
             state, out = jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
-        # Values and their bin-space transform are computed once, behind a barrier, so that
-        # every pass's program sees bit-identical numbers (XLA may otherwise recompute them
-        # inside different fusions, where vectorised exp/log can differ by an ulp).
-        out, y = jax.lax.optimization_barrier((out, reduce.transform(out, log_mask)))
+        # Values are computed once, behind a barrier, so that every reducer's program sees
+        # bit-identical numbers (XLA may otherwise recompute them inside different fusions,
+        # where vectorised exp/log can differ by an ulp).
+        out = jax.lax.optimization_barrier(out)
         x0 = jnp.where(t == 0, out, x0)  # each trajectory's first month
-        month_consts = jax.tree.map(lambda c: c[t], consts)  # consts lead with a time axis
-        ys = reduce_fn(out, y, x0, valid, month_consts, config)
+        ys = reduce_fn(out, x0, valid, jax.tree.map(lambda c: c[i], consts), config)
         if sample:
             ys = dict(ys, head=jnp.where(valid[:, None] & jnp.isfinite(out), out, jnp.nan)[:sample])
-        return (state, x0), ys
+        return state, x0, ys
 
-    x0 = jnp.full((batch_size, log_mask.shape[0]), jnp.nan, dtype)
-    (state, _), ys = jax.lax.scan(body, (state, x0), jnp.arange(n_months))
-    finite = jnp.all(jnp.stack([s.finite for s in state]), axis=0) if many else state.finite
+    shapes = jax.eval_shape(lambda: body(carry.state, carry.x0, jnp.int32(0))[2])
+    bufs = jax.tree.map(lambda a: jnp.zeros((n_months,) + a.shape, a.dtype), shapes)
+
+    def month(c):
+        i, state, x0, out = c
+        state, x0, ys = body(state, x0, i)
+        out = jax.tree.map(lambda b, y: jax.lax.dynamic_update_index_in_dim(b, y, i, 0), out, ys)
+        return i + 1, state, x0, out
+
+    _, state, x0, ys = jax.lax.while_loop(lambda c: c[0] < n_live, month,
+                                          (jnp.int32(0), carry.state, carry.x0, bufs))
+    finite = jnp.all(jnp.stack([s.finite for s in state]), axis=0) if n_scen else state.finite
     if sample:
-        for i, ps in enumerate(params if many else [params]):
+        for i, ps in enumerate(params if n_scen else [params]):
             ys = dict(ys, **{f"param{i}/{name}": v[:sample] for name, v in ps._asdict().items()})
-    return ys, finite & valid
+    return ys, Carry(params, state, x0), finite & valid
+
+
+def run_chunk(seed_key, prior: Prior, first, n_valid, consts=(), *, batch_size: int, n_months: int,
+              reducer: str = "materialize", config: tuple = (), sample: int = 0):
+    """Trajectories [first, first + batch_size) over months [0, n_months), in one call:
+    `start`, then `advance` through every month (the same two programs a run uses, so the
+    same values). Returns (the per-month outputs, (batch,) flags of valid, finite
+    trajectories)."""
+    carry = start(seed_key, prior, first, batch_size=batch_size)
+    ys, _, finite = advance(seed_key, prior, first, n_valid, carry, 0, n_months, consts, batch_size=batch_size,
+                            n_months=n_months, reducer=reducer, config=config, sample=sample)
+    return ys, finite
 
 
 @partial(jax.jit, static_argnames=("n_months", "select"))

@@ -1,135 +1,118 @@
-"""The band passes on synthetic arrays: every band a value of known rank, exactly as the
-engine's reducers and host planning compute it, with ties, point masses and heavy tails
-that force every refinement path (pass C included) - checked against exact order
-statistics; and the one pass of a small run, which must give those order statistics."""
-import jax.numpy as jnp
+"""Band selection on synthetic arrays (forecast.lockstep.select): every band is the exact
+order statistic x_(ceil(q n)) of a cell's finite values (numpy's method="inverted_cdf"),
+for one process and for the population split over several processes (the bisection on
+sortable keys, with the processes' all-gather replaced by a sum over the parts), with ties,
+point masses, heavy tails, negative values, non-finite values and empty cells."""
 import numpy as np
 import pytest
 
-from forecast.run import band_passes
-from kernels import reduce
+from forecast.lockstep import block_months, count_at_or_below, from_keys, select, sortable_keys
 
 Q = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 
-def synthetic_sweep(x, log_scale, batch):
-    """A sweep over stored (month, trajectory, series) values: the kernel's reducers, batch
-    by batch, merged as forecast.run merges them."""
-    months, n_all, _ = x.shape
-    mask = jnp.asarray(log_scale)
-    merges = {"sum": np.add, "min": np.minimum, "max": np.maximum}
-    calls = []
-
-    def sweep(name, reducer, consts, config, merge, unit0, units, n=None, each=None, state=None, everywhere=False):
-        calls.append(name)
-        n = n_all if n is None else n
-        host = None
-        for start in range(0, n, batch):
-            xb = x[:, start:start + batch]
-            valid = jnp.ones(xb.shape[1], bool)
-            finite = np.isfinite(xb).all(axis=(0, 2))
-            per_month = []
-            for t in range(months):
-                xt = jnp.asarray(xb[t])
-                yt = reduce.transform(xt, mask)
-                per_month.append(reduce.REDUCERS[reducer](xt, yt, jnp.asarray(xb[0]), valid,
-                                                          tuple(jnp.asarray(c[t]) for c in consts), config))
-            ys = {k: np.stack([np.asarray(m[k]) for m in per_month]) for k in per_month[0]}
-            ys["finite"] = np.int64(finite.sum())
-            if each is not None:
-                each({k: v for k, v in ys.items() if k not in merge})
-            part = {k: np.asarray(ys[k], np.int64) if merge[k] == "sum" else ys[k] for k in merge}
-            host = part if host is None else {k: merges[merge[k]](host[k], part[k]) for k in merge}
-        return host
-
-    return sweep, calls
-
-
-def series(n, rng):
-    """(n, series) float32 values with the hard cases, and their log-scale flags."""
-    cols, logs = [], []
-    cols.append(rng.lognormal(0.0, 1.0, n)); logs.append(True)  # smooth
-    cols.append(np.exp(np.clip(rng.standard_cauchy(n) * 3.0, -80, 80))); logs.append(True)  # heavy tails
+def cells(n, rng):
+    """(cells, n) float32 values with the hard cases."""
+    rows = [rng.lognormal(0.0, 1.0, n),  # smooth
+            np.exp(np.clip(rng.standard_cauchy(n) * 3.0, -80, 80))]  # heavy tails
     z = rng.lognormal(2.0, 0.5, n)
     z[rng.random(n) < 0.4] = 0.0  # a point mass at zero under the low quantiles
-    cols.append(z); logs.append(True)
+    rows.append(z)
     t = rng.normal(0.0, 1.0, n)
     t[rng.random(n) < 0.3] = 0.25  # an exact tie at an interior value
-    cols.append(t); logs.append(False)
-    # 60% of the values packed into a range far narrower than a pass-B sub-bin, all
-    # distinct: the sub-bins holding the central targets hold thousands of values.
-    d = rng.normal(0.0, 1.0, n)
-    dense = rng.random(n) < 0.6
-    d[dense] = 0.5 + np.sort(rng.random(dense.sum())) * 1e-4
-    cols.append(d); logs.append(False)
-    cols.append(rng.integers(0, 5, n).astype(float)); logs.append(False)  # only five values
-    return np.stack(cols, axis=1).astype(np.float32), np.array(logs)
+    rows.append(t)
+    rows.append(-rng.lognormal(0.0, 2.0, n))  # negative values only
+    rows.append(rng.integers(0, 5, n).astype(float))  # only five values
+    w = rng.normal(0.0, 1.0, n)
+    w[:7] = np.inf  # non-finite values, left out and counted apart
+    w[100:103] = np.nan
+    w[200:205] = -np.inf
+    rows.append(w)
+    rows.append(np.full(n, np.nan))  # no finite value: NaN bands
+    return np.stack(rows).astype(np.float32)
 
 
-@pytest.mark.parametrize("n, seed", [(20_000, 0), (4_000, 1)])
-def test_bands_on_synthetic_arrays_are_values_of_known_rank(n, seed):
-    rng = np.random.default_rng(seed)
-    months = 2
-    parts = [series(n, rng) for _ in range(months)]
-    x = np.stack([p[0] for p in parts])  # (month, trajectory, series)
-    log_scale = parts[0][1]
-    batch = 3000
-    sweep, calls = synthetic_sweep(x, log_scale, batch)
-    out = band_passes(sweep, months, x.shape[2], log_scale, n, -(-n // batch), Q, exact=0)
-    assert "pass C" in out["passes"] and calls == ["pilot", "pass A", "pass B", "pass C"]
-    values, errors = out["values"], out["errors"]
-    for t in range(months):
-        for j in range(x.shape[2]):
-            ref = np.sort(x[t, :, j])
-            for k, q in enumerate(Q):
-                lo = ref[int(np.ceil((q - 1e-4) * n)) - 1]
-                hi = ref[int(np.ceil((q + 1e-4) * n)) - 1]
-                v = values[t, j, k]
-                assert lo <= v <= hi, (t, j, q, v, lo, hi)
-                assert v in ref  # a simulated value
-                # The reported rank error bounds the true one: 0 where v's ranks (ties
-                # included) cover the target. It can overstate it where float32 ties sit
-                # inside the last sub-bin (the dense series here): v is exact there
-                # although the counts cannot show it.
-                r = int(np.ceil(q * n))
-                first, last = np.searchsorted(ref, v) + 1, np.searchsorted(ref, v, side="right")
-                true = max(first - r, r - last, 0) / n
-                assert true <= 1e-4 + 1.0 / n
-                assert errors[t, j, k] >= true - 1e-12
-                if j != 4:
-                    assert errors[t, j, k] <= 1e-4 + 1.0 / n, (t, j, q)
-    # Moments and counts are exact over every value.
-    np.testing.assert_allclose(out["moments"].mean, x.astype(np.float64).mean(axis=1), rtol=1e-4, atol=1e-6)
-    assert out["acc"]["finite"] == n
-    np.testing.assert_array_equal(out["acc"]["zero"], (x == 0).sum(axis=1))
+def reference(x):
+    out = np.full((x.shape[0], len(Q)), np.nan, np.float32)
+    for c, row in enumerate(x):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            out[c] = np.quantile(finite, Q, method="inverted_cdf")
+    return out
 
 
-def test_one_pass_gives_the_exact_order_statistics():
-    """A run whose values fit keeps them all: one sweep, bands equal to x_(ceil(q n)) of the
-    finite values of each cell (NaN and infinities left out and counted), rank error 0."""
-    rng = np.random.default_rng(2)
-    n, months, batch = 5_000, 2, 1_500
-    parts = [series(n, rng) for _ in range(months)]
-    x = np.stack([p[0] for p in parts])
-    log_scale = parts[0][1]
-    x[1, :7, 0] = np.inf  # non-finite values in one cell...
-    x[0, 100:103, 3] = np.nan
-    x[:, :, 5] = np.nan  # ...and a series with none finite
-    sweep, calls = synthetic_sweep(x, log_scale, batch)
-    out = band_passes(sweep, months, x.shape[2], log_scale, n, -(-n // batch), Q, exact=x.size)
-    assert calls == ["one pass"] and out["passes"] == ["one pass"]
-    for t in range(months):
-        for j in range(x.shape[2]):
-            finite = np.sort(x[t, :, j][np.isfinite(x[t, :, j])])
-            m = finite.size
-            for k, q in enumerate(Q):
-                want = finite[int(np.ceil(q * m)) - 1] if m else np.nan
-                np.testing.assert_equal(out["values"][t, j, k], want, err_msg=(t, j, q))
-    assert not out["errors"].any()
-    np.testing.assert_array_equal(out["hist"].sum(axis=2), np.isfinite(x).sum(axis=1))
-    finite = np.where(np.isfinite(x), x, np.nan).astype(np.float64)
-    np.testing.assert_allclose(out["moments"].mean[:, :5], np.nanmean(finite[..., :5], axis=1), rtol=1e-4, atol=1e-6)
-    # One value more than the limit: the counting passes run instead.
-    sweep, calls = synthetic_sweep(x[..., :5], log_scale[:5], batch)
-    band_passes(sweep, months, 5, log_scale[:5], n, -(-n // batch), Q, exact=n * months * 5 - 1)
-    assert calls[0] == "pilot"
+def as_rows(x):
+    """The kernel's layout: non-finite values as NaN."""
+    return np.where(np.isfinite(x), x, np.nan).astype(np.float32)
+
+
+@pytest.mark.parametrize("n, seed", [(20_000, 0), (1_001, 1), (3, 2)])
+def test_one_process_reads_the_exact_order_statistics(n, seed):
+    x = cells(n, np.random.default_rng(seed))
+    got = select(as_rows(x), np.isfinite(x).sum(axis=1), Q)
+    np.testing.assert_array_equal(got, reference(x))
+
+
+@pytest.mark.parametrize("parts, seed", [(2, 3), (3, 4), (5, 5)])
+def test_processes_find_the_one_process_values_by_bisection(parts, seed):
+    """The population split unevenly over `parts` processes (one of them with no values of
+    some cells): the bisection's values are bit-identical to one process's sort."""
+    n = 6_000
+    x = cells(n, np.random.default_rng(seed))
+    cuts = np.sort(np.random.default_rng(seed + 10).choice(np.arange(1, n), parts - 1, replace=False))
+    pieces = np.split(as_rows(x), cuts, axis=1)
+    total = np.isfinite(x).sum(axis=1)
+    # Run the parts in lockstep: each round every part's count, summed (the all-gather).
+    import threading
+
+    barrier = threading.Barrier(parts)
+    slots = [None] * parts
+    results = [None] * parts
+
+    def worker(k):
+        def gather(a):
+            slots[k] = np.asarray(a, np.int64)
+            barrier.wait()
+            out = np.sum(slots, axis=0)
+            barrier.wait()
+            return out
+
+        results[k] = select(pieces[k], total, Q, gather)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(parts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    want = select(as_rows(x), total, Q)
+    for got in results:
+        np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    np.testing.assert_array_equal(want, reference(x))
+
+
+def test_sortable_keys_order_like_the_values_and_invert():
+    x = np.array([-np.inf, -3e38, -1.0, -1e-45, 0.0, 1e-45, 1.0, 3e38, np.inf], np.float32)
+    k = sortable_keys(x)
+    assert (np.diff(k.astype(np.int64)) > 0).all()
+    np.testing.assert_array_equal(from_keys(k), x)
+
+
+def test_counts_at_or_below_match_a_direct_count():
+    rng = np.random.default_rng(6)
+    x = np.sort(rng.integers(0, 20, (4, 50)).astype(np.float32), axis=1)
+    finite = np.array([50, 49, 0, 17])
+    pivot = rng.integers(-1, 21, (4, 3)).astype(np.float32)
+    want = np.array([[np.sum(x[c, :finite[c]] <= p) for p in pivot[c]] for c in range(4)])
+    np.testing.assert_array_equal(count_at_or_below(x, finite, pivot), want)
+
+
+@pytest.mark.parametrize("n, months, series, budget, want", [
+    (10_000, 120, 212, 250_000_000, 60),  # 10,000 x 120 x 212 = 2.5e8 > budget: 60 months
+    (1_000, 120, 212, 250_000_000, 120),
+    (100_000, 120, 212, 250_000_000, 10),
+    (1_000_000, 120, 212, 250_000_000, 1),
+    (1_000_000, 7, 212, 10, 1),
+    (100, 7, 10, 5_000, 1),  # 7 is prime: one month a block
+])
+def test_blocks_are_the_largest_divisor_of_the_months_that_fits(n, months, series, budget, want):
+    assert block_months(n, months, series, budget) == want

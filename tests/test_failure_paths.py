@@ -244,7 +244,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path, delay):
 # ------------------------------------------------------------------ full disks and the write order
 @pytest.mark.slow  # over 15 s: the full suite runs it
 def test_a_failed_checkpoint_save_warns_and_the_run_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")
     sc = with_months(load("baseline", calibration="none"), 6)
     want = forecast.run(sc, n_trajectories=3000, seed=2)
 
@@ -262,7 +262,7 @@ def test_a_failed_checkpoint_save_warns_and_the_run_goes_on(tmp_path, monkeypatc
 @pytest.mark.slow
 def test_the_output_is_safe_before_the_checkpoint_goes(tmp_path, monkeypatch):
     """A kill during the final write leaves the checkpoint: --resume writes the output."""
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")
     sc = with_months(load("baseline", calibration="none"), 6)
     ck, out = tmp_path / "x.nc.ckpt.npz", tmp_path / "x.nc"
     real = xr.Dataset.to_netcdf
@@ -284,7 +284,7 @@ def test_the_output_is_safe_before_the_checkpoint_goes(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # over 15 s: the full suite runs it
 def test_a_refused_run_removes_its_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")
     sc = with_params(with_months(load("baseline", calibration="none"), 120),
                      enterprise_growth_inf={"median": 20.0, "sigma": 0.0},
                      enterprise_growth0={"median": 20.0, "sigma": 0.0},
@@ -306,7 +306,7 @@ def test_a_full_disk_is_a_message_naming_the_path_and_the_bytes(tmp_path):
 
     out = tmp_path / "x.nc"
     proc = _cli(["run", "baseline", "-n", 2000, "--priors", "none", "-o", out, "--checkpoint-every", "0"], tmp_path,
-                preexec_fn=limit, env={"FORECAST_EXACT_VALUES": "0"})
+                preexec_fn=limit, env={"FORECAST_BLOCK_VALUES": "1"})
     _, err = proc.communicate(timeout=600)
     text = " ".join(err.split())
     assert proc.returncode == 2, err

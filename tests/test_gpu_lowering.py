@@ -4,19 +4,22 @@ import jax
 import jax.numpy as jnp
 
 from forecast.scenario import with_months
-from kernels import output_sizes, run_chunk
+from kernels import advance, start
 
 
-def test_run_chunk_lowers_for_cuda(baseline):
+def test_the_lockstep_programs_lower_for_cuda(baseline):
+    """start (parameters and initial state) and advance (a block of months with the
+    lockstep reducer and a sample), the two programs of every run."""
     sc = with_months(baseline, 3)
-    n_series = sum(output_sizes(len(sc.regions)))
-    consts = (jnp.zeros((sc.months, n_series)), jnp.ones((sc.months, n_series)))
-    traced = run_chunk.trace(jax.random.key(0), sc.prior, 0, 64, consts, batch_size=64, n_months=sc.months,
-                             reducer="pass_a", config=(16,))
-    lowered = traced.lower(lowering_platforms=("cuda",))
-    text = lowered.as_text()
-    assert "stablehlo.while" in text or "scan" in text  # the month loop is on the device
-    assert "custom_call @xla_python" not in text and "callback" not in text.lower()
+    key = jax.random.key(0)
+    begin = start.trace(key, sc.prior, 0, batch_size=64).lower(lowering_platforms=("cuda",)).as_text()
+    carry = jax.eval_shape(lambda: start(key, sc.prior, 0, batch_size=64))
+    traced = advance.trace(key, sc.prior, 0, 64, carry, 0, sc.months, (), batch_size=64, n_months=sc.months,
+                           reducer="lockstep", sample=4)
+    text = traced.lower(lowering_platforms=("cuda",)).as_text()
+    assert "stablehlo.while" in text  # the month loop is on the device
+    for t in (begin, text):
+        assert "custom_call @xla_python" not in t and "callback" not in t.lower()
 
 
 def test_run_paths_lowers_for_cuda(baseline):

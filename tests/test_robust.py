@@ -62,7 +62,7 @@ def _reference(n, seed, scenario="baseline"):
 
 @pytest.mark.slow
 def test_ctrl_c_and_kill_then_resume_give_the_uninterrupted_bands(tmp_path, monkeypatch):
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")  # counting passes: they checkpoint (a one pass saves none)
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")  # a month a block: a checkpoint after each (one block saves none)
     n, seed = 8 * int(BATCH) + 11, 4
     out = tmp_path / "out.nc"
     ck = tmp_path / "out.nc.ckpt.npz"
@@ -119,10 +119,12 @@ def _free_port():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exact", [pytest.param("0", id="counting-passes"), pytest.param("", id="one-pass")])
-def test_two_processes_give_the_single_process_bands(tmp_path, exact, monkeypatch):
-    """Two local processes through JAX's distributed runtime (CPU, gloo collectives)."""
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
+@pytest.mark.parametrize("blocks", [pytest.param("1", id="one-month-blocks"), pytest.param("", id="one-block")])
+def test_two_processes_give_the_single_process_bands(tmp_path, blocks, monkeypatch):
+    """Two local processes through JAX's distributed runtime (CPU, gloo collectives): each
+    sorts its own trajectories' values, and the bands found by bisection over both are the
+    single process's, bit for bit."""
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", blocks)
     n, seed = 5 * int(BATCH) + 3, 6
     out = tmp_path / "two.nc"
     port = _free_port()
@@ -139,13 +141,13 @@ def test_two_processes_give_the_single_process_bands(tmp_path, exact, monkeypatc
 
 @pytest.mark.slow
 def test_a_kill_at_any_moment_leaves_the_output_or_the_checkpoint(tmp_path, monkeypatch):
-    """README, "Long runs": kill -9 at random moments of a counting run. After each kill the
+    """README, "Long runs": kill -9 at random moments of a run of one-month blocks. After each kill the
     output is absent or complete, and once a checkpoint was saved there is always the
     output or a checkpoint; --resume from whatever is left ends with the bits of an
     uninterrupted run."""
     import random
 
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")
     rng = random.Random(7)
     n, seed = 6 * int(BATCH) + 5, 3
     scenario = tmp_path / "short.toml"  # two years: five times fewer values to save

@@ -49,23 +49,25 @@ def test_random_walk_bands_match_lognormal_quantiles(baseline):
         assert abs(mean - want_mean) < 4.5 * want_mean * np.sqrt(np.expm1(sd**2) / n)
 
 
-COUNT = pytest.param("0", id="counting-passes", marks=pytest.mark.slow)  # FORECAST_EXACT_VALUES=0: never keep values
-ONE_PASS = pytest.param("", id="one-pass")  # the default: small runs keep their values
+# FORECAST_BLOCK_VALUES: the default (a small run advances in one block of months) and a
+# budget of one value (a block of one month, as at 1e6 trajectories).
+MONTHLY = pytest.param("1", id="one-month-blocks", marks=pytest.mark.slow)
+WHOLE = pytest.param("", id="one-block")
 
 
-@pytest.mark.parametrize("exact", [COUNT, ONE_PASS])
+@pytest.mark.parametrize("blocks", [MONTHLY, WHOLE])
 @pytest.mark.parametrize("n, months, seed", [(1024, 24, 5), pytest.param(8192 + 3001, 12, 6, marks=pytest.mark.slow)])
-def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed, exact, monkeypatch):
-    """Every reported q lies in [Q(q - 1e-4), Q(q + 1e-4)] of the same trajectories, sorted;
-    in one pass it is Q(q) itself.
+def test_quantiles_are_the_exact_order_statistics(baseline, n, months, seed, blocks, monkeypatch):
+    """Every reported q is Q(q) = x_(ceil(q N)) of the same trajectories, sorted, whatever
+    the block length.
 
-    1024: one batch, and qN whole so the two neighbours are consecutive order statistics;
-    11193: two batches (a partial one), so counts and extremes are merged across batches.
+    1024: one batch; 11193: two batches (a partial one), so values, counts and moments are
+    gathered across batches.
     """
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", blocks)
     sc = with_months(baseline, months)
     ds = forecast.run(sc, n_trajectories=n, seed=seed)
-    assert ds.attrs["band_passes"] == "one pass" if exact == "" else ds.attrs["band_passes"].startswith("pilot, pass A, pass B")
+    assert ds.attrs["band_passes"] == f"lockstep ({1 if blocks else months}-month blocks)"
     raw = materialize(sc, n=n, seed=seed)
     xs = np.sort(raw, axis=1)
     k = forecast.DEFAULT_SAMPLE
@@ -84,19 +86,14 @@ def test_quantiles_lie_between_exact_neighbours(baseline, n, months, seed, exact
         v = ds[spec.name].values.reshape(len(ds["quantile"]), months, -1)
         ref = series(sc, xs, spec.name).reshape(months, n, -1)
         for j, qq in enumerate(ds["quantile"].values):
-            lo = ref[:, int(np.ceil((qq - 1e-4) * n)) - 1]
-            hi = ref[:, int(np.ceil((qq + 1e-4) * n)) - 1]
-            bad = ~((v[j] >= lo) & (v[j] <= hi))
-            assert not bad.any(), (spec.name, qq, np.argwhere(bad)[:5], v[j][bad][:5], lo[bad][:5], hi[bad][:5])
-            if exact == "":
-                np.testing.assert_array_equal(v[j], ref[:, int(np.ceil(qq * n)) - 1], err_msg=(spec.name, qq))
-        assert ds[spec.name].attrs["max_quantile_rank_error"] <= (1e-4 + 1.0 / n if exact else 0.0)
+            np.testing.assert_array_equal(v[j], ref[:, int(np.ceil(qq * n)) - 1], err_msg=(spec.name, qq))
+        assert ds[spec.name].attrs["max_quantile_rank_error"] == 0.0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exact", [COUNT, ONE_PASS])
-def test_same_seed_any_chunk_size_is_bit_identical(baseline, exact, monkeypatch):
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
+@pytest.mark.parametrize("blocks", [MONTHLY, WHOLE])
+def test_same_seed_any_chunk_size_is_bit_identical(baseline, blocks, monkeypatch):
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", blocks)
     sc = with_months(baseline, 12)
     batch = forecast.batch_size()
     n = 2 * batch + 100
@@ -118,10 +115,10 @@ def test_same_seed_any_chunk_size_is_bit_identical(baseline, exact, monkeypatch)
 def test_values_and_seed_do_not_recompile(baseline):
     sc = with_months(baseline, 12)
     forecast.run(sc, n_trajectories=600, seed=1)
-    before = TRACE_COUNT["run_chunk"]
+    before = TRACE_COUNT["advance"]
     other = with_params(sc, g_alg={"median": 2.5}, moratorium_probability={"value": 0.5})
     forecast.run(other, n_trajectories=600, seed=2)
-    assert TRACE_COUNT["run_chunk"] == before
+    assert TRACE_COUNT["advance"] == before
 
 
 def test_bad_run_arguments():
@@ -145,12 +142,12 @@ assert len(jax.local_devices()) == 8, jax.local_devices()
 sc = with_months(load("baseline", calibration="none"), 12)
 import os
 n = 3 * forecast.batch_size() + 7
-for exact in ("", "0"):  # one pass (the default at this size), then the counting passes
-    os.environ["FORECAST_EXACT_VALUES"] = exact
+for blocks in ("", "1"):  # one block of months (the default at this size), then a month a block
+    os.environ["FORECAST_BLOCK_VALUES"] = blocks
     one = forecast.run(sc, n_trajectories=n, seed=3)  # on a CPU the default is one device
     eight = forecast.run(sc, n_trajectories=n, seed=3, devices=8)
     assert one.attrs["devices_used"] == 1 and eight.attrs["devices_used"] == 8
-    assert (one.attrs["band_passes"] == "one pass") == (exact == "")
+    assert one.attrs["band_passes"] == f"lockstep ({1 if blocks else 12}-month blocks)"
     for name in one.data_vars:
         np.testing.assert_array_equal(one[name].values, eight[name].values, err_msg=name)
 try:
@@ -193,13 +190,12 @@ class Interrupt(Exception):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exact, stops", [
-    pytest.param("0", (4, 9, 15), id="counting-passes"),  # inside pass A, inside pass B, after pass B's last batch
-])
-def test_resume_after_interruption_is_bit_identical(baseline, tmp_path, exact, stops, monkeypatch):
+@pytest.mark.parametrize("stops", [(9, 45, 84)])  # in the second month, mid-run, at the last month's last batch
+def test_resume_after_interruption_is_bit_identical(baseline, tmp_path, stops, monkeypatch):
+    """12 one-month blocks of 7 batches each: a checkpoint after every block."""
     import os
 
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", exact)
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")
     sc = with_months(baseline, 12)
     os.environ["FORECAST_BATCH"] = "1024"
     try:
@@ -228,14 +224,14 @@ def test_resume_after_interruption_is_bit_identical(baseline, tmp_path, exact, s
 
 
 @pytest.mark.slow
-def test_a_one_pass_run_writes_no_checkpoint(baseline, tmp_path):
-    """Its state would be every value it keeps (~54 kB a trajectory): it saves none, and an
-    interrupted one pass leaves nothing behind."""
+def test_a_run_of_one_block_writes_no_checkpoint(baseline, tmp_path):
+    """A checkpoint is saved between blocks of months: a run of one block saves none, and
+    an interrupted one leaves nothing behind."""
     sc = with_months(baseline, 6)
     ck = tmp_path / "a.ckpt.npz"
 
     def stop(done, total, phase):
-        assert phase == "one pass"
+        assert phase == "lockstep"
         if done == 1:
             raise Interrupt(phase)
 
@@ -249,12 +245,12 @@ def test_a_one_pass_run_writes_no_checkpoint(baseline, tmp_path):
 
 @pytest.mark.slow
 def test_checkpoint_of_another_run_is_refused(baseline, tmp_path, monkeypatch):
-    monkeypatch.setenv("FORECAST_EXACT_VALUES", "0")  # counting passes: they checkpoint
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")  # a month a block: a checkpoint after each
     sc = with_months(baseline, 6)
     ck = tmp_path / "a.ckpt.npz"
 
     def stop(done, total, phase):
-        if phase == "pass A" and done == 2:  # after pass A's first batch, saved at the chunk's end
+        if done == 3:  # in the second month (two batches a month), after the first's checkpoint
             raise Interrupt(phase)
 
     with pytest.raises(Interrupt):
