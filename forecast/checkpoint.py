@@ -89,11 +89,14 @@ class Checkpoint:
             return None
         return int(self.data[f"{phase}#next"]), self._prefixed(f"{phase}/acc/"), self._prefixed(f"{phase}/state/")
 
+    def due(self) -> bool:
+        """Whether `progress` would write now: a caller whose state is costly to gather
+        (every trajectory's carry) asks first."""
+        return self.path is not None and not self.failed and self._due()
+
     def progress(self, phase: str, next_start: int, acc: dict, state: dict | None = None):
         """Record a sweep under way (written if `every` seconds have passed)."""
-        if self.path is None or self.failed:
-            return
-        if not self._due():
+        if not self.due():
             return
         self._drop(phase)
         self.data[f"{phase}#next"] = np.asarray(next_start)

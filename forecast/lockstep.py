@@ -148,6 +148,21 @@ class Lockstep:
         self.n_local = int(offsets[-1])
         self.n_batches = n_batches
 
+    # ------------------------------------------------------------------ memory
+    def carry_bytes(self) -> int:
+        """Bytes of one trajectory's Carry (parameters, state, first-month values)."""
+        shapes = jax.eval_shape(lambda: start(self.key, self.prior, 0, batch_size=self.batch))
+        return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(shapes)) // self.batch
+
+    def memory_needed(self) -> dict:
+        """This process's estimate, in bytes: "carries" (on the devices: its batches'
+        Carry, padding included) and "host" (one block of values, as float32, plus each
+        batch's block outputs in flight)."""
+        carries = len(self.mine) * self.batch * self.carry_bytes()
+        block = self.block * self.n_series * 4
+        return {"carries": carries,
+                "host": block * (self.n_local + self.workers * len(self.devices) * self.batch)}
+
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
         """Returns "values" (months, series, q) float32, "moments" (quantiles.Moments),
@@ -181,7 +196,7 @@ class Lockstep:
             t0 += live
             if self.check is not None:
                 self.check({"finite": finite, "nonfinite": acc["nonfinite"]})
-            if t0 < months and self.procs == 1:
+            if t0 < months and self.procs == 1 and self.ck.due():  # gathering the carries costs: only when saved
                 self.ck.progress(self.PHASE, t0, {**acc, **{f"moments/{k}": v for k, v in moments.dump().items()},
                                                   **({"sample": sample, **{f"sample_{k}": v for k, v in params.items()}}
                                                      if self.sample else {})},

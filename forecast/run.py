@@ -268,6 +268,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
 
     step = Lockstep(seed_key(seed), prior, sc.months, n, batch, n_series, q, used, ck, k, report, check,
                     WORKERS, budget)
+    _check_memory(step.memory_needed(), used, n)
     out = step.run()
     bad = n - out["finite"]
     total_units = -(-sc.months // step.block) * len(step.mine)
@@ -291,6 +292,42 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
         save(ds, output)  # first the output, atomically; a failure keeps the checkpoint for --resume
     ck.remove()
     return ds
+
+
+def available_memory() -> dict:
+    """Bytes free now: "host" (MemAvailable of /proc/meminfo) and "device" (the first
+    device's bytes_limit less bytes_in_use, accelerators only); None where unknown."""
+    host = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    host = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    device = None
+    if jax.default_backend() != "cpu":
+        stats = jax.local_devices()[0].memory_stats() or {}
+        if "bytes_limit" in stats:
+            device = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    return {"host": host, "device": device}
+
+
+def _check_memory(need: dict, devices, n: int):
+    """Refuse, before any work, a run whose carries and block of values cannot fit: every
+    trajectory's state is held at once (forecast.lockstep)."""
+    free = available_memory()
+    on_host = need["host"] + (need["carries"] if free["device"] is None else 0)
+    gb = lambda b: f"{b / 1e9:.1f} GB"  # noqa: E731
+    fix = ("run fewer trajectories, or spread them over several processes or hosts (README, \"Long runs\"), "
+           "each of which holds its share")
+    if free["host"] is not None and on_host > free["host"]:
+        raise RunError(f"{n} trajectories need about {gb(on_host)} of memory on this host (each trajectory's "
+                       f"parameters and state, {gb(need['carries'])}, and one block of values), and "
+                       f"{gb(free['host'])} is available; {fix}")
+    if free["device"] is not None and need["carries"] / len(devices) > free["device"]:
+        raise RunError(f"{n} trajectories need about {gb(need['carries'] / len(devices))} of memory on each device "
+                       f"(their parameters and state), and {gb(free['device'])} is free; {fix}")
 
 
 def _where_nonfinite(counts, sc, n_scen) -> str:

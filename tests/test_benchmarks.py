@@ -32,3 +32,11 @@ def test_process_benchmark_smoke(tmp_path, monkeypatch):
     assert "6 months" in text and process.markers(120)[0] not in text
     rows = [line for line in text.splitlines() if line.startswith("| 200 |")]
     assert len(rows) == 3 and all(float(r.split("|")[5]) > 0.05 for r in rows)  # a peak RSS was read
+    # Above --numpy-max NumPy's time is extrapolated linearly (2x the size: 2x the time),
+    # and above --warm-max the engine runs cold only.
+    process.main(["--sizes", "200,400", "--months", "6", "--numpy-max", "200", "--warm-max", "200"])
+    text = (tmp_path / "README.md").read_text()
+    rows = {line.split("|")[2].strip(): line.split("|") for line in text.splitlines() if line.startswith("| 400 |")}
+    assert set(rows) == {"NumPy reference (extrapolated from 200)", "engine, cold compile"}
+    at_200 = next(line.split("|") for line in text.splitlines() if line.startswith("| 200 | NumPy reference |"))
+    assert float(rows["NumPy reference (extrapolated from 200)"][3]) == pytest.approx(2 * float(at_200[3]), abs=0.11)

@@ -279,3 +279,19 @@ def test_save_removes_stale_temporary_files(tmp_path):
     mine_running.write_text("busy")
     forecast.save(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "out.nc")
     assert not stale.exists() and mine_running.exists() and (tmp_path / "out.nc").exists()
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_any_work(baseline, monkeypatch):
+    """Every trajectory's parameters and state are held at once: a run whose carries and
+    block of values exceed the memory available is refused with the numbers, not killed
+    by the system midway."""
+    import importlib
+
+    engine = importlib.import_module("forecast.run")
+    monkeypatch.setattr(engine, "available_memory", lambda: {"host": 10**8, "device": None})
+    before = TRACE_COUNT["advance"]
+    with pytest.raises(forecast.RunError, match=r"100000 trajectories need about 1\.\d GB of memory on this host "
+                                                r"\(each trajectory's parameters and state, 0\.2 GB, .*0\.1 GB is "
+                                                r"available; run fewer trajectories, or spread them"):
+        forecast.run(baseline, n_trajectories=100_000, progress=lambda *a: pytest.fail("work began"))
+    assert TRACE_COUNT["advance"] == before
