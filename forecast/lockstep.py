@@ -23,6 +23,7 @@ block. The result is the unique value of that rank: bit-identical to one process
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -35,6 +36,7 @@ from kernels import advance, start
 BLOCK_VALUES = 250_000_000  # values (trajectories x months x series) one block holds: 1 GB of float32
 COUNTS = ("count", "nonfinite", "positive", "zero", "above_start")  # exact integers, summed
 MOMENTS = ("count", "mean", "m2", "scale")
+_COMPILE_LOCK = threading.Lock()
 
 
 def block_months(n: int, months: int, n_series: int, budget: int = BLOCK_VALUES) -> int:
@@ -147,6 +149,7 @@ class Lockstep:
         self.offset = dict(zip(self.mine, offsets[:-1].tolist()))
         self.n_local = int(offsets[-1])
         self.n_batches = n_batches
+        self._compiled: set = set()  # devices whose first call (compilation) is done
 
     # ------------------------------------------------------------------ memory
     def carry_bytes(self) -> int:
@@ -214,7 +217,19 @@ class Lockstep:
         finite = 0
 
         def call(i):
-            with jax.default_device(self.devices[i % n_dev]):
+            d = i % n_dev
+            if d in self._compiled:
+                return one(i, d)
+            # Each device compiles its own executables, one device at a time, and a device's
+            # other worker threads wait rather than compile the same program beside it
+            # (concurrent first calls on eight CPU devices crashed XLA in CI).
+            with _COMPILE_LOCK:
+                out = one(i, d)
+                self._compiled.add(d)
+                return out
+
+        def one(i, d):
+            with jax.default_device(self.devices[d]):
                 carry = carries.get(i)
                 if carry is None:
                     carry = start(self.key, self.prior, i * self.batch, batch_size=self.batch)
