@@ -8,19 +8,6 @@ import sys
 MESSAGE = "interrupted: nothing written"
 
 
-def _redeliver(previous):
-    """An unraisable-exception hook that re-sends a Ctrl-C that landed inside a callback
-    (jax's garbage-collection callback, for one), where it would be printed and dropped."""
-
-    def hook(unraisable):
-        if issubclass(unraisable.exc_type, KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)  # handled again at the next line of ordinary code
-            return
-        previous(unraisable)
-
-    return hook
-
-
 def main():
     hit = []
     # While the modules load, Ctrl-C is only noted (raised there, it may land in an import's
@@ -31,8 +18,7 @@ def main():
     if hit:
         sys.stderr.write(MESSAGE + "\n")
         sys.exit(130)
-    sys.unraisablehook = _redeliver(sys.unraisablehook)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the command group re-sends dropped ones
     try:
         command()
     except KeyboardInterrupt:  # between the command's own handling and the exit

@@ -9,6 +9,7 @@ and exit code 2, and Ctrl-C at any moment into one line and exit code 130.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ class Main(click.Group):
     never a traceback or click's "Aborted!" with exit code 1."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not getattr(sys.unraisablehook, "redelivers", False):
+            sys.unraisablehook = redeliver_interrupts(sys.unraisablehook)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -41,6 +44,21 @@ class Main(click.Group):
         except OutputError as e:
             fail(Console(stderr=True), str(e))
         sys.exit(0)
+
+
+def redeliver_interrupts(previous):
+    """An unraisable-exception hook that re-sends a Ctrl-C that landed inside a callback
+    (jax's garbage-collection callback, for one), where Python would print it and drop it:
+    the run would go on. Installed by the command group, whatever the entry point."""
+
+    def hook(unraisable):
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # handled again at the next line of ordinary code
+            return
+        previous(unraisable)
+
+    hook.redelivers = True
+    return hook
 
 
 def interrupted(tail: str = ""):
