@@ -67,7 +67,7 @@ def _month(sc, reducer):
         st, out = jax.vmap(one, in_axes=(0, 0, None, 0))(p, st, t, k)
         out = jax.lax.optimization_barrier(out)
         valid = jnp.ones((BATCH,), bool)
-        return st, reduce.REDUCERS[reducer](out, x0, valid, (), ())
+        return st, reduce.REDUCERS[reducer](out, x0, valid)
 
     spec = jax.ShapeDtypeStruct
     return jax.jit(body).trace(params, state, spec((BATCH, n_series), dtype), spec((), jnp.int32),

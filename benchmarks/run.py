@@ -77,7 +77,7 @@ def engine_kernel(sc, n):
     key = jax.random.key(0)
 
     def call(start):
-        ys, _ = run_chunk(key, sc.prior, start, min(batch, n - start), (), batch_size=batch,
+        ys, _ = run_chunk(key, sc.prior, start, min(batch, n - start), batch_size=batch,
                           n_months=sc.months, reducer="lockstep")
         return jax.block_until_ready(ys["count"])
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
@@ -152,10 +153,14 @@ class Lockstep:
         self._compiled: set = set()  # devices whose first call (compilation) is done
 
     # ------------------------------------------------------------------ memory
+    @cached_property
+    def carry_shape(self):
+        """A batch's Carry as jax.ShapeDtypeStruct leaves (traced once, never compiled)."""
+        return jax.eval_shape(lambda: start(self.key, self.prior, 0, batch_size=self.batch))
+
     def carry_bytes(self) -> int:
         """Bytes of one trajectory's Carry (parameters, state, first-month values)."""
-        shapes = jax.eval_shape(lambda: start(self.key, self.prior, 0, batch_size=self.batch))
-        return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(shapes)) // self.batch
+        return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(self.carry_shape)) // self.batch
 
     def memory_needed(self) -> dict:
         """This process's estimate, in bytes: "carries" (on the devices: its batches'
@@ -193,10 +198,9 @@ class Lockstep:
         total_units = blocks * len(self.mine)
         self.report(t0 // self.block * len(self.mine), total_units, self.PHASE)
         finite = 0
-        while t0 < months:
-            live = min(self.block, months - t0)
-            finite = self._block(t0, live, carries, acc, moments, sample, params, total_units)
-            t0 += live
+        while t0 < months:  # the block divides the months
+            finite = self._block(t0, self.block, carries, acc, moments, sample, params, total_units)
+            t0 += self.block
             if self.check is not None:
                 self.check({"finite": finite, "nonfinite": acc["nonfinite"]})
             if t0 < months and self.procs == 1 and self.ck.due():  # gathering the carries costs: only when saved
@@ -233,7 +237,7 @@ class Lockstep:
                 carry = carries.get(i)
                 if carry is None:
                     carry = start(self.key, self.prior, i * self.batch, batch_size=self.batch)
-                ys, carry, ok = advance(self.key, self.prior, i * self.batch, self.valid[i], carry, t0, live, (),
+                ys, carry, ok = advance(self.key, self.prior, i * self.batch, self.valid[i], carry, t0, live,
                                         batch_size=self.batch, n_months=self.block, reducer="lockstep",
                                         sample=self.sample)
                 return jax.device_get(dict(ys, finite=jnp.sum(ok))), carry
@@ -305,13 +309,14 @@ class Lockstep:
 
         part = sample[t0:t0 + live] if self.me == 0 else np.zeros_like(sample[t0:t0 + live])
         sample[t0:t0 + live] = np.asarray(multihost_utils.process_allgather(part))[0]
-        if t0 == 0:
-            shapes = jax.eval_shape(lambda: advance(self.key, self.prior, 0, 1, start(
-                self.key, self.prior, 0, batch_size=self.batch), 0, 1, (), batch_size=self.batch, n_months=1,
-                reducer="lockstep", sample=self.sample))[0]
-            for name in sorted(k for k in shapes if k.startswith("param")):
-                mine = params.get(name, np.zeros(shapes[name].shape, shapes[name].dtype))
-                params[name] = np.asarray(multihost_utils.process_allgather(np.asarray(mine)))[0]
+        if t0 == 0:  # kernels.advance's "param<i>/<name>": the first `sample` rows of the Carry's parameters
+            ps = self.carry_shape.params  # one Params, or a tuple of them (paired scenarios)
+            scenarios = (ps,) if hasattr(ps, "_asdict") else ps
+            for i, ps in enumerate(scenarios):
+                for name, s in ps._asdict().items():
+                    key = f"param{i}/{name}"
+                    mine = params.get(key, np.zeros((self.sample,) + s.shape[1:], s.dtype))
+                    params[key] = np.asarray(multihost_utils.process_allgather(np.asarray(mine)))[0]
 
     # ------------------------------------------------------------------ checkpoints
     def _dump_carries(self, carries) -> dict:
@@ -322,8 +327,7 @@ class Lockstep:
         return out
 
     def _load_carries(self, state: dict) -> dict:
-        shapes = jax.eval_shape(lambda: start(self.key, self.prior, 0, batch_size=self.batch))
-        treedef, leaves = jax.tree.structure(shapes), jax.tree.leaves(shapes)
+        treedef, leaves = jax.tree.structure(self.carry_shape), jax.tree.leaves(self.carry_shape)
         n_dev = len(self.devices)
         return {i: jax.device_put(jax.tree.unflatten(treedef, [np.asarray(state[f"carry{i}/{j}"]).astype(s.dtype)
                                                                 for j, s in enumerate(leaves)]),

@@ -27,7 +27,7 @@ def moments(x, ok):
     return count, mean, jnp.sum(dev * dev, axis=0), scale
 
 
-def lockstep(x, x0, valid, consts, config):
+def lockstep(x, x0, valid):
     """A month of a batch for a run that advances in lockstep (forecast.lockstep): every
     value, (series, traj) with padding and non-finite values as NaN and -0.0 as 0.0 (so
     that equal values have equal bits, whatever order a sort leaves them in), plus the
@@ -49,7 +49,7 @@ def lockstep(x, x0, valid, consts, config):
     )
 
 
-def materialize(x, x0, valid, consts, config):
+def materialize(x, x0, valid):
     """Every value, padding masked as NaN: for tests on small runs only."""
     return jnp.where(valid[:, None], x, jnp.nan)
 

@@ -403,9 +403,9 @@ def start(seed_key, prior: Prior, first, *, batch_size: int) -> Carry:
     return Carry(tuple(p for p, _ in inits), tuple(st for _, st in inits), x0)
 
 
-@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "config", "sample"))
-def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, consts, *, batch_size: int,
-            n_months: int, reducer: str, config: tuple = (), sample: int = 0):
+@partial(jax.jit, static_argnames=("batch_size", "n_months", "reducer", "sample"))
+def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, *, batch_size: int, n_months: int,
+            reducer: str, sample: int = 0):
     """Months [t0, t0 + n_live) of trajectories [first, first + batch_size), from their
     Carry at month t0 (`start` gives month 0's), each month's outputs reduced by `reducer`.
 
@@ -416,8 +416,7 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, co
     left zero). n_live is an argument so that XLA cannot see the loop's trip count: a loop
     of one known trip is inlined and fused with its surroundings, and rounds differently in
     the last bit from the same month inside a longer loop; so values do not depend on how
-    the months are blocked. consts: the reducer's arrays, each with a leading n_months
-    axis; reducer: a name in kernels.reduce.REDUCERS; config: its static integers. sample:
+    the months are blocked. reducer: a name in kernels.reduce.REDUCERS. sample:
     with a reducer whose outputs are a dict, add the batch's first `sample` trajectories
     whole: "head", their values (n_months, sample, series), NaN where padding or
     non-finite, and "param<i>/<name>" (sample, ...), their parameters under scenario i.
@@ -452,12 +451,14 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, co
             out = jnp.concatenate([outs.reshape(batch_size, -1), diffs.reshape(batch_size, -1)], axis=1)
         else:
             state, out = jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
-        # Values are computed once, behind a barrier, so that every reducer's program sees
+        # (Scenarios are unrolled, not vmapped: each one's ops then have exactly the shapes
+        # of a single-scenario run, so XLA computes the same bits and compare() reproduces
+        # run().) Values are computed once, behind a barrier, so that every reducer's program sees
         # bit-identical numbers (XLA may otherwise recompute them inside different fusions,
         # where vectorised exp/log can differ by an ulp).
         out = jax.lax.optimization_barrier(out)
         x0 = jnp.where(t == 0, out, x0)  # each trajectory's first month
-        ys = reduce_fn(out, x0, valid, jax.tree.map(lambda c: c[i], consts), config)
+        ys = reduce_fn(out, x0, valid)
         if sample:
             ys = dict(ys, head=jnp.where(valid[:, None] & jnp.isfinite(out), out, jnp.nan)[:sample])
         return state, x0, ys
@@ -480,15 +481,15 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, co
     return ys, Carry(params, state, x0), finite & valid
 
 
-def run_chunk(seed_key, prior: Prior, first, n_valid, consts=(), *, batch_size: int, n_months: int,
-              reducer: str = "materialize", config: tuple = (), sample: int = 0):
+def run_chunk(seed_key, prior: Prior, first, n_valid, *, batch_size: int, n_months: int,
+              reducer: str = "materialize", sample: int = 0):
     """Trajectories [first, first + batch_size) over months [0, n_months), in one call:
     `start`, then `advance` through every month (the same two programs a run uses, so the
     same values). Returns (the per-month outputs, (batch,) flags of valid, finite
     trajectories)."""
     carry = start(seed_key, prior, first, batch_size=batch_size)
-    ys, _, finite = advance(seed_key, prior, first, n_valid, carry, 0, n_months, consts, batch_size=batch_size,
-                            n_months=n_months, reducer=reducer, config=config, sample=sample)
+    ys, _, finite = advance(seed_key, prior, first, n_valid, carry, 0, n_months, batch_size=batch_size,
+                            n_months=n_months, reducer=reducer, sample=sample)
     return ys, finite
 
 

@@ -22,7 +22,7 @@ def materialize(scenario, n=512, seed=0, start=0, run_n=None):
     batch = run_batch(run_n or start + n)
     parts = []
     for s in range(start, start + n, batch):
-        ys, _ = run_chunk(jax.random.key(seed), scenario.prior, s, min(batch, start + n - s), (),
+        ys, _ = run_chunk(jax.random.key(seed), scenario.prior, s, min(batch, start + n - s),
                           batch_size=batch, n_months=scenario.months, reducer="materialize")
         parts.append(np.asarray(ys)[:, :min(batch, start + n - s)])
     return np.concatenate(parts, axis=1)

@@ -14,7 +14,7 @@ def test_the_lockstep_programs_lower_for_cuda(baseline):
     key = jax.random.key(0)
     begin = start.trace(key, sc.prior, 0, batch_size=64).lower(lowering_platforms=("cuda",)).as_text()
     carry = jax.eval_shape(lambda: start(key, sc.prior, 0, batch_size=64))
-    traced = advance.trace(key, sc.prior, 0, 64, carry, 0, sc.months, (), batch_size=64, n_months=sc.months,
+    traced = advance.trace(key, sc.prior, 0, 64, carry, 0, sc.months, batch_size=64, n_months=sc.months,
                            reducer="lockstep", sample=4)
     text = traced.lower(lowering_platforms=("cuda",)).as_text()
     assert "stablehlo.while" in text  # the month loop is on the device
