@@ -11,6 +11,12 @@ renamed (atomic), with a header that says which run it belongs to; a checkpoint 
 run is refused by name. A save that fails (disk full, folder made read-only) leaves the
 previous checkpoint as it was, warns once with the path and the bytes needed, and the run
 goes on without saving more.
+
+A run over several processes keeps one file a process (`for_process`: OUTPUT.ckpt.p<i>of<P>.npz),
+each with the common accumulators and that process's carries. Every process writes its
+temporary file, then they agree (all written?) before any renames, so the files on disk are
+of one month except across the instant of the renames (forecast.run refuses to resume from
+files of different months and says so); a failed write on one process stops saving on all.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ HEADER_FIELDS = (  # checked in this order; the first difference is named
     ("batch", "batch size"),
     ("sample", "sample size"),
     ("scenario_hash", "scenario contents (parameters, dimensions)"),
+    ("processes", "process (index, count)"),
 )
 
 
@@ -45,13 +52,18 @@ class CheckpointWarning(UserWarning):
 
 
 class Checkpoint:
-    """path: the .npz file (None: no checkpointing); header: what identifies the run;
-    every: seconds between saves within a sweep (0: after every chunk); resume: start from
-    the file's contents (refused if it belongs to another run)."""
+    """path: the .npz file (None: no checkpointing); header: what identifies the run (its
+    "processes" defaults to [0, 1]); every: seconds between saves within a sweep (0: after
+    every chunk); resume: start from the file's contents (refused if it belongs to another
+    run); agree: for a run over several processes, a function of this process's bool that
+    returns True only where every process's is True (a collective every process calls at
+    each save; None for one process)."""
 
-    def __init__(self, path, header: dict, every: float = 60.0, resume: bool = False):
+    def __init__(self, path, header: dict, every: float = 60.0, resume: bool = False, agree=None):
         self.path = None if path is None else Path(path)
+        header = {"processes": [0, 1], **header}
         self.header = {k: json.dumps(header[k], sort_keys=True) for k, _ in HEADER_FIELDS}
+        self.agree = agree or (lambda ok: ok)
         self.every = float(every)
         self.data: dict[str, np.ndarray] = {}
         self.failed = False
@@ -147,17 +159,32 @@ class Checkpoint:
     def _write(self):
         t0 = time.monotonic()
         arrays = {**{f"header/{k}": np.asarray(v) for k, v in self.header.items()}, **self.data}
+        error = None
         try:
             with atomic(self.path) as tmp:
-                _savez_fast(tmp, arrays)
-        except OSError as e:
-            needed = sum(np.asarray(v).nbytes for v in arrays.values())
-            warnings.warn(f"{write_error(self.path, e, needed)} (uncompressed); the run goes on without saving "
-                          "checkpoints" + (" (the last one saved is kept)" if self.path.exists() else ""),
+                try:
+                    _savez_fast(tmp, arrays)
+                except OSError as e:
+                    error = e
+                if not self.agree(error is None):  # every process wrote its file: all rename, or none
+                    raise _NotSaved
+        except (OSError, _NotSaved) as e:
+            error = error or (e if isinstance(e, OSError) else None)
+            if error is not None:
+                needed = sum(np.asarray(v).nbytes for v in arrays.values())
+                why = f"{write_error(self.path, error, needed)} (uncompressed)"
+            else:
+                why = f"another process could not save its checkpoint beside {self.path}"
+            warnings.warn(f"{why}; the run goes on without saving checkpoints"
+                          + (" (the last one saved is kept)" if self.path.exists() else ""),
                           CheckpointWarning, stacklevel=2)
             self.failed = True  # no more saves this run
         self.last = time.monotonic()
         self.cost = self.last - t0
+
+
+class _NotSaved(Exception):
+    """Another process's save failed: this one's temporary file is dropped too."""
 
 
 def _savez_fast(path, arrays: dict):
@@ -186,3 +213,13 @@ def default_path(output: Path) -> Path:
     """Where `forecast run -o OUTPUT` keeps its checkpoint: beside the output."""
     output = Path(output)
     return output.with_name(f"{output.name}.ckpt.npz")
+
+
+def for_process(path, index: int, count: int) -> Path:
+    """Process `index` of `count`'s file for a run checkpointed at `path`: the path itself
+    for one process, else NAME.p<index>of<count>.npz (beside it)."""
+    path = Path(path)
+    if count == 1:
+        return path
+    stem = path.name[:-len(".npz")] if path.name.endswith(".npz") else path.name
+    return path.with_name(f"{stem}.p{index}of{count}.npz")

@@ -112,9 +112,10 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
         checkpoint_every, distributed, coordinator, num_processes, process_id, quantiles, sample, detail, force):
     """Run SCENARIO (a built-in name or a TOML path) and write its bands to a netCDF file.
 
-    A counting run's accumulators are checkpointed beside the output (OUTPUT.ckpt.npz,
-    removed once the output is written): after a kill or Ctrl-C, the same command with
-    --resume continues where it stopped (README, "Long runs")."""
+    A run's state is checkpointed between blocks of months beside the output (OUTPUT.ckpt.npz,
+    one file a process over several processes; removed once the output is written): after
+    a kill or Ctrl-C, the same command with --resume continues where it stopped (README,
+    "Long runs")."""
     from forecast.run import run as run_scenario
 
     _compilation_cache(cache_dir)
@@ -124,15 +125,13 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
     if multi:  # before anything starts JAX's backend
         from forecast.run import distributed as join
 
-        if resume:
-            fail(console, "--resume is not supported with --distributed yet")
         me, count = join(coordinator, num_processes, process_id)
         writer = me == 0
         console.print(f"process {me} of {count}")
     sc, output = _scenario_and_output(scenario, priors, allow_unconverged, output, "{}.nc", console)
     with writing(console, output if writer else None, what="results (netCDF)", suffixes=(".nc",),
                   inputs=file_inputs(scenario, sc.calibration), force=force):
-        ds = _simulate(run_scenario, sc, sc.name, console, checkpoint_for=None if multi else output, resume=resume,
+        ds = _simulate(run_scenario, sc, sc.name, console, checkpoint_for=output, resume=resume,
                        output=output if writer else None, n_trajectories=n_trajectories, seed=seed,
                        chunk_size=chunk_size, devices=devices, checkpoint_every=checkpoint_every, quantiles=quantiles,
                        **_sample(sample))
@@ -168,14 +167,17 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
         except RunError as e:
             fail(console, str(e))
     if checkpoint_for is not None:
-        from forecast.checkpoint import default_path
+        import jax
 
-        ck = default_path(checkpoint_for)
+        from forecast.checkpoint import default_path, for_process
+
+        kwargs.update(checkpoint=default_path(checkpoint_for))
+        ck = for_process(kwargs["checkpoint"], jax.process_index(), jax.process_count())  # this process's file
         if resume and not ck.exists():
-            console.print(f"[yellow]note:[/yellow] no checkpoint at {ck} (a one-pass run writes none, and a completed "
+            console.print(f"[yellow]note:[/yellow] no checkpoint at {ck} (a run of one block of months writes none, and a completed "
                           "run removes its own): starting from the beginning", soft_wrap=True)
             resume = False
-        kwargs.update(checkpoint=ck, resume=resume)
+        kwargs.update(resume=resume)
         if ck.exists() and not resume:
             console.print(f"[yellow]note:[/yellow] {ck} holds an interrupted run; starting afresh (pass --resume to "
                           "continue it instead)", soft_wrap=True)

@@ -19,7 +19,8 @@ Each process sorts its own values; an order statistic of the whole population is
 by bisection on the values' sortable 32-bit keys: every round, each process counts its
 values at or below the candidate (a binary search in its sorted rows) and the counts are
 summed across processes (an all-gather of (cells, quantiles) integers), 33 rounds a
-block. The result is the unique value of that rank: bit-identical to one process.
+block. The result is the unique value of that rank: bit-identical to one process. Each
+process checkpoints its own carries (forecast.checkpoint.for_process), all at the same blocks.
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def select(rows: np.ndarray, total: np.ndarray, quantiles, gather=None) -> np.nd
     return np.where(empty, np.nan, np.where(value == 0, np.float32(0), value)).astype(np.float32)
 
 
-def _process_sum(x: np.ndarray) -> np.ndarray:
+def process_sum(x: np.ndarray) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(np.asarray(x))).astype(np.int64).sum(axis=0)
@@ -203,7 +204,7 @@ class Lockstep:
             t0 += self.block
             if self.check is not None:
                 self.check({"finite": finite, "nonfinite": acc["nonfinite"]})
-            if t0 < months and self.procs == 1 and self.ck.due():  # gathering the carries costs: only when saved
+            if t0 < months and self._save_now():  # gathering the carries costs: only when saved
                 self.ck.progress(self.PHASE, t0, {**acc, **{f"moments/{k}": v for k, v in moments.dump().items()},
                                                   **({"sample": sample, **{f"sample_{k}": v for k, v in params.items()}}
                                                      if self.sample else {})},
@@ -267,7 +268,7 @@ class Lockstep:
                 for f in futures:
                     if f is not None:
                         f.cancel()
-        gather = None if self.procs == 1 else _process_sum
+        gather = None if self.procs == 1 else process_sum
         if gather is not None:
             counts = {c: gather(v) for c, v in counts.items()}
             finite = int(gather(np.asarray([finite]))[0])
@@ -319,6 +320,14 @@ class Lockstep:
                     params[key] = np.asarray(multihost_utils.process_allgather(np.asarray(mine)))[0]
 
     # ------------------------------------------------------------------ checkpoints
+    def _save_now(self) -> bool:
+        """Whether to save after this block: the checkpoint is due, on every process (each
+        saves its own file, and the saves agree through a collective: all call it or none)."""
+        due = self.ck.due()
+        if self.procs == 1 or self.ck.path is None:
+            return due
+        return int(process_sum(np.asarray([int(due)]))[0]) == self.procs
+
     def _dump_carries(self, carries) -> dict:
         out = {}
         for i, carry in carries.items():

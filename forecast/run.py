@@ -242,19 +242,12 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     report = Progress(progress)
     t_start = time.perf_counter()
     prior = sc.prior if len(scs) == 1 else stack_priors(scs)
-    from forecast.checkpoint import Checkpoint, CheckpointError
     from forecast.outputs import engine_version
 
     header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
                   priors=[s.priors_source for s in scs], seed=seed, n_trajectories=n, quantiles=list(q),
                   batch=batch, sample=k, scenario_hash=[s.hash for s in scs])
-    if jax.process_count() > 1 and (checkpoint is not None or resume):
-        raise RunError("checkpoints are not supported in a run over several processes yet; run without "
-                       "checkpoint/--resume")
-    try:
-        ck = Checkpoint(checkpoint, header, checkpoint_every, resume)
-    except CheckpointError as e:
-        raise RunError(str(e)) from None
+    ck = _checkpoint(checkpoint, header, checkpoint_every, resume)
     n_series = series_count(len(sc.regions), len(scs))
     budget = _env_int(BLOCK_ENV, BLOCK_VALUES, 1)
 
@@ -288,10 +281,59 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
             {name.split("/", 1)[1]: v for name, v in out["sample_params"].items() if name.startswith(f"param{i}/")}
             for i in range(len(scs))]),
     )
+    failed = None
     if output is not None:
-        save(ds, output)  # first the output, atomically; a failure keeps the checkpoint for --resume
-    ck.remove()
+        try:
+            save(ds, output)  # first the output, atomically; a failure keeps the checkpoint for --resume
+        except RunError as e:
+            failed = e
+    if ck.agree(failed is None):  # every process keeps its checkpoint until the output is written
+        ck.remove()
+    if failed is not None:
+        raise failed
     return ds
+
+
+def _all_true(ok: bool) -> bool:
+    """Whether `ok` holds on every process (a collective: every process calls it)."""
+    from forecast.lockstep import process_sum
+
+    return int(process_sum(np.asarray([int(bool(ok))]))[0]) == jax.process_count()
+
+
+def _checkpoint(path, header: dict, every: float, resume: bool):
+    """The run's Checkpoint. Over several processes each keeps its own file
+    (checkpoint.for_process), and they agree before any work: each resumes from the same
+    month, or all of them refuse with the reason (a process whose file is missing or from
+    another run, or files of different months: a run killed while renaming them)."""
+    from forecast.checkpoint import Checkpoint, CheckpointError, for_process
+    from forecast.lockstep import Lockstep, process_sum
+
+    me, procs = jax.process_index(), jax.process_count()
+    problem, ck = None, None
+    try:
+        ck = Checkpoint(None if path is None else for_process(path, me, procs), dict(header, processes=[me, procs]),
+                        every, resume, agree=None if procs == 1 else _all_true)
+    except CheckpointError as e:
+        problem = str(e)
+    if procs == 1:
+        if problem:
+            raise RunError(problem)
+        return ck
+    part = None if ck is None else ck.partial(Lockstep.PHASE)
+    month = 0 if part is None else part[0]
+    seen = np.zeros((2, procs), np.int64)
+    seen[:, me] = (problem is not None, month)
+    seen = process_sum(seen)
+    if seen[0].any():
+        bad = ", ".join(str(i) for i in np.flatnonzero(seen[0]))
+        raise RunError(problem or f"the checkpoint of process {bad} cannot be used (its own message says why)")
+    if len(set(seen[1].tolist())) > 1:
+        at = ", ".join(f"process {i}: " + (f"month {m}" if m else "none") for i, m in enumerate(seen[1].tolist()))
+        raise RunError(f"the processes' checkpoints ({for_process(path, 0, procs).name} and the others beside it) "
+                       f"stop at different months ({at}): the run was stopped while they were being written. Remove "
+                       "them to start afresh")
+    return ck
 
 
 def available_memory() -> dict:

@@ -140,6 +140,62 @@ def test_two_processes_give_the_single_process_bands(tmp_path, blocks, monkeypat
 
 
 @pytest.mark.slow
+def test_two_processes_killed_resume_to_the_single_process_bands(tmp_path, monkeypatch):
+    """README, "Long runs": each of two processes checkpoints its own trajectories. Both are
+    killed (-9) mid-run; restarted with one process's file missing, both refuse with the
+    reason and keep the files; restarted with both files, they end with the bits of one
+    uninterrupted process and remove their checkpoints."""
+    import shutil
+
+    monkeypatch.setenv("FORECAST_BLOCK_VALUES", "1")  # one-month blocks: a checkpoint after each
+    n, seed = 5 * int(BATCH) + 3, 8
+    scenario = tmp_path / "short.toml"
+    scenario.write_text('name = "short"\nextends = "baseline"\nmonths = 24\n')
+    out = tmp_path / "two.nc"
+    files = [tmp_path / f"two.nc.ckpt.p{k}of2.npz" for k in (0, 1)]
+
+    def start(resume):
+        port = _free_port()
+        return [_cli(["run", str(scenario), "-n", str(n), "--seed", str(seed), "-o", str(out), "--checkpoint-every",
+                      "0", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(k)]
+                     + (["--resume"] if resume else []), tmp_path) for k in (0, 1)]
+
+    procs = start(False)
+    for f, p in zip(files, procs):
+        _wait_for(f, p)
+    time.sleep(0.5)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    for p in procs:
+        p.communicate(timeout=60)
+    assert not out.exists() and all(f.exists() for f in files)
+    months = [int(np.load(f)["lockstep#next"]) for f in files]
+    assert 0 < months[0] < 24
+
+    aside = tmp_path / "aside.npz"
+    shutil.move(files[1], aside)
+    procs = start(True)
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [2, 2], errs
+    assert f"process 0: month {months[0]}, process 1: none" in " ".join(errs[0].split()), errs[0]
+    assert not out.exists() and files[0].exists()
+
+    shutil.move(aside, files[1])
+    procs = start(True)
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    if months[0] != months[1]:  # killed between the two renames (microseconds): refused by name
+        assert [p.returncode for p in procs] == [2, 2] and "stop at different months" in errs[0], errs
+        return
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert "resumed from a checkpoint" in errs[0]
+    assert not any(f.exists() for f in files)
+    got = xr.open_dataset(out, engine="h5netcdf").load()
+    want = _reference(n, seed, load(scenario))
+    for name in want.data_vars:
+        np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+
+
+@pytest.mark.slow
 def test_a_kill_at_any_moment_leaves_the_output_or_the_checkpoint(tmp_path, monkeypatch):
     """README, "Long runs": kill -9 at random moments of a run of one-month blocks. After each kill the
     output is absent or complete, and once a checkpoint was saved there is always the
