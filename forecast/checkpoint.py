@@ -223,3 +223,37 @@ def for_process(path, index: int, count: int) -> Path:
         return path
     stem = path.name[:-len(".npz")] if path.name.endswith(".npz") else path.name
     return path.with_name(f"{stem}.p{index}of{count}.npz")
+
+
+def for_run(path, header: dict, every: float, resume: bool, phase: str, index: int = 0, count: int = 1,
+            gather=None) -> Checkpoint:
+    """Process `index` of `count`'s Checkpoint for a run checkpointed at `path` (its own
+    file, for_process). gather: with several processes, a collective that sums an int64
+    array over them. The processes agree before any work: every one resumes `phase` from
+    the same month, or all of them raise CheckpointError with the reason (a process whose
+    file is missing or from another run, or files of different months: a run stopped
+    while they were being renamed)."""
+    problem, ck = None, None
+    try:
+        agree = None if count == 1 else (lambda ok: int(gather(np.asarray([int(bool(ok))]))[0]) == count)
+        ck = Checkpoint(None if path is None else for_process(path, index, count),
+                        dict(header, processes=[index, count]), every, resume, agree=agree)
+    except CheckpointError as e:
+        problem = str(e)
+    if count == 1:
+        if problem:
+            raise CheckpointError(problem)
+        return ck
+    part = None if ck is None else ck.partial(phase)
+    seen = np.zeros((2, count), np.int64)
+    seen[:, index] = (problem is not None, 0 if part is None else part[0])
+    seen = gather(seen)
+    if seen[0].any():
+        bad = ", ".join(str(i) for i in np.flatnonzero(seen[0]))
+        raise CheckpointError(problem or f"the checkpoint of process {bad} cannot be used (its own message says why)")
+    if len(set(seen[1].tolist())) > 1:
+        at = ", ".join(f"process {i}: " + (f"month {m}" if m else "none") for i, m in enumerate(seen[1].tolist()))
+        raise CheckpointError(f"the processes' checkpoints ({for_process(path, 0, count).name} and the others beside "
+                              f"it) stop at different months ({at}): the run was stopped while they were being "
+                              "written. Remove them to start afresh")
+    return ck

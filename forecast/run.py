@@ -3,18 +3,17 @@
 Every batch of trajectories advances through a block of months, then the next block
 (forecast.lockstep), so all values of a block's months exist at once: the host reads
 exact order statistics (rank error 0), exact counts and moments from them, and drops them.
-Memory is the trajectories' carried parameters and state (about 2.3 kB each) plus one
-block of values (at most BLOCK_VALUES).
-The run's first `sample` trajectories (default DEFAULT_SAMPLE) are also kept whole, every
-output at every month, with their parameters, from the first batch (kernels.advance's
+Memory: the trajectories' carried parameters and state (about 2.3 kB each) plus one block
+of values (at most BLOCK_VALUES). The run's first `sample` trajectories (DEFAULT_SAMPLE)
+are also kept whole, every output at every month, with their parameters (kernels.advance's
 `sample`): the sample that distribution views (forecast.plots.distribution) draw on.
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever its size or block length: results are
 bit-identical for any chunk size and block length. Batches are spread over the local
 devices (batch i on device i mod D); counts are integers, order statistics are unique,
 and moments are folded in global batch order, so results do not depend on the number of
-devices or processes either. The run is checkpointed between blocks (forecast.checkpoint),
-so a killed run resumes with the same result.
+devices or processes either. Checkpoints between blocks (forecast.checkpoint): a killed run
+resumes with the same result.
 """
 from __future__ import annotations
 
@@ -28,9 +27,10 @@ import jax
 import numpy as np
 import xarray as xr
 
+from forecast.checkpoint import CheckpointError, for_run
 from forecast.files import atomic, write_error
-from forecast.lockstep import BLOCK_VALUES, Lockstep
-from forecast.outputs import build_dataset
+from forecast.lockstep import BLOCK_VALUES, Lockstep, process_sum
+from forecast.outputs import build_dataset, engine_version
 from forecast.scenario import Scenario, load
 from kernels.keys import SEED_LIMIT, seed_key
 from kernels.simulate import n_series as series_count
@@ -242,12 +242,14 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     report = Progress(progress)
     t_start = time.perf_counter()
     prior = sc.prior if len(scs) == 1 else stack_priors(scs)
-    from forecast.outputs import engine_version
-
     header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
                   priors=[s.priors_source for s in scs], seed=seed, n_trajectories=n, quantiles=list(q),
                   batch=batch, sample=k, scenario_hash=[s.hash for s in scs])
-    ck = _checkpoint(checkpoint, header, checkpoint_every, resume)
+    try:  # over several processes, each its own file, and all agree on where to resume
+        ck = for_run(checkpoint, header, checkpoint_every, resume, Lockstep.PHASE, jax.process_index(),
+                     jax.process_count(), process_sum)
+    except CheckpointError as e:
+        raise RunError(str(e)) from None
     n_series = series_count(len(sc.regions), len(scs))
     budget = _env_int(BLOCK_ENV, BLOCK_VALUES, 1)
 
@@ -292,48 +294,6 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     if failed is not None:
         raise failed
     return ds
-
-
-def _all_true(ok: bool) -> bool:
-    """Whether `ok` holds on every process (a collective: every process calls it)."""
-    from forecast.lockstep import process_sum
-
-    return int(process_sum(np.asarray([int(bool(ok))]))[0]) == jax.process_count()
-
-
-def _checkpoint(path, header: dict, every: float, resume: bool):
-    """The run's Checkpoint. Over several processes each keeps its own file
-    (checkpoint.for_process), and they agree before any work: each resumes from the same
-    month, or all of them refuse with the reason (a process whose file is missing or from
-    another run, or files of different months: a run killed while renaming them)."""
-    from forecast.checkpoint import Checkpoint, CheckpointError, for_process
-    from forecast.lockstep import Lockstep, process_sum
-
-    me, procs = jax.process_index(), jax.process_count()
-    problem, ck = None, None
-    try:
-        ck = Checkpoint(None if path is None else for_process(path, me, procs), dict(header, processes=[me, procs]),
-                        every, resume, agree=None if procs == 1 else _all_true)
-    except CheckpointError as e:
-        problem = str(e)
-    if procs == 1:
-        if problem:
-            raise RunError(problem)
-        return ck
-    part = None if ck is None else ck.partial(Lockstep.PHASE)
-    month = 0 if part is None else part[0]
-    seen = np.zeros((2, procs), np.int64)
-    seen[:, me] = (problem is not None, month)
-    seen = process_sum(seen)
-    if seen[0].any():
-        bad = ", ".join(str(i) for i in np.flatnonzero(seen[0]))
-        raise RunError(problem or f"the checkpoint of process {bad} cannot be used (its own message says why)")
-    if len(set(seen[1].tolist())) > 1:
-        at = ", ".join(f"process {i}: " + (f"month {m}" if m else "none") for i, m in enumerate(seen[1].tolist()))
-        raise RunError(f"the processes' checkpoints ({for_process(path, 0, procs).name} and the others beside it) "
-                       f"stop at different months ({at}): the run was stopped while they were being written. Remove "
-                       "them to start afresh")
-    return ck
 
 
 def available_memory() -> dict:
