@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from forecast.headline import HEADLINES
 from forecast.outputs import provenance
 from forecast.run import RunError, batch_size, check_seed
 from forecast.scenario import Scenario, load
@@ -437,10 +438,9 @@ def top(ds: xr.Dataset, metric: str, at: dict, k: int = 8) -> pd.DataFrame:
 def default_cell(ds: xr.Dataset, metric: str) -> dict:
     """The region/tier a figure or table shows for a metric with those dims: the key
     figures' choice (Global South consumers) where the file has it, else the first."""
-    from forecast.plots import KEY_FIGURES
-
     dims = [d for d in ("region", "tier") if d in ds[f"{metric}_total"].dims]
-    for name, sel, _ in KEY_FIGURES:
+    for h in HEADLINES:  # the key figures (forecast.plots.KEY_FIGURES)
+        name, sel = h.name, h.sel
         if name == metric and all(k in ds.coords and v in ds.coords[k].values for k, v in sel.items()):
             return dict(sel)
     prefer = {"region": "global_south", "tier": "consumer"}

@@ -33,7 +33,7 @@ import numpyro
 import numpyro.distributions as dist
 from jax.scipy.special import expit, logit
 
-from priors.models import CalibrationError, Prepared, Site, rows_of
+from priors.models.base import CalibrationError, Prepared, Site, rows_of
 from priors.usage import canonical, population, region_weights
 from priors.usage import regions as region_table
 

@@ -32,7 +32,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, hand_set, lognormal, rows_of
+from priors.models.base import CalibrationError, Prepared, Site, hand_set, lognormal, rows_of
 
 NAME = "choice"
 KERNEL_PARAMS = ("mid_appeal", "open_appeal", "lag_aversion", "mid_lag", "mid_compute", "open_compute",

@@ -26,7 +26,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, rows_of
+from priors.models.base import CalibrationError, Prepared, Site, rows_of
 
 NAME = "compute"
 KERNEL_PARAMS = ("compute0", "growth0", "compute_obs_sd")

@@ -21,7 +21,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
+from priors.models.base import CalibrationError, Prepared, Site, lognormal, rows_of
 
 NAME = "demand"
 GROWTH = ("enterprise_growth0", "enterprise_growth_inf", "enterprise_halflife")  # sampled with the scenario's priors

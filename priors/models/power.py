@@ -49,7 +49,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, lognormal
+from priors.models.base import CalibrationError, Prepared, Site, lognormal
 from priors.models.compute import cumulative_rows, curve_inputs, designer_rows, shipment_curves
 from priors.models.demand import cumulative_growth
 

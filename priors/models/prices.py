@@ -25,7 +25,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 
-from priors.models import CalibrationError, Prepared, Site, lognormal, rows_of
+from priors.models.base import CalibrationError, Prepared, Site, lognormal, rows_of
 
 NAME = "prices"
 RATES = ("g_hw", "g_serve", "g_alg", "g_front")  # sampled with the scenario's priors
