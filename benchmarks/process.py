@@ -59,7 +59,7 @@ def main(argv=None):
     measured: list = []  # (size, NumPy's result) where it ran
     for n in sizes:
         out = str(tmp / "out.nc")
-        engine = [sys.executable, "-c", "from forecast.cli import main; main()", "run", scenario, "--priors", "none",
+        engine = [sys.executable, "-c", "from forecast_entry import main; main()", "run", scenario, "--priors", "none",
                   "-n", str(n), "-o", out, "--force"]
         numpy = [sys.executable, "-c", "from benchmarks import reference_numpy as r; from forecast.scenario import "
                  f"load; r.simulate(load({scenario!r}, calibration='none'), n={n})"]

@@ -37,6 +37,27 @@ def test_nonfinite_report_names_month_and_outputs():
     assert _where_nonfinite(np.zeros_like(counts), sc, 1) == ""
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's tunables: Linux only")
+@pytest.mark.parametrize("env, lines", [
+    ({}, ["None", "glibc.malloc.hugetlb=1"]),
+    ({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"},
+     ["glibc.malloc.tcache_count=0", "glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1"]),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ["glibc.malloc.hugetlb=0"]),
+    ({"FORECAST_HUGEPAGES": "0"}, ["None"]),
+], ids=["default", "kept-beside-others", "user-choice-kept", "opted-out"])
+def test_the_console_script_asks_malloc_for_huge_pages_once(env, lines):
+    """forecast_entry re-executes itself once with glibc.malloc.hugetlb=1 added to the
+    user's tunables (benchmarks/NOTES.md, session 20), never over the user's own setting,
+    and not with FORECAST_HUGEPAGES=0."""
+    snippet = ("import os, forecast_entry; print(os.environ.get('GLIBC_TUNABLES'), flush=True); "
+               "forecast_entry.hugepages()")
+    base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "FORECAST_HUGEPAGES")}
+    out = subprocess.run([sys.executable, "-c", snippet], env=dict(base, **env), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == lines
+
+
 def _cli(args, tmp_path, **kw):
     # One compilation cache for the test's processes: the first compiles, the rest load.
     env = dict(os.environ, FORECAST_BATCH=BATCH, FORECAST_CACHE_DIR=str(tmp_path / "cache"), XLA_FLAGS="")
