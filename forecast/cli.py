@@ -174,8 +174,8 @@ def _simulate(fn, what, label, console, checkpoint_for=None, resume=False, **kwa
         kwargs.update(checkpoint=default_path(checkpoint_for))
         ck = for_process(kwargs["checkpoint"], jax.process_index(), jax.process_count())  # this process's file
         if resume and not ck.exists():
-            console.print(f"[yellow]note:[/yellow] no checkpoint at {ck} (a run of one block of months writes none, and a completed "
-                          "run removes its own): starting from the beginning", soft_wrap=True)
+            console.print(f"[yellow]note:[/yellow] no checkpoint at {ck} (a run of one block of months writes none, "
+                          "and a completed run removes its own): starting from the beginning", soft_wrap=True)
             resume = False
         kwargs.update(resume=resume)
         if ck.exists() and not resume:
