@@ -249,8 +249,7 @@ def draw_table(scenario, path, allow_unconverged=False):
         if not good.any():  # none of the scenario's regions is in the posterior
             continue
         # 0 and 1 map to -inf and inf in logit space: refused below
-        u = np.asarray(unconstrain(spec.support, np.where(good, values, 1.0).astype(np.float64)), np.float64)
-        u = np.where(good, u, 0.0)
+        u = np.where(good, np.asarray(unconstrain(spec.support, np.where(good, values, 1.0))), 0.0)
         if not np.isfinite(u).all():
             raise CalibrationFileError(f"{path}: {name} has draws outside its support ({spec.support})")
         draws[i] = u.astype(np.float32)

@@ -321,12 +321,9 @@ class Lockstep:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_now(self) -> bool:
-        """Whether to save after this block: the checkpoint is due, on every process (each
-        saves its own file, and the saves agree through a collective: all call it or none)."""
-        due = self.ck.due()
-        if self.procs == 1 or self.ck.path is None:
-            return due
-        return int(process_sum(np.asarray([int(due)]))[0]) == self.procs
+        """Whether to save after this block: the checkpoint is due on every process (each
+        saves its own file; Checkpoint.agree is the collective, all call it or none)."""
+        return self.ck.path is not None and self.ck.agree(self.ck.due())
 
     def _dump_carries(self, carries) -> dict:
         out = {}

@@ -440,8 +440,7 @@ def default_cell(ds: xr.Dataset, metric: str) -> dict:
     figures' choice (Global South consumers) where the file has it, else the first."""
     dims = [d for d in ("region", "tier") if d in ds[f"{metric}_total"].dims]
     for h in HEADLINES:  # the key figures (forecast.plots.KEY_FIGURES)
-        name, sel = h.name, h.sel
-        if name == metric and all(k in ds.coords and v in ds.coords[k].values for k, v in sel.items()):
-            return dict(sel)
+        if h.name == metric and all(k in ds.coords and v in ds.coords[k].values for k, v in h.sel.items()):
+            return dict(h.sel)
     prefer = {"region": "global_south", "tier": "consumer"}
     return {d: prefer[d] if prefer[d] in ds.coords[d].values else str(ds.coords[d].values[0]) for d in dims}
