@@ -218,13 +218,12 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         return np.stack([lag_f, np.maximum(lag_m[:, None, None], lag_f),
                          np.broadcast_to(lag_o[:, :, None], lag_f.shape)], -1)
 
-    def demand(log_c, log_e, log_t, ty):
+    def demand(log_c, log_e, log_t, ty, adoption):
         """Total tokens: trusted and enterprise (n, R, 2), consumer users (n, R), tokens a
-        user wants (n, R), a basic plan's tokens (n,)."""
+        user wants (n, R), a basic plan's tokens (n,). adoption: (n, R) the month's share."""
         mix = agentic_mix(ty)
         response = np.exp(-eps * (log_c - np.log(p["cost_frontier0"])))[:, None]
         plan = p["tokens_assisted"] * np.exp(p["assisted_growth"] * ty)
-        adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
         enterprise = np.exp(log_e) * mix / mix0 * response
         trusted = np.exp(log_t) * response
         te = np.stack([trusted, enterprise], -1)
@@ -286,11 +285,19 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     W_restr = np.maximum(p["restrict_window"], W_rel)
     G = W_rel.copy()
     n_state = np.full(n, np.inf)  # months the current state (restricted or not) has lasted
-    W0, _, _ = wanted(P, demand(log_c, log_e, log_t, 0.0), lags(G))
+    a_start = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], 0.0)
+    W0, _, _ = wanted(P, demand(log_c, log_e, log_t, 0.0, a_start), lags(G))
     q0 = need(W0) / (p["scarcity0"] * (p["inference_share"][:, None] * k).sum(1))
     x_prev = np.zeros(n)  # last month's log excess scarcity over the start's
     kappa = 1.0 - np.exp2(-DT / p["price_halflife"])
     dev = np.zeros((n, R))
+    # adoption's rate deviation (Ornstein-Uhlenbeck, exact steps) and its integral, the shift
+    # of the logit position from the fitted logistic
+    a_dev, a_shift = np.zeros((n, R)), np.zeros((n, R))
+    th = p["adoption_rate_reversion"][:, None]
+    a_decay = np.exp(-th * DT)
+    a_sd = p["adoption_rate_vol"][:, None] * np.sqrt(-np.expm1(-2 * th * DT) / (2 * th))
+    a_rho = p["adoption_common"][:, None]
     gap_run = np.zeros((n, R))  # consecutive months the trusted gap has exceeded gap_threshold
     gap_hit = np.zeros((n, R))  # 1 once a run has lasted gap_duration months
     hit = rng.standard_normal((n, R)) < ndtri(np.clip(p["moratorium_probability"], 0, 1))
@@ -373,7 +380,10 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         log_e = log_e + ((ge - p["demand_feedback"] * x_prev) * DT)[:, None] + p["enterprise_vol"][:, None] * sq * ze
         # trusted demand: its own growth, the same feedback
         log_t = log_t + ((p["trusted_growth"] - p["demand_feedback"] * x_prev) * DT)[:, None]
-        dem = demand(log_c, log_e, log_t, ty)
+        a_ratio = np.clip(p["adoption0"] / p["adoption_ceiling"], 1e-6, 1 - 1e-6)
+        adoption = p["adoption_ceiling"] / (1 + np.exp(-(np.log(a_ratio / (1 - a_ratio))
+                                                         + p["adoption_rate"] * ty + a_shift)))
+        dem = demand(log_c, log_e, log_t, ty, adoption)
         lag = lags(G)
         # 5-7. Choice at last month's prices -> scarcity multiplier -> sticky prices -> choice.
         # U: the compute all wanted tokens need at last month's prices (step 7); docs silent:
@@ -453,9 +463,12 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         gini = np.where(mean_ax > 0, spread / (2 * np.maximum(mean_ax, 1e-300)), 0.0)
         cF = np.exp(log_c)
         fixed_cost = floor_cost(ty) + np.exp(log_c - (p["g_alg"] + p["g_front"]) * ty)
-        adoption = logistic(p["adoption0"], p["adoption_ceiling"], p["adoption_rate"], ty)
         zo = rng.standard_normal((n, 2, R))  # published-figure noise
-        adoption_obs = 1.0 / (1.0 + np.exp(-(np.log(adoption / (1 - adoption)) + p["adoption_obs_sd"][:, None] * zo[:, 0])))
+        za = rng.standard_normal((n, R + 2))  # adoption's rate shocks, [R + 1] the edition's
+        adoption_obs = 1.0 / (1.0 + np.exp(-(np.log(adoption / (1 - adoption)) + p["adoption_obs_sd"][:, None] * zo[:, 0]
+                                             + p["adoption_edition_sd"][:, None] * za[:, R + 1:R + 2])))
+        a_dev = a_decay * a_dev + a_sd * (np.sqrt(a_rho) * za[:, R:R + 1] + np.sqrt(1 - a_rho) * za[:, :R])
+        a_shift = a_shift + a_dev * DT
         compute_obs = (k.sum(1) * np.exp(p["compute_obs_sd"] * zo[:, 1, 0]))[:, None]
         # a provider's published tokens (its level grown as all tokens served, t(4) scatter)
         # and a released model's list price (asymmetric Laplace about the top-decile line)

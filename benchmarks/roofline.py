@@ -104,9 +104,9 @@ def floor_bytes(sc) -> dict:
 
 
 def normals_per_trajectory_month(n_regions: int) -> int:
-    """kernels.simulate.month_noise: the market shocks, two observation draws per region and
-    ten tail draws."""
-    return noise_size(n_regions) + 2 * n_regions + 10
+    """kernels.simulate.month_noise: the market shocks, two observation draws per region,
+    ten tail draws and adoption's R + 2 (rate shocks, common shock, edition shock)."""
+    return noise_size(n_regions) + 2 * n_regions + 10 + n_regions + 2
 
 
 def estimate(cost: dict, normals: int, n: int, months: int) -> dict:

@@ -157,7 +157,7 @@ def numpyro_predictive(sc, n):
         p = type(sc.prior.loc)(*values)
         z_once = numpyro.sample("once", dist.Normal(0.0, 1.0).expand((r,)).to_event(1))
         state = initial_state(p, z_once)
-        noise = numpyro.sample("noise", dist.Normal(0.0, 1.0).expand((sc.months, noise_size(r))).to_event(2))
+        noise = numpyro.sample("noise", dist.Normal(0.0, 1.0).expand((sc.months, noise_size(r) + r + 1)).to_event(2))
 
         def body(s, tz):
             t, z = tz
@@ -174,12 +174,16 @@ def numpyro_predictive(sc, n):
 
 
 def step_with_noise(p, s, t, z):
-    """The kernel's month step fed a given noise vector (numpyro draws it as a site); the
-    published-figure noise of the *_observed outputs is left at zero (the t's numerator
-    zero and its chi-square ones, so that it is 0 and finite)."""
+    """The kernel's month step fed a given noise vector (numpyro draws it as a site): the
+    market shocks, then adoption's R + 1 rate shocks. The published-figure noise of the
+    *_observed outputs is left at zero (the t's numerator zero and its chi-square ones, so
+    that it is 0 and finite; the adoption edition's shock zero)."""
     r = p.compute0.shape[0]
     tails = jax.numpy.array([0, 1, 1, 1, 1, 0, 0, 0, 0, 0], z.dtype)
-    new, out = step(p, s, t, split_noise(z, r)._replace(observe=jax.numpy.zeros((2, r), z.dtype), observe_tails=tails))
+    n = noise_size(r)
+    adoption = jax.numpy.concatenate([z[n:], jax.numpy.zeros((1,), z.dtype)])
+    new, out = step(p, s, t, split_noise(z[:n], r)._replace(observe=jax.numpy.zeros((2, r), z.dtype),
+                                                            observe_tails=tails, adoption=adoption))
     return new, flatten(out, z.dtype)
 
 

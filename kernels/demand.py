@@ -1,7 +1,13 @@
 """Token demand per region and tier, before the scarcity response.
 
-Adoption (share of working-age people using generative AI), a logistic with ceiling A:
-    a_r(t) = A_r sigmoid(logit(a0_r / A_r) + rate_r t_years)
+Adoption (share of working-age people using generative AI), a logistic with ceiling A
+whose diffusion rate wanders:
+    a_r(t) = A_r sigmoid(logit(a0_r / A_r) + rate_r t_years + D_r(t)),
+    D_r(t + dt) = D_r(t) + d_r(t + dt) dt,   D_r(0) = d_r(0) = 0,
+    d_r(t + dt) = e^(-theta dt) d_r(t) + sigma sqrt((1 - e^(-2 theta dt)) / (2 theta)) (sqrt(rho) z_c + sqrt(1 - rho) z_r),
+an Ornstein-Uhlenbeck deviation d of the rate (discretised exactly; theta =
+adoption_rate_reversion, sigma = adoption_rate_vol, rho = adoption_common the share of its
+shocks' variance common to the regions). With sigma = 0, D = 0 and a is the fitted logistic.
 Agentic share s_r(t) likewise, with start and ceiling scaled by regional income,
     s_r(t) = logistic(s0 v_r, ceiling v_r, rate),  v_r = (gni_r / gni_max)^agentic_income
 (the richest region has v = 1: automation is ~77% of API traffic, ~50% of consumer-app use,
@@ -36,9 +42,21 @@ def logistic(start, ceiling, rate, t_years):
     return ceiling * jax.nn.sigmoid(jnp.log(ratio) - jnp.log1p(-ratio) + rate * t_years)
 
 
-def adoption(p: Params, t_years):
-    """(region,) share of the working-age population using generative AI."""
-    return logistic(p.adoption0, p.adoption_ceiling, p.adoption_rate, t_years)
+def adoption(p: Params, t_years, shift=0.0):
+    """(region,) share of the working-age population using generative AI; shift: D(t), the
+    logit position's departure from the fitted logistic (adoption_step)."""
+    return logistic(p.adoption0, p.adoption_ceiling, p.adoption_rate * t_years + shift, 1.0)
+
+
+def adoption_step(p: Params, dev, shift, z, dt):
+    """(d, D) one month on. z: (region + 2,) normals, [0:R] regional, [R] common shocks."""
+    r = dev.shape[0]
+    rho = p.adoption_common
+    decay = jnp.exp(-p.adoption_rate_reversion * dt)
+    sd = p.adoption_rate_vol * jnp.sqrt(-jnp.expm1(-2.0 * p.adoption_rate_reversion * dt)
+                                        / (2.0 * p.adoption_rate_reversion))
+    dev = decay * dev + sd * (jnp.sqrt(rho) * z[r] + jnp.sqrt(1.0 - rho) * z[:r])
+    return dev, shift + dev * dt
 
 
 def agentic_mix(p: Params, t_years):
@@ -75,12 +93,13 @@ def price_response(p: Params, log_cost):
     return jnp.exp(-p.elasticity * (log_cost - jnp.log(p.cost_frontier0)))
 
 
-def unconstrained(p: Params, log_enterprise, log_trusted, log_cost, t_years):
-    """(region, tier) token demand per month, every class together.
+def unconstrained(p: Params, log_enterprise, log_trusted, log_cost, t_years, adopted):
+    """(region, tier) token demand per month, every class together. adopted: (region,) the
+    month's adoption share.
 
     Tiers: trusted, enterprise, consumer (the consumer column is every user's wanted tokens,
     before the free tier's allowance caps the free users' share: menu.wanted)."""
-    consumer = p.population * adoption(p, t_years) * tokens_per_user(p, t_years)
+    consumer = p.population * adopted * tokens_per_user(p, t_years)
     enterprise = jnp.exp(log_enterprise) * agentic_mix(p, t_years) / agentic_mix(p, 0.0)
     tiers = jnp.stack([jnp.exp(log_trusted), enterprise, consumer], axis=-1)
     return tiers * price_response(p, log_cost)

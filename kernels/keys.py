@@ -14,6 +14,7 @@ MONTHS = 2  # per-month process noise, folded with the month index
 POSTERIOR = 3  # which posterior draw the trajectory uses (calibrated runs)
 OBSERVE = 4  # per-month measurement noise of the *_observed outputs, folded with the month
 OBSERVE_TAILS = 5  # per-month draws of the heavy-tailed and skewed measurement noise (same)
+ADOPTION = 6  # per-month shocks of adoption's diffusion rate and a published edition's shock (same)
 
 
 def trajectory_key(seed_key: jax.Array, index: jax.Array) -> jax.Array:

@@ -157,6 +157,12 @@ SPECS: tuple[ParamSpec, ...] = (
     # what the buildout costs (supply.py; last, so that adding it kept every other entry's normal)
     ParamSpec("facility_capex", "", "positive", "USD bn/GW", "capex of a GW of AI data-centre facility power (buildings, grid connection, cooling), chips apart"),
     ParamSpec("buildout_budget", "region", "positive", "USD bn/yr", "a buildout programme's spend on sites and chips while the buildout window holds, on top of the market's"),
+    # adoption's process noise and a published edition's common shock (demand.py,
+    # simulate.py; last, so that adding them kept every other entry's normal)
+    ParamSpec("adoption_rate_vol", "", "positive", "1/yr^1.5", "volatility of the shocks to a region's adoption diffusion rate (logit)"),
+    ParamSpec("adoption_rate_reversion", "", "positive", "1/yr", "mean-reversion rate of the adoption diffusion rate's deviation"),
+    ParamSpec("adoption_common", "", "unit", "1", "share of the adoption rate shocks' variance common to all regions"),
+    ParamSpec("adoption_edition_sd", "", "positive", "logit", "sd of a published adoption edition's shock, common to every region (method, panel, question)"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in SPECS)
@@ -296,7 +302,8 @@ RANGES: dict[str, tuple[float, float]] = {
     # Physically >= 1 (PUE and server overhead are each >= 1); 0.8, because the shipped fit's
     # lognormal prior leaves 0.2% of its draws at 0.93-1.0 (priors/models/power.py: OVERHEAD).
     "power_overhead": (0.8, 4.0), "chip_power_obs_sd": (0.0, 5.0), "facility_capex": (0.1, 200.0),
-    "buildout_budget": (0.0, 1e4),
+    "buildout_budget": (0.0, 1e4), "adoption_rate_vol": (0.0, 5.0), "adoption_rate_reversion": (0.0, 100.0),
+    "adoption_common": (0.0, 1.0), "adoption_edition_sd": (0.0, 5.0),
 }
 # Parameters that say yes (1) or no (0): a scenario must fix them at exactly 0 or 1.
 FLAGS = frozenset({"north", "hosts_frontier", "frontier_access", "frontier_home", "trusted_access"})

@@ -161,7 +161,8 @@ def month_noise(traj_key, t, n_regions: int, dtype) -> Noise:
     z = jax.random.normal(keys.month_key(traj_key, t), (noise_size(n_regions),), dtype)
     observe = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE), (2, n_regions), dtype)
     tails = jax.random.normal(keys.month_key(traj_key, t, keys.OBSERVE_TAILS), (10,), dtype)
-    return split_noise(z, n_regions)._replace(observe=observe, observe_tails=tails)
+    adopt = jax.random.normal(keys.month_key(traj_key, t, keys.ADOPTION), (n_regions + 2,), dtype)
+    return split_noise(z, n_regions)._replace(observe=observe, observe_tails=tails, adoption=adopt)
 
 
 def student_t4(z):
@@ -181,15 +182,16 @@ def asymmetric_laplace(z, scale, quantile):
     return -classic * k * u + classic / k * v
 
 
-def market(p: Params, log_price_prev, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, dt):
-    """The month's list prices, wanted tokens and plan shares: a dict.
+def market(p: Params, log_price_prev, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, dt, adopted):
+    """The month's list prices, wanted tokens and plan shares: a dict. adopted: (region,)
+    the month's adoption share (demand.adoption).
 
     Choice is first evaluated at last month's prices to set the scarcity multiplier (the
     compute all wanted tokens need over the capacity), prices move toward their targets
     (prices.py), and the choice is evaluated again at the new prices."""
     q = menu.compute_per_token(p)
-    totals = demand.unconstrained(p, log_enterprise, log_trusted, log_cost, t_years)
-    users = p.population * demand.adoption(p, t_years)
+    totals = demand.unconstrained(p, log_enterprise, log_trusted, log_cost, t_years, adopted)
+    users = p.population * adopted
     per_user = demand.tokens_per_user(p, t_years) * demand.price_response(p, log_cost)
     # Where the labs' models are not on offer, the frontier class is never chosen: its lag stays 0.
     withheld = events.blocked(p, N_TIERS) * p.frontier_access[:, None]
@@ -254,7 +256,8 @@ def initial_state(p: Params, z_once) -> State:
     q = menu.compute_per_token(p)
     log_price = jnp.log(prices.targets(p, p.cost_frontier0, q, 1.0))
     log_trusted = jnp.log(p.trusted0)
-    m = market(p, log_price, log_cost, log_enterprise, log_trusted, jnp.ones_like(compute), p.release_window, zero, 1.0)
+    m = market(p, log_price, log_cost, log_enterprise, log_trusted, jnp.ones_like(compute), p.release_window, zero, 1.0,
+               demand.adoption(p, zero))
     units = jnp.sum(supply.capacity(p, compute, 1.0))
     throughput0 = m["units0"] / (p.scarcity0 * jnp.maximum(units, 1e-30))
     return State(
@@ -264,6 +267,7 @@ def initial_state(p: Params, z_once) -> State:
         release_since=jnp.asarray(events.SINCE_CAP, dtype), gap_run=jnp.zeros_like(p.compute0),
         gap_hit=jnp.zeros_like(p.compute0), moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
         throughput0=throughput0, log_served0=zero, finite=jnp.array(True),
+        adoption_dev=jnp.zeros_like(p.compute0), adoption_shift=jnp.zeros_like(p.compute0),
     )
 
 
@@ -283,7 +287,8 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     log_trusted = demand.trusted_step(p, s.log_trusted, DT, s.log_excess)
 
     capacity = supply.capacity(p, compute, cost.throughput(p, s.throughput0, t_years))
-    m = market(p, s.log_price, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, DT)
+    adoption = demand.adoption(p, t_years, s.adoption_shift)
+    m = market(p, s.log_price, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, DT, adoption)
     guarantee_on = events.window(p.guarantee_start, jnp.inf, t)
     want = m["want"]
     served, at_choice = allocation.serve(p, want, m["q"], capacity, guarantee_on)
@@ -310,7 +315,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     gap_hit = jnp.maximum(s.gap_hit, (gap_run >= p.gap_duration - 1e-3).astype(dtype))
     access = access_index(p, served, m["lag"])
     ratio, gini = north_south(p, access)
-    adoption = demand.adoption(p, t_years)
+    adoption_dev, adoption_shift = demand.adoption_step(p, s.adoption_dev, s.adoption_shift, nz.adoption, DT)
     total = jnp.sum(wanted)
     unmet = jnp.where(total > 0, jnp.clip(1.0 - jnp.sum(at_choice) / jnp.maximum(total, 1e-30), 0.0, 1.0), 0.0)
     unmet = jnp.where(unmet < allocation.RESOLUTION, 0.0, unmet)  # float32 residue of a sum of full fills
@@ -343,7 +348,10 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         open_share=jnp.where(jnp.sum(got, axis=1) > 0, jnp.sum(served[..., 2], axis=1)
                              / jnp.maximum(jnp.sum(got, axis=1), 1e-30), 0.0),
         adoption=adoption,
-        adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]),
+        # a published figure: the latent share, an edition's shock common to every region,
+        # and the figure's own scatter, each on the logit
+        adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]
+                                         + p.adoption_edition_sd * nz.adoption[-1]),
         compute_observed=jnp.sum(compute) * jnp.exp(p.compute_obs_sd * nz.observe[1, 0]),
         # The heavy-tailed noise is clipped (OBS_LOG_CLIP) so that a rare draw cannot
         # overflow float32 and cost the trajectory every band.
@@ -361,6 +369,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         restricted=now.astype(dtype), public_gap=gap, release_since=since, gap_run=gap_run, gap_hit=gap_hit,
         moratorium_hit=s.moratorium_hit, throughput0=s.throughput0, log_served0=log_served0,
         finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
+        adoption_dev=adoption_dev, adoption_shift=adoption_shift,
     )
     return state, out
 

@@ -31,6 +31,9 @@ class State(NamedTuple):
     log_served0:       ()        log of all tokens served in the first month (0 before it is
                                  simulated) [log tokens/month]
     finite:            ()        True while every output so far was finite
+    adoption_dev:      (region,) deviation of the adoption diffusion rate from its fitted rate [logit/yr]
+    adoption_shift:    (region,) the deviations' integral: the logit adoption position's departure
+                                 from the fitted logistic (demand.py) [logit]
     """
 
     compute: jax.Array
@@ -51,6 +54,8 @@ class State(NamedTuple):
     throughput0: jax.Array
     log_served0: jax.Array
     finite: jax.Array
+    adoption_dev: jax.Array
+    adoption_shift: jax.Array
 
 
 class Noise(NamedTuple):
@@ -66,6 +71,9 @@ class Noise(NamedTuple):
         stream of its own (keys.OBSERVE_TAILS): [0:5] a Student-t(4) for a published token
         volume, [5:9] two exponentials for a released model's list price (asymmetric
         Laplace), [9] a normal for the world's installed chip power
+    adoption: (region + 2,) normals from a stream of their own (keys.ADOPTION): [0:R] each
+        region's adoption rate shock, [R] the shock common to the regions, [R + 1] a
+        published adoption edition's shock (common to every region)
     """
 
     compute_level: jax.Array
@@ -80,6 +88,7 @@ class Noise(NamedTuple):
     restrict_end: jax.Array
     observe: jax.Array | None = None
     observe_tails: jax.Array | None = None
+    adoption: jax.Array | None = None
 
 
 def noise_size(n_regions: int) -> int:

@@ -30,14 +30,20 @@ def materialize(scenario, n=512, seed=0, start=0, run_n=None):
 
 def series(scenario, x, name):
     """Slice one output variable out of materialised (time, trajectory, series) values."""
+    block = x[..., columns(scenario, name)]
+    dims = {"region": len(scenario.regions), "tier": 3, "class": 3}
+    spec = next(o for o in OUTPUTS if o.name == name)
+    if "," in spec.dims:  # several dims: one axis each (a single dim stays one axis)
+        return block.reshape(block.shape[:-1] + tuple(dims[d] for d in spec.dims.split(",")))
+    return block
+
+
+def columns(scenario, name):
+    """The slice of one output variable's series in a month's flattened outputs."""
     off = 0
     for spec, size in zip(OUTPUTS, output_sizes(len(scenario.regions))):
         if spec.name == name:
-            block = x[..., off:off + size]
-            dims = {"region": len(scenario.regions), "tier": 3, "class": 3}
-            if "," in spec.dims:  # several dims: one axis each (a single dim stays one axis)
-                return block.reshape(block.shape[:-1] + tuple(dims[d] for d in spec.dims.split(",")))
-            return block
+            return slice(off, off + size)
         off += size
     raise KeyError(name)
 

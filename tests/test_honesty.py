@@ -17,13 +17,17 @@ from forecast.scenario import load, with_months, with_params
 from priors.models import adoption as adoption_model
 from priors.usage import derive_population, population, shipped, weighted_by_region
 
-from conftest import materialize, series
+from conftest import columns, materialize, series
 
 MONTHS = 24
 FIXED = {"adoption0": {"dist": "fixed", "value": {"us": 0.3, "europe": 0.25, "china": 0.2, "other_north": 0.35,
                                                   "global_south": 0.12}},
          "adoption_ceiling": {"dist": "fixed", "value": 0.8},
-         "adoption_rate": {"dist": "fixed", "value": 0.4}}
+         "adoption_rate": {"dist": "fixed", "value": 0.4},
+         # no rate noise and no edition shock: the curve is the fitted logistic
+         # (tests/test_adoption_noise.py checks both)
+         "adoption_rate_vol": {"dist": "fixed", "value": 0.0}, "adoption_edition_sd": {"dist": "fixed", "value": 0.0}}
+NO_ADOPTION_NOISE = {k: FIXED[k] for k in ("adoption_rate_vol", "adoption_edition_sd")}
 
 
 def _scenario(**params):
@@ -93,7 +97,7 @@ def test_tokens_observed_is_the_series_level_grown_as_served_tokens_with_t4_scat
                     tokens_obs_sd={"dist": "fixed", "value": 2 * sd})
     x2 = materialize(sc2, n=n, seed=6)
     keep = np.ones(x.shape[-1], bool)
-    keep[_columns(sc, "tokens_observed")] = False
+    keep[columns(sc, "tokens_observed")] = False
     np.testing.assert_array_equal(x2[..., keep], x[..., keep])
     z2 = (np.log(series(sc2, x2, "tokens_observed")[..., 0]) - level - 1.0 - np.log(served / served[:1])) / (2 * sd)
     np.testing.assert_allclose(z2, z, atol=2e-3)
@@ -138,19 +142,8 @@ def test_chip_power_observed_noise_is_normal_and_touches_nothing_else():
     assert stats.kstest(z.ravel(), "norm").pvalue > 1e-4
     assert abs(np.corrcoef(z[3], z[4])[0, 1]) < 5 / np.sqrt(n)
     keep = np.ones(x.shape[-1], bool)
-    keep[_columns(sc, "chip_power_observed")] = False
+    keep[columns(sc, "chip_power_observed")] = False
     np.testing.assert_array_equal(x2[..., keep], x[..., keep])
-
-
-def _columns(sc, name):
-    from kernels import OUTPUTS, output_sizes
-
-    off = 0
-    for spec, size in zip(OUTPUTS, output_sizes(len(sc.regions))):
-        if spec.name == name:
-            return slice(off, off + size)
-        off += size
-    raise KeyError(name)
 
 
 @pytest.mark.slow
@@ -158,9 +151,10 @@ def test_observed_bands_cover_simulated_truth_and_latent_bands_do_not():
     """Replicates of the truth drawn with NumPy from the scenario's own priors (adoption
     curve) plus measurement noise: the engine's 90% observation-level band holds 85-95% of
     them (and within binomial error of 90%), the 50% band within error of 50%; the latent
-    90% band holds clearly fewer."""
+    90% band holds clearly fewer. (No rate noise or edition shock: their laws are
+    test_adoption_noise's.)"""
     sd = 0.15
-    sc = _scenario(adoption_obs_sd={"dist": "fixed", "value": sd})
+    sc = _scenario(adoption_obs_sd={"dist": "fixed", "value": sd}, **NO_ADOPTION_NOISE)
     ds = forecast.run(sc, n_trajectories=16_384, seed=7, quantiles=(0.05, 0.25, 0.75, 0.95))
     rng = np.random.default_rng(2026)
     n_rep = 4000
