@@ -293,11 +293,13 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     dev = np.zeros((n, R))
     # adoption's rate deviation (Ornstein-Uhlenbeck, exact steps) and its integral, the shift
     # of the logit position from the fitted logistic
-    a_dev, a_shift = np.zeros((n, R)), np.zeros((n, R))
     th = p["adoption_rate_reversion"][:, None]
     a_decay = np.exp(-th * DT)
     a_sd = p["adoption_rate_vol"][:, None] * np.sqrt(-np.expm1(-2 * th * DT) / (2 * th))
     a_rho = p["adoption_common"][:, None]
+    z0 = rng.standard_normal((n, R + 1))  # the deviation starts from its stationary law
+    a_dev = p["adoption_rate_vol"][:, None] / np.sqrt(2 * th) * (np.sqrt(a_rho) * z0[:, R:] + np.sqrt(1 - a_rho) * z0[:, :R])
+    a_shift = np.zeros((n, R))
     gap_run = np.zeros((n, R))  # consecutive months the trusted gap has exceeded gap_threshold
     gap_hit = np.zeros((n, R))  # 1 once a run has lasted gap_duration months
     hit = rng.standard_normal((n, R)) < ndtri(np.clip(p["moratorium_probability"], 0, 1))
@@ -466,7 +468,8 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
         zo = rng.standard_normal((n, 2, R))  # published-figure noise
         za = rng.standard_normal((n, R + 2))  # adoption's rate shocks, [R + 1] the edition's
         adoption_obs = 1.0 / (1.0 + np.exp(-(np.log(adoption / (1 - adoption)) + p["adoption_obs_sd"][:, None] * zo[:, 0]
-                                             + p["adoption_edition_sd"][:, None] * za[:, R + 1:R + 2])))
+                                             + p["adoption_edition_sd"][:, None] * za[:, R + 1:R + 2]
+                                             + (p["adoption_obs_level"] + p["adoption_obs_drift"] * ty)[:, None])))
         a_dev = a_decay * a_dev + a_sd * (np.sqrt(a_rho) * za[:, R:R + 1] + np.sqrt(1 - a_rho) * za[:, :R])
         a_shift = a_shift + a_dev * DT
         compute_obs = (k.sum(1) * np.exp(p["compute_obs_sd"] * zo[:, 1, 0]))[:, None]

@@ -156,7 +156,8 @@ def numpyro_predictive(sc, n):
             values.append(constrain(spec.support, jnp.where(scale > 0, loc + scale * z, loc)))
         p = type(sc.prior.loc)(*values)
         z_once = numpyro.sample("once", dist.Normal(0.0, 1.0).expand((r,)).to_event(1))
-        state = initial_state(p, z_once)
+        z_adoption = numpyro.sample("adoption_start", dist.Normal(0.0, 1.0).expand((r + 1,)).to_event(1))
+        state = initial_state(p, z_once, z_adoption)
         noise = numpyro.sample("noise", dist.Normal(0.0, 1.0).expand((sc.months, noise_size(r) + r + 1)).to_event(2))
 
         def body(s, tz):

@@ -12,7 +12,11 @@ Scored series (SCORED):
 - adoption: `adoption_observed` against the population-weighted regional aggregate of the
   published country shares, `ai_user_share`, computed as the model defines the region
   (priors.usage.weighted_by_region with the shipped weights; a region of one country is
-  that country);
+  that country), refitting the adoption curve and its noise (adoption, adoption_noise);
+  and each other published adoption series fitted before the cutoff (Pew, Gallup, CNNIC:
+  priors.models.adoption.SURVEYS) against its later figures, from a run whose posterior
+  carries that series' level and drift over its country's curve (`adoption_obs_level`,
+  `adoption_obs_drift`), as tokens do below;
 - compute: the world's stock, `compute_observed` against the sum of the chip designers'
   published cumulative H100e, as the compute model defines the stock;
 - chip_power: the world's installed chip power, `chip_power_observed` against the sum of
@@ -29,6 +33,7 @@ before the cutoff (forecast.calibrate.fittable_models).
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from typing import Callable
@@ -44,22 +49,9 @@ def adoption_observations(data: pd.DataFrame, regions) -> pd.DataFrame:
     """Published adoption per (date, region): the population-weighted mean of the
     region's country shares on that date (fraction). Columns: date, region, observed,
     countries."""
-    from priors.models import rows_of
-    from priors.models.adoption import METRIC
-    from priors.usage import population, weighted_by_region
-    from priors.usage import regions as region_table
+    from priors.models.adoption_noise import aggregates
 
-    rows = rows_of(data, [METRIC])
-    rows = rows[rows["entity"].isin(set(region_table()["country"]))]
-    weights = population().set_index("country")["working_age_share"]
-    out = []
-    for date, g in rows.groupby("date_parsed"):
-        values = pd.Series(g["value_num"].to_numpy(np.float64) / 100.0, index=g["entity"].to_numpy())
-        for _, r in weighted_by_region(values, weights).iterrows():
-            if r["region"] in regions:
-                out.append({"date": pd.Timestamp(date), "region": r["region"], "observed": r["value"],
-                            "countries": int(r["countries"])})
-    return pd.DataFrame(out, columns=["date", "region", "observed", "countries"])
+    return aggregates(data, regions)
 
 
 def interval_score(y, lower, upper, alpha=ALPHA):
@@ -103,6 +95,26 @@ def model_rows(data: pd.DataFrame, scenario, cutoff, model: str, site: str) -> p
     return MODELS[model].prepare(data, context(scenario, cutoff)).sites[site].rows
 
 
+def survey_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
+    """Each other published adoption series (priors.models.adoption.SURVEYS) fitted before
+    `cutoff`: its later figures (fraction). Columns: date, region (its country's), key (the
+    series), observed, countries (the series' figures before the cutoff)."""
+    from forecast.calibrate import context
+    from priors.models import MODELS
+    from priors.usage import region_of
+
+    sites = MODELS["adoption"].prepare(data, context(scenario, cutoff)).sites
+    if "obs_survey" not in sites:
+        return pd.DataFrame(columns=["date", "region", "key", "observed", "countries"])
+    rows = sites["obs_survey"].rows
+    before = rows[rows["train"]].groupby("series").size()
+    later = rows[~rows["train"]]
+    return pd.DataFrame({"date": pd.to_datetime(later["date_parsed"]).to_numpy(),
+                         "region": [region_of(c) for c in later["entity"]], "key": later["series"].to_numpy(),
+                         "observed": 1.0 / (1.0 + np.exp(-later["y"].to_numpy(np.float64))),
+                         "countries": before.reindex(later["series"]).to_numpy()})
+
+
 def token_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
     """Each provider token series' figures from `cutoff` on, in tokens a month, for the
     series with at least one figure before it (a fitted level). Columns: date, region
@@ -131,7 +143,8 @@ def price_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
 # months between the run's start and the output's time index (adoption, token flows and
 # prices at the start of the month, stocks at its end).
 SCORED = {
-    "adoption": dict(models=("adoption",), output="adoption_observed", latent="adoption", end_of_month=False),
+    "adoption": dict(models=("adoption", "adoption_noise"), output="adoption_observed", latent="adoption",
+                     end_of_month=False),
     "compute": dict(models=("compute", "power"), output="compute_observed", latent=None, end_of_month=True),
     "chip_power": dict(models=("compute", "power"), output="chip_power_observed", latent=None, end_of_month=True),
     "tokens": dict(models=("demand",), output="tokens_observed", latent=None, end_of_month=False),
@@ -142,7 +155,9 @@ SCORED = {
 # Each scored series' published figures: (data, scenario, cutoff) -> date, region, key (the
 # figure's series within the output), observed, countries.
 OBSERVATIONS = {
-    "adoption": lambda data, sc, cut: adoption_observations(data, sc.regions).pipe(lambda f: f.assign(key=f["region"])),
+    "adoption": lambda data, sc, cut: pd.concat(
+        [adoption_observations(data, sc.regions).pipe(lambda f: f.assign(key=f["region"])),
+         survey_observations(data, sc, cut)], ignore_index=True),
     "compute": lambda data, sc, cut: compute_observations(data, cut).assign(key="world"),
     "chip_power": lambda data, sc, cut: chip_power_observations(data, cut).assign(key="world"),
     "tokens": token_observations,
@@ -160,6 +175,34 @@ def _with_token_series(idata, data, scenario, cutoff, series: str):
     level = out.posterior["demand__level"]
     out.posterior["tokens_obs_level"] = (("chain", "draw"), level.values[..., names.index(series)])
     return out
+
+
+def _with_adoption_series(idata, scenario, series: str):
+    """The posterior with adoption_obs_level and adoption_obs_drift set to survey `series`'
+    fitted level and drift over its country's curve, draw by draw (the same rows as the
+    curve's: the join is exact), listed among the parameters the posterior supplies."""
+    from priors.posterior import json_attr
+
+    out = idata.copy()
+    post = out.posterior
+    i = list(post["adoption__survey"].values).index(series)
+    for name, latent in (("adoption_obs_level", "adoption__level"), ("adoption_obs_drift", "adoption__drift")):
+        post[name] = (("chain", "draw"), post[latent].values[..., i])
+    names = sorted(set(json.loads(post.attrs["kernel_params"])) | {"adoption_obs_level", "adoption_obs_drift"})
+    against = dict(json.loads(post.attrs["fitted_against"]),
+                   **{n: scenario.params[n] for n in ("adoption_obs_level", "adoption_obs_drift")})
+    post.attrs.update(kernel_params=json_attr(names), fitted_against=json_attr(against))
+    return out
+
+
+def _run_key(r):
+    """Which run scores observation r: None (the reference series), or (model, series) for
+    a token series or an adoption series other than Microsoft's (a key that is not a region)."""
+    if r["model"] == "tokens":
+        return ("tokens", r["key"])
+    if r["model"] == "adoption" and r["key"] != r["region"]:
+        return ("adoption", r["key"])
+    return None
 
 
 def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, seed: int = 0, settings=None,
@@ -199,16 +242,19 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         if progress:
             progress(f"{cut.date()}: fitting {', '.join(models)} to the rows before the cutoff")
         idata, fits = calibrate(data, sc, settings, cutoff=cut, models=models)
-        token_series = sorted(set(later.loc[later["model"] == "tokens", "key"]))
-        runs = {}  # one run for every output but tokens_observed, one per token series
-        for run_key in ([None] if (later["model"] != "tokens").any() else []) + token_series:
-            post = idata if run_key is None else _with_token_series(idata, data, sc, cut, run_key)
+        # one run for every output but the other series', one per token series and one per
+        # other adoption series (each sets the level its output stands for)
+        later["run"] = [_run_key(r) for _, r in later.iterrows()]
+        runs = {}
+        for run_key in sorted(set(later["run"]), key=lambda k: (k is not None, k or ("", ""))):
+            post = (idata if run_key is None else _with_token_series(idata, data, sc, cut, run_key[1])
+                    if run_key[0] == "tokens" else _with_adoption_series(idata, sc, run_key[1]))
             fd, path = tempfile.mkstemp(suffix=".nc")
             os.close(fd)
             try:
                 save(post, path)
                 if progress:
-                    what = "" if run_key is None else f" (tokens_observed: {run_key})"
+                    what = "" if run_key is None else f" ({SCORED[run_key[0]]['output']}: {run_key[1]})"
                     progress(f"{cut.date()}: running {n_trajectories} trajectories from {sc.start}{what}")
                 runs[run_key] = run(with_calibration(sc, path, allow_unconverged=True),
                                     n_trajectories=n_trajectories, seed=seed, quantiles=QUANTILES)
@@ -216,7 +262,7 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
                 os.remove(path)
         for _, r in later.iterrows():
             spec = SCORED[r["model"]]
-            ds = runs[r["key"] if r["model"] == "tokens" else None]
+            ds = runs[r["run"]]
             pick = (lambda v: v.sel(region=r["region"])) if r["region"] != "world" else (lambda v: v)
             band = pick(ds[spec["output"]]).isel(time=r["month"]).values
             latent = (pick(ds[spec["latent"]]).isel(time=r["month"]).values if spec["latent"]
@@ -236,12 +282,13 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
     return pd.DataFrame(rows)
 
 
-def summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per model and over all: observations, share inside the 50% / 90% observation-level
-    bands and the latent 90% band, mean interval score and median relative width."""
+def summary(scores: pd.DataFrame, by: str = "model") -> pd.DataFrame:
+    """Per model (or per `by`: "series") and over all: observations, share inside the 50% /
+    90% observation-level bands and the latent 90% band, mean interval score and median
+    relative width."""
     if scores.empty:
         return pd.DataFrame()
-    parts = [(m, g) for m, g in scores.groupby("model")] + [("all", scores)]
+    parts = [(m, g) for m, g in scores.groupby(by)] + [("all", scores)]
     out = pd.DataFrame([{
         "model": m, "observations": len(g), "inside50": g["inside50"].mean(), "inside90": g["inside90"].mean(),
         "latent_inside90": g["latent_inside90"].astype(float).mean(), "interval_score": g["interval_score"].mean(),
@@ -290,9 +337,19 @@ def markdown(scores: pd.DataFrame) -> str:
                 f"{str(r['series'])[len('prices['):-1]} {str(r['date'])[:7]} {r['observed']:.3g} vs "
                 f"{(r['q95'] if r['observed'] > r['q95'] else r['q05']):.3g}" for _, r in g[~g["inside90"]].iterrows())
             out.append(f"| {cutoff} | {len(g)} | {g['inside50'].mean():.0%} | {g['inside90'].mean():.0%} | {miss} |")
-    out += ["", "| series | figures | in 50% | in 90% | interval score / figure | band width / median | "
-                "fits converged |", "|---|---|---|---|---|---|---|"]
-    for _, r in summary(scores).iterrows():
-        out.append(f"| {r['model']} | {r['observations']} | {r['inside50']:.0%} | {r['inside90']:.0%} | "
-                   f"{r['interval_score_relative']:.2f} | {r['relative_width']:.2f} | {yes[bool(r['fits_converged'])]} |")
+    head = ["| series | figures | in 50% | in 90% | interval score / figure | band width / median | "
+            "fits converged |", "|---|---|---|---|---|---|---|"]
+
+    def rows(table):
+        return [f"| {r['model']} | {r['observations']} | {r['inside50']:.0%} | {r['inside90']:.0%} | "
+                f"{r['interval_score_relative']:.2f} | {r['relative_width']:.2f} | {yes[bool(r['fits_converged'])]} |"
+                for _, r in table.iterrows()]
+
+    out += [""] + head + rows(summary(scores))
+    adoption = scores[scores["model"] == "adoption"]
+    if not adoption.empty:  # each published adoption series apart: Microsoft's regions, each survey
+        per = summary(adoption.assign(series=[_figure_name(r)[len("adoption "):] for _, r in adoption.iterrows()]),
+                      by="series")
+        out += ["", "Adoption, series by series:", ""] + head + rows(per.assign(
+            model=per["model"].replace({"all": "all adoption"})))
     return "\n".join(out) + "\n"

@@ -736,7 +736,8 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
 
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--cutoff", "cutoffs", multiple=True, default=("2024-07-01", "2025-01-01", "2025-04-01", "2025-07-01"),
+@click.option("--cutoff", "cutoffs", multiple=True,
+              default=("2024-07-01", "2025-01-01", "2025-04-01", "2025-07-01", "2026-01-01"),
               show_default=True, help="fit rows dated before this date only; repeat for a rolling origin")
 @click.option("-n", "--n-trajectories", "--trajectories", "trajectories", type=click.IntRange(min=1024), default=4096,
               show_default=True, help="trajectories per cutoff for scoring the forecast's own outputs")

@@ -7,7 +7,10 @@ whose diffusion rate wanders:
     d_r(t + dt) = e^(-theta dt) d_r(t) + sigma sqrt((1 - e^(-2 theta dt)) / (2 theta)) (sqrt(rho) z_c + sqrt(1 - rho) z_r),
 an Ornstein-Uhlenbeck deviation d of the rate (discretised exactly; theta =
 adoption_rate_reversion, sigma = adoption_rate_vol, rho = adoption_common the share of its
-shocks' variance common to the regions). With sigma = 0, D = 0 and a is the fitted logistic.
+shocks' variance common to the regions), which starts from its stationary law (today's
+rate is not known to be the fitted trend's; priors/models/adoption_noise.py fits it so):
+    d_r(0) = sigma / sqrt(2 theta) (sqrt(rho) z_c + sqrt(1 - rho) z_r).
+With sigma = 0, D = 0 and a is the fitted logistic.
 Agentic share s_r(t) likewise, with start and ceiling scaled by regional income,
     s_r(t) = logistic(s0 v_r, ceiling v_r, rate),  v_r = (gni_r / gni_max)^agentic_income
 (the richest region has v = 1: automation is ~77% of API traffic, ~50% of consumer-app use,
@@ -46,6 +49,15 @@ def adoption(p: Params, t_years, shift=0.0):
     """(region,) share of the working-age population using generative AI; shift: D(t), the
     logit position's departure from the fitted logistic (adoption_step)."""
     return logistic(p.adoption0, p.adoption_ceiling, p.adoption_rate * t_years + shift, 1.0)
+
+
+def adoption_dev0(p: Params, z):
+    """(region,) the rate deviation at the start, from its stationary law. z: (region + 1,)
+    normals, [0:R] regional, [R] common."""
+    r = z.shape[0] - 1
+    rho = p.adoption_common
+    sd = p.adoption_rate_vol / jnp.sqrt(2.0 * p.adoption_rate_reversion)
+    return sd * (jnp.sqrt(rho) * z[r] + jnp.sqrt(1.0 - rho) * z[:r])
 
 
 def adoption_step(p: Params, dev, shift, z, dt):

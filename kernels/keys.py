@@ -15,6 +15,7 @@ POSTERIOR = 3  # which posterior draw the trajectory uses (calibrated runs)
 OBSERVE = 4  # per-month measurement noise of the *_observed outputs, folded with the month
 OBSERVE_TAILS = 5  # per-month draws of the heavy-tailed and skewed measurement noise (same)
 ADOPTION = 6  # per-month shocks of adoption's diffusion rate and a published edition's shock (same)
+ADOPTION_START = 7  # the adoption rate's deviation at the start (drawn once per trajectory)
 
 
 def trajectory_key(seed_key: jax.Array, index: jax.Array) -> jax.Array:

@@ -163,6 +163,8 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("adoption_rate_reversion", "", "positive", "1/yr", "mean-reversion rate of the adoption diffusion rate's deviation"),
     ParamSpec("adoption_common", "", "unit", "1", "share of the adoption rate shocks' variance common to all regions"),
     ParamSpec("adoption_edition_sd", "", "positive", "logit", "sd of a published adoption edition's shock, common to every region (method, panel, question)"),
+    ParamSpec("adoption_obs_level", "", "real", "logit", "logit level at the start of the published adoption series adoption_observed stands for, over the adoption curve"),
+    ParamSpec("adoption_obs_drift", "", "real", "logit/yr", "logit drift of that series over the adoption curve (its definition's own growth)"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in SPECS)
@@ -303,7 +305,8 @@ RANGES: dict[str, tuple[float, float]] = {
     # lognormal prior leaves 0.2% of its draws at 0.93-1.0 (priors/models/power.py: OVERHEAD).
     "power_overhead": (0.8, 4.0), "chip_power_obs_sd": (0.0, 5.0), "facility_capex": (0.1, 200.0),
     "buildout_budget": (0.0, 1e4), "adoption_rate_vol": (0.0, 5.0), "adoption_rate_reversion": (0.0, 100.0),
-    "adoption_common": (0.0, 1.0), "adoption_edition_sd": (0.0, 5.0),
+    "adoption_common": (0.0, 1.0), "adoption_edition_sd": (0.0, 5.0), "adoption_obs_level": (-10.0, 10.0),
+    "adoption_obs_drift": (-5.0, 5.0),
 }
 # Parameters that say yes (1) or no (0): a scenario must fix them at exactly 0 or 1.
 FLAGS = frozenset({"north", "hosts_frontier", "frontier_access", "frontier_home", "trusted_access"})

@@ -238,12 +238,19 @@ def init(traj_key, prior: Prior) -> tuple[Params, State]:
     """A trajectory's parameters and starting state."""
     p = sample_params(keys.stream_key(traj_key, keys.PARAMS), prior, keys.stream_key(traj_key, keys.POSTERIOR))
     z_once = jax.random.normal(keys.stream_key(traj_key, keys.ONCE), p.compute0.shape, p.compute0.dtype)
-    return p, initial_state(p, z_once)
+    return p, initial_state(p, z_once, adoption_start_noise(traj_key, p))
 
 
-def initial_state(p: Params, z_once) -> State:
+def adoption_start_noise(traj_key, p: Params):
+    """(region + 1,) normals of the adoption rate's deviation at the start (demand.adoption_dev0)."""
+    return jax.random.normal(keys.stream_key(traj_key, keys.ADOPTION_START), (p.compute0.shape[0] + 1,),
+                             p.compute0.dtype)
+
+
+def initial_state(p: Params, z_once, z_adoption) -> State:
     """The starting state of a trajectory with parameters p; z_once: (region,) normals that
-    decide the once-per-trajectory events (whether each region's moratorium happens).
+    decide the once-per-trajectory events (whether each region's moratorium happens);
+    z_adoption: (region + 1,) normals of the adoption rate's deviation at the start.
 
     The start's list prices are their targets without a scarcity premium, and the start's
     frontier throughput is set from scarcity0: the compute all wanted tokens need (at the
@@ -267,7 +274,7 @@ def initial_state(p: Params, z_once) -> State:
         release_since=jnp.asarray(events.SINCE_CAP, dtype), gap_run=jnp.zeros_like(p.compute0),
         gap_hit=jnp.zeros_like(p.compute0), moratorium_hit=events.bernoulli(z_once, p.moratorium_probability).astype(dtype),
         throughput0=throughput0, log_served0=zero, finite=jnp.array(True),
-        adoption_dev=jnp.zeros_like(p.compute0), adoption_shift=jnp.zeros_like(p.compute0),
+        adoption_dev=demand.adoption_dev0(p, z_adoption), adoption_shift=jnp.zeros_like(p.compute0),
     )
 
 
@@ -348,10 +355,12 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         open_share=jnp.where(jnp.sum(got, axis=1) > 0, jnp.sum(served[..., 2], axis=1)
                              / jnp.maximum(jnp.sum(got, axis=1), 1e-30), 0.0),
         adoption=adoption,
-        # a published figure: the latent share, an edition's shock common to every region,
-        # and the figure's own scatter, each on the logit
+        # a published figure: the latent share, its series' level and drift (0 for the
+        # Microsoft share the adoption model fits), an edition's shock common to every
+        # region, and the figure's own scatter, each on the logit
         adoption_observed=jax.nn.sigmoid(jnp.log(adoption) - jnp.log1p(-adoption) + p.adoption_obs_sd * nz.observe[0]
-                                         + p.adoption_edition_sd * nz.adoption[-1]),
+                                         + p.adoption_edition_sd * nz.adoption[-1]
+                                         + p.adoption_obs_level + p.adoption_obs_drift * t_years),
         compute_observed=jnp.sum(compute) * jnp.exp(p.compute_obs_sd * nz.observe[1, 0]),
         # The heavy-tailed noise is clipped (OBS_LOG_CLIP) so that a rare draw cannot
         # overflow float32 and cost the trajectory every band.
@@ -521,12 +530,12 @@ def run_paths(seed_key, prior: Prior, z, rows, noise_index, *, n_months: int, se
     n_regions = prior.loc.compute0.shape[-1]
     pick = jnp.asarray(select, jnp.int32)
 
-    def start(key, zi, ri):
+    def start(key, key_shock, zi, ri):
         p = params_from(prior, zi, ri)
         z_once = jax.random.normal(keys.stream_key(key, keys.ONCE), p.compute0.shape, dtype)
-        return p, initial_state(p, z_once)
+        return p, initial_state(p, z_once, adoption_start_noise(key_shock, p))
 
-    params, state = jax.vmap(start)(key_events, z.astype(dtype), rows)
+    params, state = jax.vmap(start)(key_events, key_shocks, z.astype(dtype), rows)
 
     def one(p, st, t, ks, ke):
         shocks, events = month_noise(ks, t, n_regions, dtype), month_noise(ke, t, n_regions, dtype)

@@ -31,7 +31,8 @@ class State(NamedTuple):
     log_served0:       ()        log of all tokens served in the first month (0 before it is
                                  simulated) [log tokens/month]
     finite:            ()        True while every output so far was finite
-    adoption_dev:      (region,) deviation of the adoption diffusion rate from its fitted rate [logit/yr]
+    adoption_dev:      (region,) deviation of the adoption diffusion rate from its fitted rate
+                                 (from its stationary law at the start: demand.py) [logit/yr]
     adoption_shift:    (region,) the deviations' integral: the logit adoption position's departure
                                  from the fitted logistic (demand.py) [logit]
     """

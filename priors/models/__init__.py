@@ -14,7 +14,7 @@ docs/calibration.md.
 from __future__ import annotations
 
 from priors.models.base import CalibrationError, Context, Prepared, Site, hand_set, lognormal, rows_of
-from priors.models import adoption, choice, compute, demand, power, prices
+from priors.models import adoption, adoption_noise, choice, compute, demand, power, prices
 
-MODELS = {m.NAME: m for m in (adoption, demand, prices, compute, power, choice)}
+MODELS = {m.NAME: m for m in (adoption, adoption_noise, demand, prices, compute, power, choice)}
 __all__ = ["MODELS", "CalibrationError", "Context", "Prepared", "Site", "hand_set", "lognormal", "rows_of"]

@@ -18,6 +18,17 @@ from ITU's shares for high-income economies (North), CNNIC's penetration for Chi
 wide South value between ITU's low-income share and the world's (INTERNET below).
 Likelihood: logit(share) ~ Normal(logit a_c(t), sigma), sigma ~ HalfNormal(0.15).
 
+Other published adoption series (SURVEYS: Pew's US adults who ever used ChatGPT, Gallup's
+US employees using AI at work, CNNIC's generative-AI penetration in China) measure the same
+diffusion by another definition. Each series s of country c, with a figure before the
+cutoff, reads its country's curve shifted by a level and a drift of its own:
+    logit(y) ~ Normal(logit a_c(t) + level_s + drift_s t, sigma_survey),
+level_s ~ N(0, 1.5), drift_s ~ N(0, 0.5) (logit a year: an "ever used" or "at work" share
+need not grow as the monthly-use share does), sigma_survey ~ HalfNormal(0.3). The forecast's
+adoption_observed stands for Microsoft's share (adoption_obs_level = adoption_obs_drift =
+0); a backtest scores each other series from a run whose posterior carries its level and
+drift (forecast.backtest).
+
 For the forecast, region r's curve is the working-age-population-weighted mean of its
 countries' curves (priors/data/population.csv), as published regional aggregates are
 computed, summarised per draw by a logistic (kernel_curve): adoption0 = the weighted share at
@@ -40,6 +51,12 @@ from priors.usage import regions as region_table
 NAME = "adoption"
 KERNEL_PARAMS = ("adoption0", "adoption_ceiling", "adoption_rate", "adoption_obs_sd")
 METRIC = "ai_user_share"
+# Other published adoption series: metric -> what it counts.
+SURVEYS = {
+    "adults_ever_used_chatgpt": "Pew: US adults who have ever used ChatGPT",
+    "employees_using_ai_at_work": "Gallup: US employees using AI at work",
+    "genai_user_penetration": "CNNIC: generative-AI users in China (share of the population)",
+}
 # Internet use (share of population) that centres each region's adoption ceiling.
 INTERNET = {
     "us": 0.94, "europe": 0.94, "other_north": 0.94,  # ITU 2025, high-income economies: 94%
@@ -60,13 +77,33 @@ LATENTS = {
     "tau_share0": ("1 (logit)", "spread of the countries' logit start shares around their region's mean"),
     "tau_headroom": ("1 (logit)", "spread of the countries' logit headroom around their region's mean"),
     "sigma": ("1 (logit)", "scatter of a country's logit share around its curve"),
+    "level": ("1 (logit)", "a survey series' logit level over its country's curve at the start"),
+    "drift": ("1/yr (logit)", "a survey series' logit drift over its country's curve"),
+    "sigma_survey": ("1 (logit)", "scatter of a survey figure around its series' line"),
     "ceiling": ("share", "regional adoption ceiling (share of the working-age population)"),
 }
 DIM_NAMES = {"ceiling_dim_0": "region"}
 
 
 def labels(prepared) -> dict:
-    return {"region": list(prepared.info["regions"])}
+    return {"region": list(prepared.info["regions"]), "survey": list(prepared.info["series"])}
+
+
+def survey_rows(data, countries, ctx):
+    """The SURVEYS' rows of the fitted countries whose series has a figure before the
+    cutoff: series "<country> / <metric>", y the logit of the share."""
+    rows = rows_of(data, list(SURVEYS))
+    rows = rows[rows["entity"].isin(countries)].copy()
+    share = rows["value_num"].to_numpy(np.float64) / 100.0
+    bad = (share <= 0) | (share >= 1)
+    if bad.any():
+        r = rows[bad].iloc[0]
+        raise CalibrationError(f"adoption: {r['file']}, row {r['row']}: share {r['value_num']} % is not within (0, 100)")
+    rows = rows.assign(t=ctx.years(rows["date_parsed"]), series=rows["entity"] + " / " + rows["metric"],
+                       y=np.log(share) - np.log1p(-share), train=ctx.train(rows["date_parsed"]))
+    rows["label"] = rows["series"]
+    fitted = set(rows.loc[rows["train"], "series"])
+    return rows[rows["series"].isin(fitted)].reset_index(drop=True)
 
 
 def prepare(data, ctx) -> Prepared:
@@ -105,10 +142,23 @@ def prepare(data, ctx) -> Prepared:
         "y": jnp.asarray(rows["y"].to_numpy(), jnp.float32),
         "train": jnp.asarray(rows["train"].to_numpy()),
     }
+    surveys = survey_rows(data, countries, ctx)
+    series = sorted(set(surveys["series"]))
+    inputs.update({
+        "s_t": jnp.asarray(surveys["t"].to_numpy(), jnp.float32),
+        "s_country": jnp.asarray(surveys["entity"].map(c_index).to_numpy(np.int32)),
+        "s_series": jnp.asarray(surveys["series"].map({n: i for i, n in enumerate(series)}).to_numpy(np.int32)),
+        "y_survey": jnp.asarray(surveys["y"].to_numpy(), jnp.float32),
+        "s_train": jnp.asarray(surveys["train"].to_numpy(bool)),
+        "s_slots": jnp.zeros(len(series)),  # one per survey series (its shape sizes the plate)
+    })
     weights = population().set_index("country")["working_age_share"]
-    info = {"regions": regions, "countries": countries, "region_of_c": region_of_c,
+    info = {"regions": regions, "countries": countries, "region_of_c": region_of_c, "series": series,
             "weights": canonical(countries).map(weights).fillna(0.0).to_numpy(np.float64)}
-    return Prepared(inputs, {"obs": Site(rows, "sigmoid", "share of working-age population")}, info)
+    sites = {"obs": Site(rows, "sigmoid", "share of working-age population")}
+    if series:
+        sites["obs_survey"] = Site(surveys, "sigmoid", "share (the series' own definition)", key="y_survey")
+    return Prepared(inputs, sites, info)
 
 
 def model(inputs, observed=True):
@@ -133,14 +183,25 @@ def model(inputs, observed=True):
     rate = jnp.exp(mu_k[r])
     s0, v0 = expit(mu_s), expit(mu_v)
     numpyro.deterministic("ceiling", s0 + (1 - s0) * v0)
-    c, t = inputs["country"], inputs["t"]
-    # logit(A sigmoid(x + k t)) computed in log space
-    log_share = log_ceiling[c] + jax.nn.log_sigmoid(position[c] + rate[c] * t)
-    logit_share = log_share - jnp.log(-jnp.expm1(log_share))
+    def logit_curve(c, t):  # logit(A sigmoid(x + k t)) computed in log space
+        log_share = log_ceiling[c] + jax.nn.log_sigmoid(position[c] + rate[c] * t)
+        return log_share - jnp.log(-jnp.expm1(log_share))
+
     sigma = numpyro.sample("sigma", dist.HalfNormal(0.15))
-    with numpyro.plate("rows", t.shape[0]):
-        numpyro.sample("obs", dist.Normal(logit_share, sigma).mask(inputs["train"]),
+    with numpyro.plate("rows", inputs["t"].shape[0]):
+        numpyro.sample("obs", dist.Normal(logit_curve(inputs["country"], inputs["t"]), sigma).mask(inputs["train"]),
                        obs=inputs["y"] if observed else None)
+    n_s = inputs["s_slots"].shape[0]
+    if n_s:
+        with numpyro.plate("survey", n_s):
+            level = numpyro.sample("level", dist.Normal(0.0, 1.5))
+            drift = numpyro.sample("drift", dist.Normal(0.0, 0.5))
+        sigma_s = numpyro.sample("sigma_survey", dist.HalfNormal(0.3))
+        s, t = inputs["s_series"], inputs["s_t"]
+        with numpyro.plate("survey_rows", t.shape[0]):
+            numpyro.sample("obs_survey", dist.Normal(logit_curve(inputs["s_country"], t) + level[s] + drift[s] * t,
+                                                     sigma_s).mask(inputs["s_train"]),
+                           obs=inputs["y_survey"] if observed else None)
 
 
 def country_curves(samples, prepared):
