@@ -214,8 +214,15 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
 
+    import jax
+
     rows = []
     for cutoff in cutoffs:
+        # Each origin compiles its own programs (other shapes, other months); dropping the
+        # last origin's keeps a long rolling origin within the process's memory maps (a
+        # five-origin backtest once ran out of them: "LLVM ERROR: Unable to allocate
+        # section memory").
+        jax.clear_caches()
         cut = pd.Timestamp(cutoff)
         start = pd.Timestamp(year=cut.year, month=cut.month, day=1)
         needed = sorted({m for name in series for m in SCORED[name]["models"]})
@@ -264,8 +271,9 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
             spec = SCORED[r["model"]]
             ds = runs[r["run"]]
             pick = (lambda v: v.sel(region=r["region"])) if r["region"] != "world" else (lambda v: v)
-            band = pick(ds[spec["output"]]).isel(time=r["month"]).values
-            latent = (pick(ds[spec["latent"]]).isel(time=r["month"]).values if spec["latent"]
+            month = int(r["month"])  # a row of mixed columns may carry it as a float
+            band = pick(ds[spec["output"]]).isel(time=month).values
+            latent = (pick(ds[spec["latent"]]).isel(time=month).values if spec["latent"]
                       else np.full(len(QUANTILES), np.nan))
             y = r["observed"]
             rows.append({

@@ -606,7 +606,8 @@ _FIT_OPTIONS = [
     click.option("--samples", type=int, default=1000, show_default=True, help="kept draws per chain"),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--models", default=None, metavar="NAME,...",
-                 help="fit only these models (adoption, demand, prices, compute, power) [default: all]"),
+                 help="fit only these models (adoption, adoption_noise, demand, prices, compute, power, choice) "
+                      "[default: all]"),
     click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="folder for prior and posterior predictive check plots (one PNG per model)"),
     click.option("--accept-outliers", is_flag=True,
@@ -774,6 +775,8 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
               accept_outliers, console):
     import pandas as pd
 
+    import jax
+
     from forecast.backtest import backtest as score_outputs
     from forecast.backtest import summary
     from forecast.calibrate import fittable_models
@@ -787,6 +790,7 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
     except ScenarioError as e:
         fail(console, str(e))
     for cut in cuts:
+        jax.clear_caches()  # each origin compiles its own fits (forecast.backtest.backtest says why)
         fittable = fittable_models(data, hand_set, cut, names)
         for name, why in fittable.items():
             if why:

@@ -259,7 +259,7 @@ def test_saved_posterior_opens_with_arviz_and_checks_cover():
     assert {"posterior", "sample_stats", "observed_data", "prior_predictive", "posterior_predictive"} <= set(
         idata.groups())
     found = sites(idata)
-    assert {m for m, _ in found} == {"adoption", "demand", "prices", "compute", "power", "choice"}
+    assert {m for m, _ in found} == {"adoption", "adoption_noise", "demand", "prices", "compute", "power", "choice"}
     for model, site in found:
         c = coverage(idata, model, site, rows="all")
         assert c["n"] == idata.observed_data[f"{model}__{site}"].size

@@ -244,16 +244,22 @@ def test_regional_curve_is_the_weighted_mean_of_country_curves():
 # ------------------------------------------------------------------ rolling-origin backtest
 @pytest.mark.slow
 def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
-    """`forecast backtest` scores later published adoption figures against the forecast's
-    observation-level bands: the same seed gives the same CSV; each row's flags and interval
-    score follow from its own band and figure."""
+    """`forecast backtest` scores later published adoption figures (Microsoft's regional
+    aggregates and the other series fitted before the cutoff) against the forecast's
+    observation-level bands: the same seed gives the same CSV; each row's flags and
+    interval score follow from its own band and figure. A survey series' run takes its
+    level and drift from the fitted file's draws, row for row."""
     from click.testing import CliRunner
 
-    from forecast.backtest import adoption_observations, interval_score
+    from forecast.backtest import _with_adoption_series, adoption_observations, interval_score, survey_observations
+    from forecast.calibrate import calibrate, draw_table
     from forecast.cli import main
+    from forecast.scenario import with_start
+    from priors.fit import Settings
+    from priors.posterior import save
 
-    args = ["backtest", "--models", "adoption", "--cutoff", "2025-07-01", "--warmup", "100", "--samples", "100",
-            "-n", "2048"]
+    args = ["backtest", "--models", "adoption,adoption_noise", "--cutoff", "2025-07-01", "--warmup", "100",
+            "--samples", "100", "-n", "2048"]
     outs = []
     for name in ("a.csv", "b.csv"):
         res = CliRunner().invoke(main, args + ["--csv", str(tmp_path / name)])
@@ -262,15 +268,36 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
     a, b = outs
     pd.testing.assert_frame_equal(a, b)
     assert "forecast backtest summary" in res.output
-    # one row per region with a published figure after the cutoff (H2 2025)
-    obs = adoption_observations(shipped(), load("baseline").regions)
+    # one row per region and edition after the cutoff (H2 2025, Q1 2026), one per later
+    # figure of a survey series fitted before it (Gallup 2025, CNNIC Dec 2025)
+    hand = load("baseline", calibration="none")
+    obs = adoption_observations(shipped(), hand.regions)
     later = obs[obs["date"] >= "2025-07-01"]
-    assert sorted(a["series"]) == sorted(f"adoption[{r}]" for r in later["region"])
-    np.testing.assert_allclose(np.sort(a["observed"]), np.sort(later["observed"]))
+    surveys = survey_observations(shipped(), hand, pd.Timestamp("2025-07-01"))
+    assert set(surveys["key"]) == {"United States / employees_using_ai_at_work", "China / genai_user_penetration"}
+    assert sorted(a["series"]) == sorted([f"adoption[{r}]" for r in later["region"]]
+                                         + [f"adoption[{k}]" for k in surveys["key"]])
+    np.testing.assert_allclose(np.sort(a["observed"]), np.sort(np.r_[later["observed"], surveys["observed"]]))
     assert (a["inside90"] == ((a["q05"] <= a["observed"]) & (a["observed"] <= a["q95"]))).all()
     assert (a["inside50"] == ((a["q25"] <= a["observed"]) & (a["observed"] <= a["q75"]))).all()
     np.testing.assert_allclose(a["interval_score"], interval_score(a["observed"], a["q05"], a["q95"]))
-    assert (a["months_ahead"] == 6).all()  # H2 2025 ends six months after the 2025-07 start
+    # H2 2025 and the year-end survey figures end six months after the 2025-07 start, Q1 2026 nine
+    assert sorted(set(a["months_ahead"])) == [6, 9]
+
+    sc = with_start(hand, "2025-07", months=3)
+    idata, _ = calibrate(shipped(), sc, Settings(chains=2, warmup=100, samples=100, prior_draws=20),
+                         cutoff=pd.Timestamp("2025-07-01"), models=["adoption"])
+    names = list(idata.posterior["adoption__survey"].values)
+    out = _with_adoption_series(idata, sc, "China / genai_user_penetration")
+    i = names.index("China / genai_user_penetration")
+    for name, latent in (("adoption_obs_level", "adoption__level"), ("adoption_obs_drift", "adoption__drift")):
+        np.testing.assert_array_equal(out.posterior[name].values, idata.posterior[latent].values[..., i])
+        assert name not in idata.posterior  # the fitted file is untouched
+    save(out, tmp_path / "cnnic.nc")
+    table, mask, info = draw_table(sc, tmp_path / "cnnic.nc", allow_unconverged=True)
+    assert {"adoption_obs_level", "adoption_obs_drift", "adoption0"} <= set(info["used"])
+    np.testing.assert_allclose(table.adoption_obs_level, idata.posterior["adoption__level"].values[..., i].ravel(),
+                               rtol=1e-6)
 
 
 def test_interval_score_closed_form():
@@ -313,7 +340,7 @@ def test_backtest_skips_models_with_nothing_before_the_cutoff(tmp_path):
     assert not early["compute"] and not early["power"]
     late = fittable_models(shipped(), load("baseline", calibration="none"), pd.Timestamp("2025-07-01"), names)
     assert not any(late.values()), late
-    res = CliRunner().invoke(main, ["backtest", "--models", "adoption", "--cutoff", "2024-07-01",
+    res = CliRunner().invoke(main, ["backtest", "--models", "adoption,adoption_noise", "--cutoff", "2024-07-01",
                                     "--csv", str(tmp_path / "x.csv")])
     assert res.exit_code == 0, res.output
     assert "2024-07-01: adoption not backtested" in res.output and "nothing scored" in res.output
