@@ -3,7 +3,7 @@
 Adoption (share of working-age people using generative AI), a logistic with ceiling A
 whose diffusion rate wanders:
     a_r(t) = A_r sigmoid(logit(a0_r / A_r) + rate_r t_years + D_r(t)),
-    D_r(t + dt) = D_r(t) + d_r(t + dt) dt,   D_r(0) = d_r(0) = 0,
+    D_r(t + dt) = D_r(t) + d_r(t + dt) dt,   D_r(0) = 0,
     d_r(t + dt) = e^(-theta dt) d_r(t) + sigma sqrt((1 - e^(-2 theta dt)) / (2 theta)) (sqrt(rho) z_c + sqrt(1 - rho) z_r),
 an Ornstein-Uhlenbeck deviation d of the rate (discretised exactly; theta =
 adoption_rate_reversion, sigma = adoption_rate_vol, rho = adoption_common the share of its
