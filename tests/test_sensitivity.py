@@ -160,16 +160,18 @@ def test_inputs_grouping(short):
 
 
 def test_input_that_does_not_enter_has_zero_index(indices):
-    # Adoption is a function of the fitted adoption parameters only: every other group,
-    # the process noise included, has first and total index exactly zero.
+    # Adoption is a function of the fitted adoption curve, its fitted process noise and the
+    # market shocks' key (which draws the rate's shocks) only: every other group, the
+    # events included, has first and total index exactly zero.
     ds = indices.isel(time=slice(1, None))
-    others = [g for g in ds["parameter"].values if g != f"{POSTERIOR}adoption"]
+    enter = [f"{POSTERIOR}adoption", f"{POSTERIOR}adoption_noise", NOISE[0]]
+    others = [g for g in ds["parameter"].values if g not in enter]
     for stat in ("first", "total", "total_low", "total_high"):
         assert np.all(ds[f"adoption_{stat}"].sel(parameter=others).values == 0.0), stat
-    own = ds["adoption_total"].sel(parameter=f"{POSTERIOR}adoption")
-    assert np.all(ds["adoption_total_low"].sel(parameter=f"{POSTERIOR}adoption") > 0.5)
-    # The only input that enters explains all of the variance (1 up to sampling error).
-    assert abs(float(own.mean()) - 1.0) < 0.1
+    assert np.all(ds["adoption_total_low"].sel(parameter=f"{POSTERIOR}adoption") > 0.0)
+    # The inputs that enter explain all of the variance: their total indices sum to at
+    # least 1 (up to sampling error), as total indices do for any model.
+    assert float(ds["adoption_total"].sel(parameter=enter).sum("parameter").mean()) > 0.9
 
 
 def test_fixing_a_parameter_drops_its_total_index_to_zero(short):
