@@ -51,23 +51,26 @@ def adoption(p: Params, t_years, shift=0.0):
     return logistic(p.adoption0, p.adoption_ceiling, p.adoption_rate * t_years + shift, 1.0)
 
 
+def _rate_shock(p: Params, z, r):
+    """(region,) unit-variance rate shocks, a share adoption_common of their variance
+    common: z[0:r] regional, z[r] common."""
+    rho = p.adoption_common
+    return jnp.sqrt(rho) * z[r] + jnp.sqrt(1.0 - rho) * z[:r]
+
+
 def adoption_dev0(p: Params, z):
     """(region,) the rate deviation at the start, from its stationary law. z: (region + 1,)
     normals, [0:R] regional, [R] common."""
-    r = z.shape[0] - 1
-    rho = p.adoption_common
     sd = p.adoption_rate_vol / jnp.sqrt(2.0 * p.adoption_rate_reversion)
-    return sd * (jnp.sqrt(rho) * z[r] + jnp.sqrt(1.0 - rho) * z[:r])
+    return sd * _rate_shock(p, z, z.shape[0] - 1)
 
 
 def adoption_step(p: Params, dev, shift, z, dt):
     """(d, D) one month on. z: (region + 2,) normals, [0:R] regional, [R] common shocks."""
-    r = dev.shape[0]
-    rho = p.adoption_common
     decay = jnp.exp(-p.adoption_rate_reversion * dt)
     sd = p.adoption_rate_vol * jnp.sqrt(-jnp.expm1(-2.0 * p.adoption_rate_reversion * dt)
                                         / (2.0 * p.adoption_rate_reversion))
-    dev = decay * dev + sd * (jnp.sqrt(rho) * z[r] + jnp.sqrt(1.0 - rho) * z[:r])
+    dev = decay * dev + sd * _rate_shock(p, z, dev.shape[0])
     return dev, shift + dev * dt
 
 
