@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from kernels import CLASSES, OUTPUTS, SPECS, output_sizes
-from kernels.simulate import RATIO_OUTPUTS
+from kernels import CLASSES, OUTPUTS, RATIO_OUTPUTS, SPECS, SeriesLayout
 
 def engine_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -28,7 +27,7 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
                   sample=None) -> xr.Dataset:
     """values, rank_error: (time, series, quantile); mean, std, nonfinite and each of
     probabilities["positive" | "zero" | "above_start"]: (time, series). scs: the scenarios
-    (one, or several compared: series laid out as kernels.simulate.log_scale_mask says).
+    (one, or several compared: series laid out as kernels.SeriesLayout says).
     sample: None, or dict(values=(time, series, k) whole trajectories, params=[one dict
     {parameter: (k, ...)} per scenario]), stored as `<output>_sample` and `param_<name>` on a
     `sample` dimension (the trajectories' indices)."""
@@ -40,35 +39,33 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
     if n_scen > 1:
         coords["scenario"] = [s.name for s in scs]
         coords["compared"] = [s.name for s in scs[1:]]
-    sizes = output_sizes(len(sc.regions))
-    block = sum(sizes)
+    layout = SeriesLayout(len(sc.regions), n_scen)
     data = {}
 
-    def blocks(arr, offset, size, count, first):
-        """(count, time, ...) from `count` consecutive series blocks starting at `first`."""
-        return np.stack([arr[:, (first + b) * block + offset:(first + b) * block + offset + size]
-                         for b in range(count)])
+    def blocks(arr, name, count, first):
+        """(count, time, ...) of output `name` from `count` consecutive series blocks
+        starting at `first`."""
+        return np.stack([arr[:, layout.slice(name, first + b)] for b in range(count)])
 
-    offset = 0
-    for spec, size in zip(OUTPUTS, sizes):
+    for spec in OUTPUTS:
         dims = tuple(d for d in spec.dims.split(",") if d)
-        shape = tuple(len(coords[d]) for d in dims)
+        shape = layout.shape(spec.name)
         unit, long_name = spec.units, spec.long_name
         nq = len(quantiles)
 
         def put(name, first, count, dim, stats, units, long):
             """Bands of `count` series blocks from `first` as `name`; stats: (variable name,
             attrs, (time, series) array) read from the same blocks."""
-            band = blocks(values, offset, size, count, first)  # (count, time, size, q)
+            band = blocks(values, spec.name, count, first)  # (count, time, size, q)
             band = np.moveaxis(band, 3, 1).reshape((count, nq, sc.months) + shape)
             attrs = {"units": units, "long_name": long,
-                     "nonfinite_values": int(blocks(nonfinite, offset, size, count, first).sum()),
-                     "max_quantile_rank_error": float(np.nanmax(blocks(rank_error, offset, size, count, first)))}
+                     "nonfinite_values": int(blocks(nonfinite, spec.name, count, first).sum()),
+                     "max_quantile_rank_error": float(np.nanmax(blocks(rank_error, spec.name, count, first)))}
             lead_dim = (dim,) if n_scen > 1 else ()
             cut = (lambda a: a) if n_scen > 1 else (lambda a: a[0])
             data[name] = (lead_dim + ("quantile", "time") + dims, cut(band).astype(np.float64), attrs)
             for var, var_attrs, arr in stats:
-                v = blocks(arr, offset, size, count, first).reshape((count, sc.months) + shape)
+                v = blocks(arr, spec.name, count, first).reshape((count, sc.months) + shape)
                 data[var] = (lead_dim + ("time",) + dims, cut(v).astype(np.float64), var_attrs)
 
         n = spec.name
@@ -94,13 +91,12 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
                  (f"{n}_p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"},
                   probabilities["zero"])], diff_unit, diff_long)
         if sample is not None:
-            v = blocks(np.transpose(sample["values"], (2, 1, 0)), offset, size, n_scen, 0)  # (scen, k, size, time)
+            v = blocks(np.transpose(sample["values"], (2, 1, 0)), spec.name, n_scen, 0)  # (scen, k, size, time)
             v = np.swapaxes(v, 2, 3).reshape(v.shape[:2] + (sc.months,) + shape)
             data[f"{n}_sample"] = (("scenario",) * (n_scen > 1) + ("sample", "time") + dims,
                                    v if n_scen > 1 else v[0],
                                    {"units": unit, "long_name": f"{long_name}, whole trajectories (the run's first "
                                                                 f"{v.shape[1]}; NaN where non-finite)"})
-        offset += size
     if sample is not None:
         coords["sample"] = np.arange(sample["values"].shape[2])
         for spec in SPECS:

@@ -334,15 +334,14 @@ def _check_memory(need: dict, devices, n: int):
 
 def _where_nonfinite(counts, sc, n_scen) -> str:
     """Where the first non-finite values appeared: month and outputs."""
-    from kernels import OUTPUTS, output_sizes
+    from kernels import SeriesLayout
 
     counts = np.asarray(counts).reshape(sc.months, -1)
     months = np.flatnonzero(counts.sum(axis=1))
     if not months.size:
         return ""
     t = int(months[0])
-    names = [o.name for o, size in zip(OUTPUTS, output_sizes(len(sc.regions))) for _ in range(size)]
-    names = (names * (2 * n_scen - 1))[:counts.shape[1]]
+    names = SeriesLayout(len(sc.regions), n_scen).names
     hit = sorted({names[i] for i in np.flatnonzero(counts[t])})
     year, month = (int(x) for x in sc.start.split("-"))
     when = f"{year + (month - 1 + t) // 12}-{(month - 1 + t) % 12 + 1:02d}"

@@ -31,7 +31,7 @@ from forecast.headline import HEADLINES
 from forecast.outputs import provenance
 from forecast.run import RunError, batch_size, check_seed
 from forecast.scenario import Scenario, load
-from kernels import OUTPUT_BY_NAME, OUTPUTS, SPECS, n_entries, output_sizes, run_paths
+from kernels import OUTPUT_BY_NAME, SPECS, SeriesLayout, n_entries, run_paths
 from kernels.keys import seed_key
 from kernels.reduce import TINY
 
@@ -260,16 +260,13 @@ def sobol(evaluate, inp: Inputs, n: int, seed: int = 0, resamples: int = DEFAULT
 # ------------------------------------------------------------------ the engine as a function
 def _selection(sc: Scenario, metrics) -> tuple[list, tuple[int, ...]]:
     """(metric, dims, offset in the selection, size) and the flattened-output indices."""
-    sizes = dict(zip([o.name for o in OUTPUTS], output_sizes(len(sc.regions))))
-    offsets, at = {}, 0
-    for o in OUTPUTS:
-        offsets[o.name] = at
-        at += sizes[o.name]
+    series = SeriesLayout(len(sc.regions))
     layout, select = [], []
     for m in metrics:
         dims = tuple(d for d in OUTPUT_BY_NAME[m].dims.split(",") if d)
-        layout.append((m, dims, len(select), sizes[m]))
-        select += range(offsets[m], offsets[m] + sizes[m])
+        cut = series.slice(m)
+        layout.append((m, dims, len(select), cut.stop - cut.start))
+        select += range(cut.start, cut.stop)
     return layout, tuple(select)
 
 

@@ -4,9 +4,8 @@ Imports jax only. Labels, files and scenarios live in `forecast`.
 """
 from kernels.params import (NAMES, SPECS, SPEC_BY_NAME, ParamSpec, Params, Prior, constrain, n_entries,
                             param_shape, params_from, sample_params, unconstrain)
-from kernels.simulate import (N_TIERS, OUTPUTS, OUTPUT_BY_NAME, TRACE_COUNT, Carry, OutputSpec, Outputs, advance,
-                              start, output_sizes,
-                              run_chunk, run_paths)
+from kernels.layout import N_TIERS, OUTPUT_BY_NAME, OUTPUTS, RATIO_OUTPUTS, OutputSpec, SeriesLayout
+from kernels.simulate import TRACE_COUNT, Carry, Outputs, advance, output_sizes, run_chunk, run_paths, start
 from kernels.menu import CLASSES, N_CLASSES
 from kernels.state import Noise, State
 
@@ -14,5 +13,6 @@ __all__ = [
     "NAMES", "SPECS", "SPEC_BY_NAME", "ParamSpec", "Params", "Prior", "constrain", "n_entries", "param_shape", "params_from",
     "sample_params",
     "unconstrain", "N_TIERS", "OUTPUTS", "OUTPUT_BY_NAME", "TRACE_COUNT", "OutputSpec", "Outputs", "output_sizes",
+    "RATIO_OUTPUTS", "SeriesLayout",
     "run_chunk", "run_paths", "Noise", "State", "CLASSES", "N_CLASSES", "Carry", "advance", "start",
 ]

@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 
 from kernels import affordability, allocation, cost, demand, events, keys, menu, prices, reduce, supply
+from kernels.layout import N_TIERS, OUTPUT_BY_NAME, OUTPUTS, RATIO_OUTPUTS, OutputSpec, SeriesLayout  # noqa: F401
 from kernels.params import Params, Prior, params_from, sample_params
 from kernels.state import Noise, State, noise_size, split_noise
 
-N_TIERS = 3  # trusted, enterprise, consumer: priority order
 DT = 1.0 / 12.0  # years per step
 LIST_PRICE_QUANTILE = 0.9  # list_price0 is this quantile of released models' prices (priors.models.prices)
 # Bound on the log of the heavy-tailed published-figure noise (a factor of 1e13): a t(4)
@@ -31,80 +31,6 @@ LIST_PRICE_QUANTILE = 0.9  # list_price0 is this quantile of released models' pr
 OBS_LOG_CLIP = 30.0
 
 
-class OutputSpec(NamedTuple):
-    name: str
-    dims: str  # "", "region", "tier", "region,tier", "tier,class" or "region,tier,class"
-    log_scale: bool  # bands are resolved in log space (non-negative quantities spanning
-    # orders of magnitude; exact zeros are a point mass counted apart)
-    units: str
-    long_name: str
-
-
-OUTPUTS: tuple[OutputSpec, ...] = (
-    OutputSpec("compute", "region", True, "H100e", "installed AI compute"),
-    OutputSpec("power", "region", True, "GW", "AI data-centre power capacity"),
-    OutputSpec("capex", "region", True, "USD billion per year",
-               "the month's spend on AI hardware and data-centre facilities, annualised"),
-    OutputSpec("cost_frontier", "", True, "USD per 1M tokens", "cost of serving frontier tokens"),
-    OutputSpec("cost_fixed_capability", "", True, "USD per 1M tokens", "cost of the start's frontier capability"),
-    OutputSpec("cost_floor", "", True, "USD per 1M tokens",
-               "floor cost of the start's frontier capability (hardware and energy)"),
-    OutputSpec("price", "tier", True, "USD per 1M tokens", "list price of frontier tokens (sticky, bounded by substitution)"),
-    OutputSpec("class_price", "tier,class", True, "USD per 1M tokens",
-               "list price of each model class (sticky; the frontier's at most premium_max times the mid class's)"),
-    OutputSpec("demand_tokens", "region,tier", True, "tokens per month",
-               "tokens wanted, every class together (free users up to their allowance)"),
-    OutputSpec("class_tokens", "region,tier,class", True, "tokens per month", "tokens served, by model class"),
-    OutputSpec("frontier_tokens", "region,tier", True, "tokens per month", "frontier-class tokens served"),
-    OutputSpec("lagging_tokens", "region,tier", True, "tokens per month",
-               "mid- and open-class tokens served (class_tokens summed over the lagging classes)"),
-    OutputSpec("tokens_per_capita", "region", True, "tokens per person per month",
-               "frontier tokens served per working-age person"),
-    OutputSpec("access_index", "region", True, "capability-weighted tokens per person per month",
-               "tokens served per working-age person, every class, each weighted 2^(-lag / capability_halflife)"),
-    OutputSpec("north_south_ratio", "", True, "1",
-               "Global North over Global South capability-weighted access per person"),
-    OutputSpec("access_gini", "", False, "1",
-               "population-weighted Gini of access_index across regions"),
-    OutputSpec("unmet_share", "", True, "1",
-               "share of wanted tokens not served at the class chosen (rationed down the menu or unserved)"),
-    OutputSpec("capability_lag", "region,tier", True, "months",
-               "months behind the frontier of the tokens served (token-weighted; where none are, "
-               "the best class on offer)"),
-    OutputSpec("trusted_gap", "region", False, "months",
-               "months the public's best model on offer trails the trusted tier's (staged release, restrictions)"),
-    OutputSpec("gap_persistence", "region", False, "1",
-               "1 once the trusted gap has exceeded gap_threshold for gap_duration consecutive months "
-               "(its mean is the probability)"),
-    OutputSpec("priced_out", "region,tier", True, "1",
-               "share of adults priced out of the frontier (trusted, enterprise) or of the paid plan (consumer)"),
-    OutputSpec("unserved_share", "region,tier", True, "1",
-               "share of wanted tokens served at no class at all (consumers: adopters with no service)"),
-    OutputSpec("free_share", "region", False, "1", "share of consumer users on the free tier only"),
-    OutputSpec("open_share", "region", False, "1", "open-class share of the tokens served in the region"),
-    OutputSpec("adoption", "region", False, "1", "share of the working-age population using generative AI"),
-    OutputSpec("adoption_observed", "region", False, "1",
-               "a published adoption figure: adoption with measurement noise (a new observation's band)"),
-    OutputSpec("compute_observed", "", True, "H100e",
-               "a published estimate of the world's AI compute stock: all regions' compute with measurement noise"),
-    OutputSpec("tokens_observed", "", True, "tokens per month",
-               "a published provider token volume: its level at the start grown as all tokens served, with its scatter"),
-    OutputSpec("list_price_observed", "", True, "USD per 1M tokens",
-               "the list price of a model released that month: the top decile moved as the frontier cost, "
-               "with the spread of released models"),
-    OutputSpec("chip_power_observed", "", True, "GW",
-               "a published estimate of the world's installed AI chip power: the installed hardware's draw over "
-               "the facility overhead, with measurement noise"),
-)
-OUTPUT_BY_NAME = {o.name: o for o in OUTPUTS}
-# Outputs above zero in every world: their paired differences are log ratios (read as "x
-# baseline"). Every other output, those with a point mass at zero among them (lags, shares,
-# tokens a restriction withholds), is compared by its plain difference, in its own units.
-RATIO_OUTPUTS = frozenset({"compute", "power", "cost_frontier", "cost_fixed_capability", "cost_floor", "price",
-                           "class_price", "access_index",
-                           "north_south_ratio", "compute_observed", "tokens_observed", "list_price_observed",
-                           "chip_power_observed"})
-
 # A month's outputs, one field per OUTPUTS entry (same order), each with its dims' shape.
 Outputs = NamedTuple("Outputs", [(o.name, jax.Array) for o in OUTPUTS])  # type: ignore[misc]
 
@@ -113,29 +39,22 @@ TRACE_COUNT = {"advance": 0, "run_paths": 0}
 
 
 def output_sizes(n_regions: int) -> list[int]:
-    size = {"": 1, "region": n_regions, "tier": N_TIERS, "region,tier": n_regions * N_TIERS,
-            "tier,class": N_TIERS * menu.N_CLASSES, "region,tier,class": n_regions * N_TIERS * menu.N_CLASSES}
-    return [size[o.dims] for o in OUTPUTS]
+    return list(SeriesLayout(n_regions).sizes)
 
 
 def log_scale_mask(n_regions: int, n_scenarios: int = 1) -> jax.Array:
-    """(series,) True for series whose bands are resolved in log space.
-
-    With several scenarios the series are the scenarios' outputs, one block each, then one
-    block of paired differences per scenario after the first (log ratios for log-scale
-    outputs, plain differences otherwise), which are resolved in linear space."""
-    flags = [o.log_scale for o, n in zip(OUTPUTS, output_sizes(n_regions)) for _ in range(n)]
-    return jnp.array(flags * n_scenarios + [False] * len(flags) * (n_scenarios - 1))
+    """(series,) True for series whose bands are resolved in log space (SeriesLayout.log_mask)."""
+    return jnp.array(SeriesLayout(n_regions, n_scenarios).log_mask)
 
 
 def ratio_mask(n_regions: int) -> jax.Array:
     """(series,) True for the series of RATIO_OUTPUTS, whose paired differences are log ratios."""
-    return jnp.array([o.name in RATIO_OUTPUTS for o, n in zip(OUTPUTS, output_sizes(n_regions)) for _ in range(n)])
+    return jnp.array(SeriesLayout(n_regions).ratio_mask)
 
 
 def n_series(n_regions: int, n_scenarios: int = 1) -> int:
     """Series per month: n_scenarios output blocks and n_scenarios - 1 difference blocks."""
-    return sum(output_sizes(n_regions)) * (2 * n_scenarios - 1)
+    return SeriesLayout(n_regions, n_scenarios).total
 
 
 def paired_differences(out, ratio):

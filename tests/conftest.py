@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 # Four CPU devices: one per NUTS chain (calibration tests); must be set before JAX starts.
 # (The test of device-count independence runs eight in a process of its own.)
@@ -10,9 +12,22 @@ import pytest  # noqa: E402
 
 from forecast import scenario as sc_mod  # noqa: E402
 from forecast.run import run_batch  # noqa: E402
-from kernels import OUTPUTS, output_sizes, run_chunk  # noqa: E402
+from kernels import SeriesLayout, run_chunk  # noqa: E402
 
-os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no compilation cache
+os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no cache of their own
+
+# One persistent compilation cache for the session, removed at its end: compiling a
+# scenario's program takes ~20-30 s on 2 cores and loading it ~1 s, and many modules run the
+# same programs (the baseline's shapes at the same batch and horizon). Each module still
+# drops its in-memory programs (below); a cached program is the same executable, so no
+# result depends on whether it was compiled or loaded.
+SESSION_CACHE = tempfile.mkdtemp(prefix="forecast-tests-xla-")
+jax.config.update("jax_compilation_cache_dir", SESSION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 def materialize(scenario, n=512, seed=0, start=0, run_n=None):
@@ -29,23 +44,15 @@ def materialize(scenario, n=512, seed=0, start=0, run_n=None):
 
 
 def series(scenario, x, name):
-    """Slice one output variable out of materialised (time, trajectory, series) values."""
-    block = x[..., columns(scenario, name)]
-    dims = {"region": len(scenario.regions), "tier": 3, "class": 3}
-    spec = next(o for o in OUTPUTS if o.name == name)
-    if "," in spec.dims:  # several dims: one axis each (a single dim stays one axis)
-        return block.reshape(block.shape[:-1] + tuple(dims[d] for d in spec.dims.split(",")))
-    return block
+    """Slice one output variable out of materialised (time, trajectory, series) values, one
+    axis per dim (kernels.SeriesLayout); a scalar output keeps its one series axis."""
+    layout = SeriesLayout(len(scenario.regions))
+    return x[..., layout.slice(name)].reshape(x.shape[:-1] + (layout.shape(name) or (1,)))
 
 
 def columns(scenario, name):
     """The slice of one output variable's series in a month's flattened outputs."""
-    off = 0
-    for spec, size in zip(OUTPUTS, output_sizes(len(scenario.regions))):
-        if spec.name == name:
-            return slice(off, off + size)
-        off += size
-    raise KeyError(name)
+    return SeriesLayout(len(scenario.regions)).slice(name)
 
 
 @pytest.fixture(scope="session")

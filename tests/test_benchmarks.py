@@ -21,21 +21,21 @@ def test_harness_smoke(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_process_benchmark_smoke(tmp_path, monkeypatch):
+    """One call (each size's processes compile cold, so one call is most of the test's time):
+    at 200 trajectories NumPy, the engine cold and warm; above --numpy-max NumPy's time is
+    extrapolated linearly (2x the size: 2x the time), and above --warm-max the engine runs
+    cold only. The 6-month table replaces its own stale block and no other."""
     from benchmarks import process
 
     monkeypatch.setattr(process, "README", tmp_path / "README.md")
-    (tmp_path / "README.md").write_text("# Benchmarks\n")
-    process.main(["--sizes", "200", "--months", "6"])
+    begin, end = process.markers(6)
+    (tmp_path / "README.md").write_text(f"# Benchmarks\n\n{begin}\nstale\n{end}\n")
+    process.main(["--sizes", "200,400", "--months", "6", "--numpy-max", "200", "--warm-max", "200"])
     text = (tmp_path / "README.md").read_text()
-    begin, _ = process.markers(6)
-    assert text.count(begin) == 1 and "engine, warm cache" in text and "NumPy reference" in text
+    assert text.count(begin) == 1 and "stale" not in text and "engine, warm cache" in text
     assert "6 months" in text and process.markers(120)[0] not in text
     rows = [line for line in text.splitlines() if line.startswith("| 200 |")]
     assert len(rows) == 3 and all(float(r.split("|")[5]) > 0.05 for r in rows)  # a peak RSS was read
-    # Above --numpy-max NumPy's time is extrapolated linearly (2x the size: 2x the time),
-    # and above --warm-max the engine runs cold only.
-    process.main(["--sizes", "200,400", "--months", "6", "--numpy-max", "200", "--warm-max", "200"])
-    text = (tmp_path / "README.md").read_text()
     rows = {line.split("|")[2].strip(): line.split("|") for line in text.splitlines() if line.startswith("| 400 |")}
     assert set(rows) == {"NumPy reference (extrapolated from 200)", "engine, cold compile"}
     at_200 = next(line.split("|") for line in text.splitlines() if line.startswith("| 200 | NumPy reference |"))

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 import forecast
+from conftest import SESSION_CACHE
 from forecast.run import _where_nonfinite
 from forecast.scenario import ScenarioError, load, with_months
 
@@ -59,9 +60,13 @@ def test_the_console_script_asks_malloc_for_huge_pages_once(env, lines):
 
 
 def _cli(args, tmp_path, **kw):
-    # One compilation cache for the test's processes: the first compiles, the rest load.
-    env = dict(os.environ, FORECAST_BATCH=BATCH, FORECAST_CACHE_DIR=str(tmp_path / "cache"), XLA_FLAGS="")
-    return subprocess.Popen([sys.executable, "-c", "from forecast.cli import main; main()", *args], cwd=tmp_path, env=env,
+    # The session's compilation cache for every process of these tests: the first compiles,
+    # the rest load.
+    env = dict(os.environ, FORECAST_BATCH=BATCH, FORECAST_CACHE_DIR=SESSION_CACHE, XLA_FLAGS="")
+    # The console script's entry: Ctrl-C while the modules still load (seconds on a slow
+    # machine) is its one line, as a user's would be.
+    return subprocess.Popen([sys.executable, "-c", "import forecast_entry; forecast_entry.main()", *args], cwd=tmp_path,
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -140,6 +145,7 @@ def _free_port():
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.parametrize("blocks", [pytest.param("1", id="one-month-blocks"), pytest.param("", id="one-block")])
 def test_two_processes_give_the_single_process_bands(tmp_path, blocks, monkeypatch):
     """Two local processes through JAX's distributed runtime (CPU, gloo collectives): each
@@ -161,6 +167,7 @@ def test_two_processes_give_the_single_process_bands(tmp_path, blocks, monkeypat
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_killed_resume_to_the_single_process_bands(tmp_path, monkeypatch):
     """README, "Long runs": each of two processes checkpoints its own trajectories. Both are
     killed (-9) mid-run; restarted with one process's file missing, both refuse with the

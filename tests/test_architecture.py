@@ -1,0 +1,102 @@
+"""The architecture's one-way flow, read from the code as text (ast, nothing imported):
+kernels/ imports jax and the standard library only; priors/ never imports forecast/; no
+import circles among the project's modules; no module imports another's private (_name)
+names. (docs: ../shared/design/ARCHITECTURE.md; issue 26.)"""
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("forecast", "kernels", "priors", "benchmarks")
+
+
+def _modules():
+    mods = {}
+    for pkg in PACKAGES:
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            name = ".".join(f.relative_to(ROOT).with_suffix("").parts)
+            mods[name.removesuffix(".__init__")] = f
+    return mods
+
+
+def _imports(mods):
+    """{module: [(imported module, name or None)]} with relative imports resolved."""
+    out = {}
+    for m, f in mods.items():
+        pkg = m if f.name == "__init__.py" else m.rpartition(".")[0]
+        found = []
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                found += [(base, a.name) for a in node.names]
+            elif isinstance(node, ast.Import):
+                found += [(a.name, None) for a in node.names]
+        out[m] = found
+    return out
+
+
+MODS = _modules()
+IMPORTS = _imports(MODS)
+
+
+def _edges():
+    edges = {m: set() for m in MODS}
+    for m, found in IMPORTS.items():
+        for base, name in found:
+            target = f"{base}.{name}" if name and f"{base}.{name}" in MODS else base
+            if target in MODS and target != m:
+                edges[m].add(target)
+    return edges
+
+
+def test_kernels_import_jax_and_the_standard_library_only():
+    allowed = {"jax", "kernels", "__future__"}
+    bad = [(m, base) for m, found in IMPORTS.items() if m.startswith("kernels")
+           for base, _ in found if base.split(".")[0] not in allowed
+           and base.split(".")[0] not in sys.stdlib_module_names]
+    assert not bad, bad
+
+
+def test_the_flow_is_one_way():
+    """kernels <- priors <- forecast: a lower package never imports a higher one."""
+    rank = {"kernels": 0, "priors": 1, "forecast": 2, "benchmarks": 3}
+    bad = [(m, base) for m, found in IMPORTS.items() for base, _ in found
+           if base.split(".")[0] in rank and rank[base.split(".")[0]] > rank[m.split(".")[0]]]
+    assert not bad, bad
+
+
+def test_no_import_circles():
+    edges, state, stack, circles = _edges(), {}, [], []
+
+    def visit(u):
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(edges[u]):
+            if state.get(v) == 1:
+                circles.append(stack[stack.index(v):] + [v])
+            elif not state.get(v):
+                visit(v)
+        state[u] = 2
+        stack.pop()
+
+    for m in sorted(MODS):
+        if not state.get(m):
+            visit(m)
+    assert not circles, [" -> ".join(c) for c in circles]
+
+
+def test_no_module_imports_another_modules_private_names():
+    bad = [f"{m} imports {base}.{name}" for m, found in IMPORTS.items() for base, name in found
+           if name and name.startswith("_") and not name.startswith("__") and base != m]
+    assert not bad, bad
+
+
+def test_the_walk_sees_the_whole_project():
+    """The checks above read every package (a renamed folder would make them vacuous)."""
+    assert {m.split(".")[0] for m in MODS} == set(PACKAGES)
+    assert len(MODS) > 40 and "kernels.simulate" in MODS and "forecast.run" in MODS
+    assert any(base.startswith("kernels") for m, found in IMPORTS.items() if m.startswith("forecast")
+               for base, _ in found)
