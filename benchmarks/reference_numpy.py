@@ -5,7 +5,7 @@ over trajectories (float64, NumPy's own random generator).
 
 It reads the same scenario priors as the engine and implements the same equations
 (docs/model.md: "A month, in order", "Outputs" and the parameter table; the docstrings of
-kernels/demand.py, events.py and supply.py and the OUTPUTS of kernels/simulate.py where
+kernels/demand.py, events.py and supply.py and the OUTPUTS of kernels/layout.py where
 they go beyond it) independently of kernels/: power capacity that a moratorium blocks
 partly built in other hosting regions (leakage) and installed compute capped by the chip
 licence; the menu of model classes (frontier, mid, open) chosen by logit shares of total
@@ -162,7 +162,7 @@ def simulate(sc: Scenario | str = "baseline", n: int = 10_000, seed: int = 0, qu
     """Simulate n trajectories; returns (time, series, quantile) bands, or with keep=True
     the (time, trajectory, series) values themselves (small runs only).
 
-    Series are in the engine's order (kernels.OUTPUTS, sizes kernels.output_sizes).
+    Series are in the engine's order (kernels.OUTPUTS, sizes kernels.SeriesLayout).
     """
     sc = load(sc, calibration="none") if isinstance(sc, str) else sc
     rng = np.random.default_rng(seed)

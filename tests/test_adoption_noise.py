@@ -203,7 +203,7 @@ def test_the_noise_fit_recovers_known_rate_and_edition_noise_from_synthetic_edit
 
     rows = pd.DataFrame({"y": y.ravel(), "train": True})
     result = fit(noise, Prepared(inputs, {"obs": Site(rows, "sigmoid", "share")}),
-                 Settings(chains=2, warmup=400, samples=500))
+                 Settings(chains=2, warmup=250, samples=300))
     assert result.diagnostics["divergences"] == 0
     for name, truth in (("adoption_rate_vol", sigma), ("adoption_edition_sd", tau)):
         draws = result.samples[name]

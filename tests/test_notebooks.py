@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SESSION_CACHE
+
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
@@ -28,6 +30,9 @@ def test_notebook_executes(path, monkeypatch):
 
     monkeypatch.setenv("FORECAST_N", "800")
     monkeypatch.setenv("FORECAST_CACHE_DIR", "off")
+    # the kernel process loads the programs the session's tests compiled (conftest)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", SESSION_CACHE)
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent.parent)}}).execute()
