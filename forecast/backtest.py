@@ -165,7 +165,7 @@ OBSERVATIONS = {
 }
 
 
-def _with_token_series(idata, data, scenario, cutoff, series: str):
+def with_token_series(idata, data, scenario, cutoff, series: str):
     """The posterior with tokens_obs_level set to `series`' fitted start level, draw by draw."""
     from forecast.calibrate import context
     from priors.models import MODELS
@@ -177,7 +177,7 @@ def _with_token_series(idata, data, scenario, cutoff, series: str):
     return out
 
 
-def _with_adoption_series(idata, scenario, series: str):
+def with_adoption_series(idata, scenario, series: str):
     """The posterior with adoption_obs_level and adoption_obs_drift set to survey `series`'
     fitted level and drift over its country's curve, draw by draw (the same rows as the
     curve's: the join is exact), listed among the parameters the posterior supplies."""
@@ -254,8 +254,8 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         later["run"] = [_run_key(r) for _, r in later.iterrows()]
         runs = {}
         for run_key in sorted(set(later["run"]), key=lambda k: (k is not None, k or ("", ""))):
-            post = (idata if run_key is None else _with_token_series(idata, data, sc, cut, run_key[1])
-                    if run_key[0] == "tokens" else _with_adoption_series(idata, sc, run_key[1]))
+            post = (idata if run_key is None else with_token_series(idata, data, sc, cut, run_key[1])
+                    if run_key[0] == "tokens" else with_adoption_series(idata, sc, run_key[1]))
             fd, path = tempfile.mkstemp(suffix=".nc")
             os.close(fd)
             try:
@@ -318,7 +318,7 @@ def _short(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _figure_name(r) -> str:
+def figure_name(r) -> str:
     """'compute', 'chip power', 'adoption us', 'tokens Google (all surfaces), <metric>'."""
     model = str(r["model"]).replace("_", " ")
     key = str(r["series"])[len(r["model"]) + 1:-1].replace(" / ", ", ")
@@ -333,7 +333,7 @@ def markdown(scores: pd.DataFrame) -> str:
     yes = {True: "yes", False: "no"}
     out = ["| cutoff | figure | published | 90% observation band | in 50% | in 90% |", "|---|---|---|---|---|---|"]
     for _, r in scores[scores["model"] != "prices"].iterrows():
-        out.append(f"| {r['cutoff']} | {_figure_name(r)} {str(r['date'])[:7]} ({int(r['months_ahead'])}) | "
+        out.append(f"| {r['cutoff']} | {figure_name(r)} {str(r['date'])[:7]} ({int(r['months_ahead'])}) | "
                    f"{_short(r['observed'])} | {_short(r['q05'])}-{_short(r['q95'])} | {yes[bool(r['inside50'])]} | "
                    f"{yes[bool(r['inside90'])]} |")
     prices = scores[scores["model"] == "prices"]
@@ -356,7 +356,7 @@ def markdown(scores: pd.DataFrame) -> str:
     out += [""] + head + rows(summary(scores))
     adoption = scores[scores["model"] == "adoption"]
     if not adoption.empty:  # each published adoption series apart: Microsoft's regions, each survey
-        per = summary(adoption.assign(series=[_figure_name(r)[len("adoption "):] for _, r in adoption.iterrows()]),
+        per = summary(adoption.assign(series=[figure_name(r)[len("adoption "):] for _, r in adoption.iterrows()]),
                       by="series")
         out += ["", "Adoption, series by series:", ""] + head + rows(per.assign(
             model=per["model"].replace({"all": "all adoption"})))

@@ -239,7 +239,7 @@ WHAT = {".csv": "a CSV table", ".md": "markdown tables"}
 CELL = 18  # characters of a summary cell: a 14-character label and three cells fit 80 columns
 
 
-def _band(ds, var, at) -> str:
+def band_cell(ds, var, at) -> str:
     """"median [lowest, highest quantile]" of one cell, in at most CELL characters: two
     significant digits, or one for the band's ends (then for the median too) where two
     would not fit ("2.9e5 [7e4, 1e6]", "1e15 [5e13, 8e16]")."""
@@ -271,7 +271,7 @@ def summary_table(ds, scenario=None, detail=False) -> Table:
         cells = []
         for y in years:
             at = dict(sel, **pick, time=f"{y}-01")
-            cell = _band(ds, var, at)
+            cell = band_cell(ds, var, at)
             if detail:
                 cell += f"\nmean {fmt(float(ds[f'{var}_mean'].sel(at).squeeze()))}"
                 if f"{var}_p_positive" in ds:

@@ -6,9 +6,9 @@ import platform
 
 import jax
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from forecast import calendar
 from kernels import CLASSES, OUTPUTS, RATIO_OUTPUTS, SPECS, SeriesLayout
 
 def engine_version() -> str:
@@ -33,7 +33,7 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
     `sample` dimension (the trajectories' indices)."""
     sc = scs[0]
     n_scen = len(scs)
-    time = pd.date_range(pd.Timestamp(sc.start + "-01"), periods=sc.months, freq="MS")
+    time = calendar.time_index(sc.start, sc.months)
     coords = {"time": time, "region": list(sc.regions), "tier": list(sc.tiers), "class": list(CLASSES),
               "quantile": list(quantiles)}
     if n_scen > 1:

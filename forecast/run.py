@@ -258,7 +258,7 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
         if bad > max_nonfinite_fraction * n:
             ck.remove()  # resuming would only be refused again: the values are a function of the seed
             raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
-                           f"{max_nonfinite_fraction:g}){_where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
+                           f"{max_nonfinite_fraction:g}){where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
                            "the scenario's priors for extreme values")
 
     step = Lockstep(seed_key(seed), prior, sc.months, n, batch, n_series, q, used, ck, k, report, check,
@@ -332,8 +332,9 @@ def _check_memory(need: dict, devices, n: int):
                        f"(their parameters and state), and {gb(free['device'])} is free; {fix}")
 
 
-def _where_nonfinite(counts, sc, n_scen) -> str:
+def where_nonfinite(counts, sc, n_scen) -> str:
     """Where the first non-finite values appeared: month and outputs."""
+    from forecast.calendar import month_label
     from kernels import SeriesLayout
 
     counts = np.asarray(counts).reshape(sc.months, -1)
@@ -343,8 +344,7 @@ def _where_nonfinite(counts, sc, n_scen) -> str:
     t = int(months[0])
     names = SeriesLayout(len(sc.regions), n_scen).names
     hit = sorted({names[i] for i in np.flatnonzero(counts[t])})
-    year, month = (int(x) for x in sc.start.split("-"))
-    when = f"{year + (month - 1 + t) // 12}-{(month - 1 + t) % 12 + 1:02d}"
+    when = month_label(sc.start, t)
     return f", first in {when} (month {t + 1} of {sc.months}) in {', '.join(hit)}"
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from forecast.calendar import month_label, months_between
 from kernels import N_TIERS, SPEC_BY_NAME, SPECS, Prior, Params, unconstrain
 from kernels.params import FLAGS, RANGES
 
@@ -195,7 +196,7 @@ def _month_index(text: Any, start: tuple[int, int], where: str) -> float:
     m = MONTH_RE.match(text) if isinstance(text, str) else None
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise ScenarioError(f"{where}: expected a month as \"YYYY-MM\", got {text!r}")
-    return float((int(m.group(1)) - start[0]) * 12 + int(m.group(2)) - start[1])
+    return float(months_between(f"{start[0]:04d}-{start[1]:02d}", text))
 
 
 def _expand(value: Any, names: tuple[str, ...], kind: str, where: str) -> list:
@@ -375,7 +376,7 @@ def _to_unconstrained(dist: str, args: dict, support: str) -> tuple[list[float],
 
 def with_params(scenario: Scenario, **overrides: dict) -> Scenario:
     """A copy with some parameters' tables overridden, validated like a file."""
-    raw = _raw(scenario)
+    raw = as_dict(scenario)
     for name, table in overrides.items():
         raw["params"][name] = _merge_param(raw["params"].get(name, {}), table) if name in raw["params"] else table
     return from_dict(raw, text=scenario.text, where=f"{scenario.name} (overridden)",
@@ -384,24 +385,24 @@ def with_params(scenario: Scenario, **overrides: dict) -> Scenario:
 
 def with_months(scenario: Scenario, months: int) -> Scenario:
     """A copy simulating `months` months from the same start, validated like a file."""
-    return from_dict({**_raw(scenario), "months": months}, text=scenario.text,
+    return from_dict({**as_dict(scenario), "months": months}, text=scenario.text,
                      where=f"{scenario.name} (months overridden)", allow_unconverged=scenario.allow_unconverged)
 
 
 def with_start(scenario: Scenario, start: str, months: int | None = None) -> Scenario:
     """A copy starting at another month ("YYYY-MM"); dated parameters keep their calendar
     months. Parameters "at the start" keep their values: the caller recalibrates them."""
-    return from_dict({**_raw(scenario), "start": start, "months": months or scenario.months}, text=scenario.text,
+    return from_dict({**as_dict(scenario), "start": start, "months": months or scenario.months}, text=scenario.text,
                      where=f"{scenario.name} (start {start})", allow_unconverged=scenario.allow_unconverged)
 
 
 def with_calibration(scenario: Scenario, calibration: str, allow_unconverged: bool = False) -> Scenario:
     """A copy whose parameter draws come from another posterior file ("none": hand-set)."""
-    return from_dict({**_raw(scenario), "calibration": str(calibration)}, text=scenario.text,
+    return from_dict({**as_dict(scenario), "calibration": str(calibration)}, text=scenario.text,
                      where=scenario.name, allow_unconverged=allow_unconverged)
 
 
-def _raw(scenario: Scenario) -> dict:
+def as_dict(scenario: Scenario) -> dict:
     """The scenario as the table a TOML file would give (what from_dict validates)."""
     return {"name": scenario.name, "description": scenario.description, "start": scenario.start,
             "months": scenario.months, "regions": list(scenario.regions), "params": _params_as_tables(scenario),
@@ -417,13 +418,7 @@ def _params_as_tables(scenario: Scenario) -> dict:
         for arg in DIST_ARGS[r["dist"]]:
             vals = r[arg]
             if spec.support == "month":
-                vals = [_month_text(scenario.start, v) for v in vals]
+                vals = [month_label(scenario.start, v) for v in vals]
             table[arg] = dict(zip(names, vals)) if names else vals[0]
         tables[spec.name] = table
     return tables
-
-
-def _month_text(start: str, index: float) -> str:
-    y, m = int(start[:4]), int(start[5:7])
-    total = y * 12 + (m - 1) + int(index)
-    return f"{total // 12:04d}-{total % 12 + 1:02d}"

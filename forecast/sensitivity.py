@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from forecast import calendar
 from forecast.headline import HEADLINES
 from forecast.outputs import provenance
 from forecast.run import RunError, batch_size, check_seed
@@ -364,7 +365,7 @@ def sensitivity(
     res, dropped = sobol(evaluate, inp, n, seed, resamples, confidence, block=max(1, batch // (len(groups) + 2)),
                          progress=progress)
 
-    time_index = pd.date_range(pd.Timestamp(sc.start + "-01"), periods=sc.months, freq="MS")
+    time_index = calendar.time_index(sc.start, sc.months)
     coords = {"parameter": groups, "time": time_index, "region": list(sc.regions), "tier": list(sc.tiers)}
     data = {
         "parameter_members": (("parameter",), np.array([", ".join(inp.members(g)) for g in groups], dtype=object),

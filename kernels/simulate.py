@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels import affordability, allocation, cost, demand, events, keys, menu, prices, reduce, supply
-from kernels.layout import N_TIERS, OUTPUT_BY_NAME, OUTPUTS, RATIO_OUTPUTS, OutputSpec, SeriesLayout  # noqa: F401
+from kernels.layout import N_TIERS, OUTPUTS, SeriesLayout
 from kernels.params import Params, Prior, params_from, sample_params
 from kernels.state import Noise, State, noise_size, split_noise
 

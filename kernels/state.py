@@ -65,13 +65,12 @@ class Noise(NamedTuple):
     compute_level: (region,)  compute_common: ()  growth: (region,)  growth_common: ()
     power: (region,)  power_common: ()  cost: ()  enterprise: (region,)
     restrict_start: ()  restrict_end: ()
-    observe: (2, region) measurement noise of the published figures: [0] adoption by
-        region, [1, 0] the world's compute stock; drawn from a stream of its own so that
-        adding it left every other shock unchanged
-    observe_tails: (10,) normals for the measurement noise added in session 13, from a
-        stream of its own (keys.OBSERVE_TAILS): [0:5] a Student-t(4) for a published token
-        volume, [5:9] two exponentials for a released model's list price (asymmetric
-        Laplace), [9] a normal for the world's installed chip power
+    observe: (2, region) measurement noise of the published figures, from a stream of its
+        own (keys.OBSERVE): [0] adoption by region, [1, 0] the world's compute stock
+    observe_tails: (10,) normals for the heavier-tailed measurement noise, from a stream of
+        its own (keys.OBSERVE_TAILS): [0:5] a Student-t(4) for a published token volume,
+        [5:9] two exponentials for a released model's list price (asymmetric Laplace), [9]
+        a normal for the world's installed chip power
     adoption: (region + 2,) normals from a stream of their own (keys.ADOPTION): [0:R] each
         region's adoption rate shock, [R] the shock common to the regions, [R + 1] a
         published adoption edition's shock (common to every region)

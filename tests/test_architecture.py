@@ -94,6 +94,20 @@ def test_no_module_imports_another_modules_private_names():
     assert not bad, bad
 
 
+def test_the_tests_use_public_names_only():
+    """Tests go through the packages' public names, as a user would (issue 26)."""
+    bad = []
+    for f in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+                bad += [f"{f.name} imports {node.module}.{a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr.startswith("_")
+                  and not node.attr.startswith("__") and node.value.id in ("sc_mod", "forecast", "kernels")):
+                bad.append(f"{f.name} uses {node.value.id}.{node.attr}")
+    assert not bad, bad
+
+
 def test_the_walk_sees_the_whole_project():
     """The checks above read every package (a renamed folder would make them vacuous)."""
     assert {m.split(".")[0] for m in MODS} == set(PACKAGES)

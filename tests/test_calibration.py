@@ -225,7 +225,7 @@ def test_coverage_counts_exactly():
 
 
 def test_mismatched_start_is_refused(baseline):
-    raw = sc_mod._raw(baseline)
+    raw = sc_mod.as_dict(baseline)
     raw["start"] = "2027-01"
     raw["params"] = {k: v for k, v in raw["params"].items()}
     for k in ("moratorium_start", "moratorium_end", "buildout_start", "buildout_end", "guarantee_start"):

@@ -1,8 +1,8 @@
 """Forecast honesty: observation-level bands and population-weighted regions.
 
 Observation-level outputs (adoption_observed, compute_observed, tokens_observed,
-list_price_observed) are the simulated quantity plus a published figure's measurement noise; their bands are where a *new observation*
-falls. Checked against closed forms (fixed adoption curve), against simulated truth
+list_price_observed, chip_power_observed) are the simulated quantity plus a published
+figure's measurement noise; their bands are where a *new observation* falls. Checked against closed forms (fixed adoption curve), against simulated truth
 (replicates drawn from the priors with NumPy, not the engine) and by the noise's own
 distribution. Population weighting is checked on hand-made tables.
 """
@@ -251,7 +251,7 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
     level and drift from the fitted file's draws, row for row."""
     from click.testing import CliRunner
 
-    from forecast.backtest import _with_adoption_series, adoption_observations, interval_score, survey_observations
+    from forecast.backtest import with_adoption_series, adoption_observations, interval_score, survey_observations
     from forecast.calibrate import calibrate, draw_table
     from forecast.cli import main
     from forecast.scenario import with_start
@@ -288,7 +288,7 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
     idata, _ = calibrate(shipped(), sc, Settings(chains=2, warmup=100, samples=100, prior_draws=20),
                          cutoff=pd.Timestamp("2025-07-01"), models=["adoption"])
     names = list(idata.posterior["adoption__survey"].values)
-    out = _with_adoption_series(idata, sc, "China / genai_user_penetration")
+    out = with_adoption_series(idata, sc, "China / genai_user_penetration")
     i = names.index("China / genai_user_penetration")
     for name, latent in (("adoption_obs_level", "adoption__level"), ("adoption_obs_drift", "adoption__drift")):
         np.testing.assert_array_equal(out.posterior[name].values, idata.posterior[latent].values[..., i])
@@ -352,7 +352,7 @@ def test_backtest_scores_token_series_and_released_prices(tmp_path):
     """Tokens: every later figure of a provider series fitted before the cutoff, each scored
     from a run whose tokens_obs_level is that series' own level (the fitted file's draws,
     row for row); prices: every model priced after the cutoff. Flags follow each row's band."""
-    from forecast.backtest import _with_token_series, backtest, price_observations, token_observations
+    from forecast.backtest import with_token_series, backtest, price_observations, token_observations
     from forecast.calibrate import calibrate, context
     from forecast.scenario import with_start
     from priors.fit import Settings
@@ -385,7 +385,7 @@ def test_backtest_scores_token_series_and_released_prices(tmp_path):
     sc = with_start(hand, "2025-07", months=3)
     idata, _ = calibrate(data, sc, settings, cutoff=cut, models=["demand"])
     names = demand.prepare(data, context(sc, cut)).info["series"]
-    out = _with_token_series(idata, data, sc, cut, "OpenRouter / tokens_per_week")
+    out = with_token_series(idata, data, sc, cut, "OpenRouter / tokens_per_week")
     level = idata.posterior["demand__level"].values
     np.testing.assert_array_equal(out.posterior["tokens_obs_level"].values,
                                   level[..., names.index("OpenRouter / tokens_per_week")])
@@ -413,7 +413,7 @@ def test_backtest_numbers_in_the_docs_come_from_the_command():
     3.29); flags are compared where the figure is farther than that from the edge."""
     from pathlib import Path
 
-    from forecast.backtest import _figure_name, backtest
+    from forecast.backtest import figure_name, backtest
 
     scores = backtest(shipped(), load("baseline", calibration="none"), ["2025-07-01"], n_trajectories=4096, seed=0)
     doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text(encoding="utf-8")
@@ -432,7 +432,7 @@ def test_backtest_numbers_in_the_docs_come_from_the_command():
     others = scores[scores["model"] != "prices"]
     assert len(figures) == len(others) > 0
     for _, r in others.iterrows():
-        label = f"{_figure_name(r)} {str(r['date'])[:7]} ({int(r['months_ahead'])})"
+        label = f"{figure_name(r)} {str(r['date'])[:7]} ({int(r['months_ahead'])})"
         c = figures[label]
         assert _number(c[2]) == pytest.approx(r["observed"], rel=5e-3), label
         lo, hi = c[3].strip().split("-")

@@ -171,12 +171,12 @@ def test_terminal_summary_fits_80_columns():
     # The widest cells a real run writes (capability-weighted access, 2035) fit too.
     import xarray as xr
 
-    from forecast.cli import CELL, _band
+    from forecast.cli import CELL, band_cell
     from forecast.headline import fmt
 
     for values in ((2.9e5, 6.6e4, 1.2e6), (1.23e15, 4.56e13, 7.89e16), (0.123, 0.0456, 0.789)):  # outputs are >= 0
         da = xr.DataArray([values[1], values[0], values[2]], dims="quantile", coords={"quantile": [0.05, 0.5, 0.95]})
-        cell = _band(xr.Dataset({"v": da}), "v", {})
+        cell = band_cell(xr.Dataset({"v": da}), "v", {})
         assert len(cell) <= CELL and cell.split(" [")[0] in (fmt(values[0], 2), fmt(values[0], 1)), cell
 
 

@@ -11,7 +11,7 @@ import xarray as xr
 
 import forecast
 from conftest import SESSION_CACHE
-from forecast.run import _where_nonfinite
+from forecast.run import where_nonfinite
 from forecast.scenario import ScenarioError, load, with_months
 
 BATCH = "2048"  # small batches, so that a run has many checkpoints to be stopped between
@@ -33,9 +33,9 @@ def test_nonfinite_report_names_month_and_outputs():
     counts = np.zeros((24, per_month), np.int64)
     counts[13, 0] = 2  # compute[us] in month 14
     counts[20, per_month - 1] = 1
-    text = _where_nonfinite(counts, sc, 1)
+    text = where_nonfinite(counts, sc, 1)
     assert text == ", first in 2027-02 (month 14 of 24) in compute"
-    assert _where_nonfinite(np.zeros_like(counts), sc, 1) == ""
+    assert where_nonfinite(np.zeros_like(counts), sc, 1) == ""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's tunables: Linux only")
