@@ -249,13 +249,12 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
     observation-level bands: the same seed gives the same CSV; each row's flags and
     interval score follow from its own band and figure. A survey series' run takes its
     level and drift from the fitted file's draws, row for row."""
+    import arviz as az
     from click.testing import CliRunner
 
-    from forecast.backtest import with_adoption_series, adoption_observations, interval_score, survey_observations
-    from forecast.calibrate import calibrate, draw_table
+    from forecast.backtest import adoption_observations, interval_score, survey_observations, with_adoption_series
+    from forecast.calibrate import draw_table, shipped_path
     from forecast.cli import main
-    from forecast.scenario import with_start
-    from priors.fit import Settings
     from priors.posterior import save
 
     args = ["backtest", "--models", "adoption,adoption_noise", "--cutoff", "2025-07-01", "--warmup", "100",
@@ -284,9 +283,8 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
     # H2 2025 and the year-end survey figures end six months after the 2025-07 start, Q1 2026 nine
     assert sorted(set(a["months_ahead"])) == [6, 9]
 
-    sc = with_start(hand, "2025-07", months=3)
-    idata, _ = calibrate(shipped(), sc, Settings(chains=2, warmup=100, samples=100, prior_draws=20),
-                         cutoff=pd.Timestamp("2025-07-01"), models=["adoption"])
+    sc = with_months(hand, 3)  # the shipped file's start
+    idata = az.from_netcdf(shipped_path())  # a fitted file (the shipped one: no fit of its own to wait for)
     names = list(idata.posterior["adoption__survey"].values)
     out = with_adoption_series(idata, sc, "China / genai_user_penetration")
     i = names.index("China / genai_user_penetration")
@@ -347,12 +345,21 @@ def test_backtest_skips_models_with_nothing_before_the_cutoff(tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.fixture(scope="module")
+def default_backtest():
+    """`forecast backtest`'s defaults at the 2025-07-01 origin (seed 0, 4096 trajectories):
+    the rows docs/calibration.md shows."""
+    from forecast.backtest import backtest
+
+    return backtest(shipped(), load("baseline", calibration="none"), ["2025-07-01"], n_trajectories=4096, seed=0)
+
+
 @pytest.mark.slow
-def test_backtest_scores_token_series_and_released_prices(tmp_path):
+def test_backtest_scores_token_series_and_released_prices(default_backtest):
     """Tokens: every later figure of a provider series fitted before the cutoff, each scored
     from a run whose tokens_obs_level is that series' own level (the fitted file's draws,
     row for row); prices: every model priced after the cutoff. Flags follow each row's band."""
-    from forecast.backtest import with_token_series, backtest, price_observations, token_observations
+    from forecast.backtest import price_observations, token_observations, with_token_series
     from forecast.calibrate import calibrate, context
     from forecast.scenario import with_start
     from priors.fit import Settings
@@ -371,8 +378,7 @@ def test_backtest_scores_token_series_and_released_prices(tmp_path):
     assert (prices["date"] >= cut).all() and len(prices) > 5
 
     settings = Settings(chains=2, warmup=150, samples=150, prior_draws=20)
-    scores = backtest(data, hand, ["2025-07-01"], n_trajectories=1024, seed=1, settings=settings,
-                      series=("tokens", "prices"))
+    scores = default_backtest[default_backtest["model"].isin(["tokens", "prices"])]
     assert sorted(scores.loc[scores["model"] == "tokens", "series"]) == sorted(f"tokens[{k}]" for k in tokens["key"])
     assert (scores["model"] == "prices").sum() == len(prices)
     assert (scores["inside90"] == ((scores["q05"] <= scores["observed"]) & (scores["observed"] <= scores["q95"]))).all()
@@ -402,7 +408,7 @@ def _number(text: str) -> float:
 
 
 @pytest.mark.slow
-def test_backtest_numbers_in_the_docs_come_from_the_command():
+def test_backtest_numbers_in_the_docs_come_from_the_command(default_backtest):
     """docs/calibration.md's forecast-backtest rows for the 2025-07-01 origin are what
     `forecast backtest` (default settings, seed 0, 4096 trajectories) computes: each
     figure, its 90% band and whether it is inside the 50% and 90% bands; the prices scored
@@ -413,9 +419,9 @@ def test_backtest_numbers_in_the_docs_come_from_the_command():
     3.29); flags are compared where the figure is farther than that from the edge."""
     from pathlib import Path
 
-    from forecast.backtest import figure_name, backtest
+    from forecast.backtest import figure_name
 
-    scores = backtest(shipped(), load("baseline", calibration="none"), ["2025-07-01"], n_trajectories=4096, seed=0)
+    scores = default_backtest
     doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text(encoding="utf-8")
     doc = doc[doc.index("## Forecast backtest"):]  # not the model backtest's table above it
     rows = [line.split("|")[1:-1] for line in doc.splitlines() if line.startswith("| 2025-07-01 |")]
