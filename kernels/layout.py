@@ -9,6 +9,7 @@ scenario after the first.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -109,13 +110,7 @@ class SeriesLayout:
     @cached_property
     def sizes(self) -> tuple[int, ...]:
         """Series of each output, in OUTPUTS order."""
-        out = []
-        for o in OUTPUTS:
-            size = 1
-            for n in self.shape(o.name):
-                size *= n
-            out.append(size)
-        return tuple(out)
+        return tuple(math.prod(self.shape(o.name)) for o in OUTPUTS)
 
     @cached_property
     def offsets(self) -> dict[str, int]:
