@@ -1,5 +1,5 @@
 """The parameter table of docs/model.md, generated from the registry (kernels/params.py)
-and the baseline's priors and sources (forecast/scenarios/baseline.toml).
+and the baseline's priors and sources (forecast/scenario/builtin/baseline.toml).
 
     python docs/param_table.py           # say which rows differ
     python docs/param_table.py --write   # rewrite the table in docs/model.md

@@ -2,7 +2,7 @@
 
 Every number the model uses is a named parameter here: its dims (scalar, per region or per
 tier), its support (which fixes the prior family), its unit and meaning. Defaults, priors
-and sources live in the scenario files (``forecast/scenarios/baseline.toml``), never here.
+and sources live in the scenario files (``forecast/scenario/builtin/baseline.toml``), never here.
 
 A prior is stored in the parameter's unconstrained space as ``(loc, scale)`` arrays:
 ``value = transform(loc + scale * z)`` with ``z ~ N(0, 1)``, where the transform is ``exp``

@@ -62,7 +62,7 @@ print("median lag:", float(ds["capability_lag"].sel(sel).sel(quantile=0.5).squee
       "P(>0):", float(ds["capability_lag_p_positive"].sel(sel).squeeze()))
 '''),
         code('''
-from forecast import plots
+from forecast.present import plots
 fig = plots.fan_chart(ds, "price", {"tier": "consumer"}, "Consumer frontier price")
 '''),
         code('''
@@ -85,7 +85,7 @@ import numpyro
 numpyro.set_host_device_count(4)
 from priors.usage import shipped
 from priors.fit import Settings
-from forecast.calibrate import calibrate
+from forecast.analysis.calibrate import calibrate
 data = shipped()
 baseline = forecast.load("baseline", calibration="none")
 idata, fits = calibrate(data, baseline, Settings(chains=4, warmup=500, samples=500), models=["prices"])
@@ -124,14 +124,14 @@ for other in ds["compared"].values:
     print(f"P(North/South gap higher under {other} than baseline, 2030): {p:.2f}")
 '''),
         code('''
-from forecast import plots
+from forecast.present import plots
 fig = plots.fan_chart(ds, "tokens_per_capita", {"region": "global_south"}, "Global South frontier tokens per capita")
 '''),
         code('''
 fig = plots.difference_chart(ds, "north_south_ratio", "sovereign_compute")
 '''),
         code('''
-from forecast.report import tidy
+from forecast.present.report import tidy
 tidy(ds).query("variable == 'price' and statistic == 'p_higher' and tier == 'consumer'").tail()
 '''),
     ],
@@ -143,7 +143,7 @@ import os
 import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bar, not installed
 import forecast
-from forecast import plots
+from forecast.present import plots
 N = int(os.environ.get("FORECAST_N", 3000))  # trajectories per scenario; the test suite sets a small number
 ''')
 
@@ -153,7 +153,7 @@ NOTEBOOKS["questions"] = [
 
 The source material asks four questions. Each section below runs the scenarios that answer
 it (paired: the same trajectories under every scenario), draws the figure, and prints the
-sentences `forecast.findings` writes from the exact probabilities. `forecast answers`
+sentences `forecast.present.findings` writes from the exact probabilities. `forecast answers`
 writes the same answers, at 3,000 trajectories per scenario, into docs/answers.md.
 """),
     SETUP_SMALL,
@@ -224,7 +224,7 @@ NOTEBOOKS["sensitivity"] = [
     md("""
 # Sensitivity: which uncertain assumptions drive a metric
 
-`forecast.sensitivity` estimates first-order and total Sobol' indices at every month from
+`forecast.analysis.sensitivity` estimates first-order and total Sobol' indices at every month from
 `n` base samples (n x (groups + 2) trajectories), with bootstrap intervals; parameters are
 grouped by name, each calibrated model is one group, and process noise (market shocks,
 events) has groups of its own. See docs/sensitivity.md.

@@ -173,7 +173,7 @@ def test_the_noise_fit_recovers_known_rate_and_edition_noise_from_synthetic_edit
     percentile)."""
     import jax.numpy as jnp
 
-    from forecast.calibrate import context
+    from forecast.analysis.calibrate import context
     from priors.fit import Settings, fit
     from priors.models import Prepared, Site
     from priors.models import adoption_noise as noise

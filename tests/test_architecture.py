@@ -97,7 +97,7 @@ def test_no_module_imports_another_modules_private_names():
 def test_the_tests_use_public_names_only():
     """Tests go through the packages' public names, as a user would (issue 26)."""
     bad = []
-    for f in sorted((ROOT / "tests").glob("*.py")):
+    for f in sorted((ROOT / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
                 bad += [f"{f.name} imports {node.module}.{a.name}" for a in node.names
@@ -111,6 +111,41 @@ def test_the_tests_use_public_names_only():
 def test_the_walk_sees_the_whole_project():
     """The checks above read every package (a renamed folder would make them vacuous)."""
     assert {m.split(".")[0] for m in MODS} == set(PACKAGES)
-    assert len(MODS) > 40 and "kernels.simulate" in MODS and "forecast.run" in MODS
+    assert len(MODS) > 40 and "kernels.simulate" in MODS and "forecast.engine.run" in MODS
     assert any(base.startswith("kernels") for m, found in IMPORTS.items() if m.startswith("forecast")
                for base, _ in found)
+
+
+LAYERS = ("scenario", "engine", "analysis", "present", "cli")  # forecast's subpackages, lowest first
+
+
+def test_forecast_subpackages_are_layered():
+    """A forecast subpackage imports only its own or lower ones (the package root, the
+    public API, may import any)."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    layer = lambda m: rank.get(m.split(".")[1]) if m.startswith("forecast.") else None
+    assert all(layer(m) is not None for m in MODS if m.count(".") >= 1 and m.startswith("forecast.")), \
+        [m for m in MODS if m.startswith("forecast.") and layer(m) is None]
+    bad = [(m, base) for m, found in IMPORTS.items() for base, _ in found
+           if layer(m) is not None and layer(base) is not None and layer(base) > layer(m)]
+    assert not bad, bad
+
+
+MAX_MODULE, MAX_FUNCTION, WHY = 400, 60, "Long:"
+
+
+def test_modules_and_functions_are_short():
+    """No module over 400 lines; no function over 60 unless a line of its docstring starts
+    with "Long:" and says why."""
+    bad = []
+    for m, f in MODS.items():
+        src = f.read_text(encoding="utf-8")
+        if src.count("\n") > MAX_MODULE:
+            bad.append(f"{m}: {src.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                doc = ast.get_docstring(node) or ""
+                if length > MAX_FUNCTION and not any(line.strip().startswith(WHY) for line in doc.splitlines()):
+                    bad.append(f"{m}.{node.name}: {length} lines")
+    assert not bad, bad

@@ -1,4 +1,4 @@
-"""Band selection on synthetic arrays (forecast.lockstep.select): every band is the exact
+"""Band selection on synthetic arrays (forecast.engine.lockstep.select): every band is the exact
 order statistic x_(ceil(q n)) of a cell's finite values (numpy's method="inverted_cdf"),
 for one process and for the population split over several processes (the bisection on
 sortable keys, with the processes' all-gather replaced by a sum over the parts), with ties,
@@ -6,7 +6,7 @@ point masses, heavy tails, negative values, non-finite values and empty cells.""
 import numpy as np
 import pytest
 
-from forecast.lockstep import block_months, count_at_or_below, from_keys, select, sortable_keys
+from forecast.engine.lockstep import block_months, count_at_or_below, from_keys, select, sortable_keys
 
 Q = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 

@@ -12,7 +12,8 @@ from scipy import stats
 
 from conftest import materialize, series
 from forecast import scenario as sc_mod
-from forecast.calibrate import context, shipped_path
+from forecast.analysis.calibrate import context
+from forecast.scenario.posterior import shipped_path
 from forecast.cli import main
 from priors.fit import Settings, diagnose, fit
 from priors.models import MODELS
@@ -273,7 +274,7 @@ def test_saved_posterior_opens_with_arviz_and_checks_cover():
 def test_damaged_posterior_is_refused_by_name(tmp_path, damage, message):
     import arviz as az
 
-    from forecast.calibrate import shipped_path
+    from forecast.scenario.posterior import shipped_path
 
     idata = az.from_netcdf(shipped_path())
     post = idata.posterior
@@ -302,7 +303,8 @@ def test_damaged_posterior_is_refused_by_name(tmp_path, damage, message):
 def test_moved_compares_hand_set_prior_with_posterior(baseline):
     import xarray as xr
 
-    from forecast.calibrate import moved, shipped_path
+    from forecast.analysis.calibrate import moved
+    from forecast.scenario.posterior import shipped_path
     from kernels import SPECS
 
     post = xr.open_dataset(shipped_path(), group="posterior", engine="h5netcdf").load()
@@ -433,7 +435,7 @@ def test_shipped_posterior_follows_arviz_conventions():
     import matplotlib
 
     matplotlib.use("Agg")
-    from forecast.calibrate import shipped_path
+    from forecast.scenario.posterior import shipped_path
 
     idata = az.from_netcdf(shipped_path())
     obs = idata.observed_data

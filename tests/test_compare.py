@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import forecast
 from forecast.cli import main
-from forecast.outputs import WIDENING
+from forecast.engine.dataset import WIDENING
 from forecast.scenario import load, with_months, with_params
 from kernels import OUTPUTS
 from tests.conftest import materialize, series
@@ -108,13 +108,13 @@ def test_compare_cli_writes_paired_dataset(tmp_path):
 
 
 def test_summary_and_report_tables_skip_rows_for_other_regions(short_baseline):
-    from forecast.cli import summary_table
-    from forecast.report import metrics_table
+    from forecast.present.tables import summary_table
+    from forecast.present.report import metrics_table
 
     ds = forecast.run(short_baseline, n_trajectories=300, seed=1)
     renamed = ds.assign_coords(region=["a", "b", "c", "d", "e"])
     full, partial = summary_table(ds), summary_table(renamed)
-    from forecast.headline import HEADLINES
+    from forecast.present.headline import HEADLINES
 
     naming = sum("region" in h.sel for h in HEADLINES)
     assert naming >= 4 and partial.row_count == full.row_count - naming  # the rows that name a region

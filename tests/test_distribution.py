@@ -1,4 +1,4 @@
-"""The distribution view (forecast.plots.distribution) draws exactly the sample and the bands
+"""The distribution view (forecast.present.plots.distribution) draws exactly the sample and the bands
 of a results file: checked on a small hand-made Dataset, so that every number is known."""
 import matplotlib
 

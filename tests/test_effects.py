@@ -1,12 +1,12 @@
-"""Every built-in scenario's documented expected effects (forecast/effects/expected.toml)
+"""Every built-in scenario's documented expected effects (forecast/present/effects/expected.toml)
 hold in paired runs in 2030, and `forecast answers` writes docs/answers.md from the runs."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from forecast.cli import main
-from forecast.effects import DIRECTIONS, Expectation, check, expectations
-from forecast.headline import HEADLINES
+from forecast.present.effects import DIRECTIONS, Expectation, check, expectations
+from forecast.present.headline import HEADLINES
 from forecast.scenario import builtin_names, load, with_months
 from tests.conftest import materialize, series
 
@@ -89,7 +89,7 @@ def test_answers_command_writes_the_answers_from_the_runs(tmp_path):
     assert "forecast answers -n 64 --seed 0" in text and "| rationed_frontier | trusted_gap (us) | higher |" in text
     # The numbers are the run's: the baseline's 2030 North/South median, as a direct run gives it.
     import forecast
-    from forecast.headline import fmt
+    from forecast.present.headline import fmt
 
     ds = forecast.compare([load("baseline"), load("rationed_frontier")], n_trajectories=64, seed=0)
     med = float(ds["north_south_ratio"].sel(scenario="baseline", time="2030-01", quantile=0.5).squeeze())

@@ -24,10 +24,10 @@ import xarray as xr
 from click.testing import CliRunner
 
 import forecast
-import forecast.checkpoint
-from forecast.calibrate import shipped_path
+import forecast.engine.checkpoint
+from forecast.scenario.posterior import shipped_path
 from forecast.cli import main
-from forecast.files import exclusive, lock_path
+from forecast.engine.files import exclusive, lock_path
 from forecast.scenario import ScenarioError, load, with_months, with_params
 
 READ_ONLY = Path("/sys")  # a folder no one, root included, may create files in
@@ -251,7 +251,7 @@ def test_a_failed_checkpoint_save_warns_and_the_run_goes_on(tmp_path, monkeypatc
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(forecast.checkpoint.np.lib.format, "write_array", full)
+    monkeypatch.setattr(forecast.engine.checkpoint.np.lib.format, "write_array", full)
     ck, out = tmp_path / "x.nc.ckpt.npz", tmp_path / "x.nc"
     with pytest.warns(UserWarning, match=r"could not write .*x.nc.ckpt.npz: no space left on its disk; it needs about"):
         got = forecast.run(sc, n_trajectories=3000, seed=2, checkpoint=ck, checkpoint_every=0, output=out)
@@ -340,7 +340,7 @@ def test_random_bytes_truncated_files_and_wrong_kinds_never_traceback(results, t
     csv = sources / "usage.csv"
     csv.write_text("date,entity,metric,value,unit,source\n2025-06,United States,ai_user_share,28.3,%,x\n")
     toml = sources / "s.toml"
-    toml.write_text(Path(forecast.scenario.__file__).with_name("scenarios").joinpath("baseline.toml").read_text())
+    toml.write_text(Path(forecast.scenario.__file__).with_name("builtin").joinpath("baseline.toml").read_text())
     nc = sources / "r.nc"
     shutil.copy(results, nc)
     wrong = {".nc": [csv, toml], ".csv": [nc, toml], ".toml": [nc, csv]}

@@ -252,8 +252,8 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
     import arviz as az
     from click.testing import CliRunner
 
-    from forecast.backtest import adoption_observations, interval_score, survey_observations, with_adoption_series
-    from forecast.calibrate import draw_table, shipped_path
+    from forecast.analysis.backtest import adoption_observations, interval_score, survey_observations, with_adoption_series
+    from forecast.scenario.posterior import draw_table, shipped_path
     from forecast.cli import main
     from priors.posterior import save
 
@@ -299,7 +299,7 @@ def test_forecast_backtest_reproduces_and_scores_its_own_bands(tmp_path):
 
 
 def test_interval_score_closed_form():
-    from forecast.backtest import interval_score
+    from forecast.analysis.backtest import interval_score
 
     assert interval_score(0.5, 0.2, 0.6) == pytest.approx(0.4)  # inside: the width
     assert interval_score(0.1, 0.2, 0.6) == pytest.approx(0.4 + 20 * 0.1)  # below: + 2/alpha x miss
@@ -307,7 +307,7 @@ def test_interval_score_closed_form():
 
 
 def test_compute_observations_sum_the_designers_fitted_before_the_cutoff():
-    from forecast.backtest import compute_observations
+    from forecast.analysis.backtest import compute_observations
 
     rows = []
     for entity, date, value in (("A", "2025-03-31", 10.0), ("A", "2025-06-30", 20.0), ("A", "2025-09-30", 30.0),
@@ -327,7 +327,7 @@ def test_backtest_skips_models_with_nothing_before_the_cutoff(tmp_path):
     no price decline factor has an interval before mid-2024."""
     from click.testing import CliRunner
 
-    from forecast.calibrate import fittable_models
+    from forecast.analysis.calibrate import fittable_models
     from forecast.cli import main
 
     names = ["adoption", "demand", "prices", "compute", "power"]
@@ -349,7 +349,7 @@ def test_backtest_skips_models_with_nothing_before_the_cutoff(tmp_path):
 def default_backtest():
     """`forecast backtest`'s defaults at the 2025-07-01 origin (seed 0, 4096 trajectories):
     the rows docs/calibration.md shows."""
-    from forecast.backtest import backtest
+    from forecast.analysis.backtest import backtest
 
     return backtest(shipped(), load("baseline", calibration="none"), ["2025-07-01"], n_trajectories=4096, seed=0)
 
@@ -359,8 +359,8 @@ def test_backtest_scores_token_series_and_released_prices(default_backtest):
     """Tokens: every later figure of a provider series fitted before the cutoff, each scored
     from a run whose tokens_obs_level is that series' own level (the fitted file's draws,
     row for row); prices: every model priced after the cutoff. Flags follow each row's band."""
-    from forecast.backtest import price_observations, token_observations, with_token_series
-    from forecast.calibrate import calibrate, context
+    from forecast.analysis.backtest import price_observations, token_observations, with_token_series
+    from forecast.analysis.calibrate import calibrate, context
     from forecast.scenario import with_start
     from priors.fit import Settings
     from priors.models import demand
@@ -419,7 +419,7 @@ def test_backtest_numbers_in_the_docs_come_from_the_command(default_backtest):
     3.29); flags are compared where the figure is farther than that from the edge."""
     from pathlib import Path
 
-    from forecast.backtest import figure_name
+    from forecast.analysis.backtest import figure_name
 
     scores = default_backtest
     doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text(encoding="utf-8")

@@ -206,7 +206,7 @@ def test_open_weight_share_at_the_start_is_the_observed_one(shipped):
 @pytest.mark.slow
 def test_the_choice_model_passes_the_convergence_gate():
     from forecast.scenario import load as load_scenario
-    from forecast.calibrate import context
+    from forecast.analysis.calibrate import context
     from priors.fit import Settings, fit
     from priors.models import choice
     from priors.usage import shipped as shipped_data

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import forecast
-from forecast import plots, report
+from forecast.present import plots, report
 from forecast.cli import main
 from forecast.scenario import load, with_months
 
@@ -131,7 +131,7 @@ def test_findings_state_the_datasets_probabilities_and_medians(results):
     """Every sentence's probability and paired median are the dataset's, in its words."""
     import math
 
-    from forecast.findings import findings, likelihood
+    from forecast.present.findings import findings, likelihood
 
     ds, _ = results
     found = findings(ds)
@@ -156,7 +156,7 @@ def test_findings_state_the_datasets_probabilities_and_medians(results):
 def test_terminal_summary_fits_80_columns():
     from rich.console import Console
 
-    from forecast.cli import compare_table, summary_table
+    from forecast.present.tables import compare_table, summary_table
 
     scs = [load(n, calibration="none") for n in ("baseline", "sovereign_compute")]  # 2027, 2030 and 2035
     ds = forecast.compare(scs, n_trajectories=256, seed=3)
@@ -171,8 +171,8 @@ def test_terminal_summary_fits_80_columns():
     # The widest cells a real run writes (capability-weighted access, 2035) fit too.
     import xarray as xr
 
-    from forecast.cli import CELL, band_cell
-    from forecast.headline import fmt
+    from forecast.present.tables import CELL, band_cell
+    from forecast.present.headline import fmt
 
     for values in ((2.9e5, 6.6e4, 1.2e6), (1.23e15, 4.56e13, 7.89e16), (0.123, 0.0456, 0.789)):  # outputs are >= 0
         da = xr.DataArray([values[1], values[0], values[2]], dims="quantile", coords={"quantile": [0.05, 0.5, 0.95]})
@@ -186,7 +186,7 @@ def test_fan_charts_carry_the_published_figures_that_measure_them(results):
     import matplotlib.dates as mdates
     import pandas as pd
 
-    from forecast import history
+    from forecast.analysis import history
     from priors.usage import shipped
 
     ds, _ = results

@@ -11,7 +11,7 @@ import xarray as xr
 
 import forecast
 from conftest import SESSION_CACHE
-from forecast.run import where_nonfinite
+from forecast.engine.run import where_nonfinite
 from forecast.scenario import ScenarioError, load, with_months
 
 BATCH = "2048"  # small batches, so that a run has many checkpoints to be stopped between

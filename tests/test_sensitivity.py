@@ -6,7 +6,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from forecast.scenario import load, with_months, with_params
-from forecast.sensitivity import NOISE, POSTERIOR, Inputs, SensitivityError, design, inputs, sensitivity, sobol, top
+from forecast.analysis.sensitivity import NOISE, POSTERIOR, Inputs, SensitivityError, design, inputs, sensitivity, sobol, top
 from kernels import OUTPUTS, n_entries, output_sizes, run_paths
 from kernels.keys import PARAMS, POSTERIOR as POSTERIOR_STREAM, stream_key, trajectory_key
 from tests.conftest import materialize, series
@@ -219,8 +219,7 @@ def test_figures_report_and_export(indices, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from forecast import plots, report
-
+    from forecast.present import plots, report
     stems = [stem for stem, fig in plots.all_figures(indices)]
     assert "tornado_north_south_ratio" in stems and "indices_priced_out_global_south_consumer" in stems
     text = report.report_html(indices)

@@ -53,7 +53,7 @@ def labels(prepared) -> dict:
     return {"region": list(prepared.info["regions"])}
 
 
-def aggregates(data, regions) -> "pd.DataFrame":
+def aggregates(data, regions):
     """Published adoption per (date, region): the population-weighted mean of the region's
     country shares on that date (fraction). Columns: date, region, observed, countries."""
     import pandas as pd

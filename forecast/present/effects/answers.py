@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.effects import THRESHOLD, Expectation, check, expectations
-from forecast.findings import at, band, likelihood, shown_band
-from forecast.headline import fmt
+from forecast.present.effects import THRESHOLD, Expectation, check, expectations
+from forecast.present.findings import at, band, likelihood, shown_band
+from forecast.present.headline import fmt
 
 YEARS = (2030, 2035)
 BASE = "baseline"
@@ -32,7 +32,7 @@ def compared_scenarios() -> list[str]:
 def run_pairs(scenarios=None, n_trajectories: int = 3000, seed: int = 0, progress=None) -> dict[str, xr.Dataset]:
     """{scenario: compare(baseline, scenario)} for every built-in scenario (or the names in
     `scenarios`), one paired run each with the same seed."""
-    from forecast.run import compare
+    from forecast.engine.run import compare
     from forecast.scenario import load
 
     names = list(scenarios or compared_scenarios())
@@ -205,7 +205,7 @@ def _q4(pairs) -> list[str]:
 def effects_table(pairs) -> list[str]:
     lines = ["## Expected effects, scenario by scenario", "",
              "Each built-in scenario's expected direction for each headline metric, from the mechanisms "
-             "(`forecast/effects/expected.toml`, with the reasons), against the paired runs. "
+             "(`forecast/present/effects/expected.toml`, with the reasons), against the paired runs. "
              f"\"higher\"/\"lower\" hold when P(that direction | moved) >= {THRESHOLD}; \"not higher\"/\"not "
              "lower\" when the other direction has P <= 0.2; \"equal\" when P(equal) >= 0.8; \"none\" expects no "
              "direction.", "",
@@ -240,7 +240,7 @@ def render(pairs: dict[str, xr.Dataset], n_trajectories: int, seed: int) -> str:
 
 
 def write(text: str, path) -> Path:
-    from forecast.files import atomic
+    from forecast.engine.files import atomic
 
     path = Path(path)
     with atomic(path) as tmp:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 YEARS = (2027, 2030, 2035)  # summary years (January)
 FINDING_YEARS = (2030,)  # the year findings speak of
@@ -88,3 +92,14 @@ def units_text(units: str, name: str = "") -> str:
     if units in ("1", ""):
         return {"north_south_ratio": "ratio", "access_gini": "index"}.get(name, "share")
     return units
+
+
+def default_cell(ds: xr.Dataset, metric: str) -> dict:
+    """The region/tier a figure or table shows for a metric with those dims: the key
+    figures' choice (Global South consumers) where the file has it, else the first."""
+    dims = [d for d in ("region", "tier") if d in ds[f"{metric}_total"].dims]
+    for h in HEADLINES:  # the key figures (forecast.present.plots.KEY_FIGURES)
+        if h.name == metric and all(k in ds.coords and v in ds.coords[k].values for k, v in h.sel.items()):
+            return dict(h.sel)
+    prefer = {"region": "global_south", "tier": "consumer"}
+    return {d: prefer[d] if prefer[d] in ds.coords[d].values else str(ds.coords[d].values[0]) for d in dims}

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from forecast import plots
-from forecast.files import atomic
-from forecast.findings import findings, shown_band
-from forecast.headline import CONTEXT, HEADLINES, fmt as _fmt, units_text, years_present
+from forecast.present import plots
+from forecast.engine.files import atomic
+from forecast.present.findings import findings, shown_band
+from forecast.present.headline import CONTEXT, HEADLINES, fmt as _fmt, units_text, years_present
 STATS = ("first_low", "first_high", "total_low", "total_high", "first", "total", "variance",  # sensitivity
          "mean", "std", "p_positive", "p_widening", "p_higher", "p_equal")
 STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -98,7 +98,8 @@ def _changes(text: str) -> str:
 def sensitivity_section(ds: xr.Dataset) -> str:
     """Tables of the largest total indices per metric (at its default cell) in January of
     the summary years, with first-order indices and intervals."""
-    from forecast.sensitivity import default_cell, metric_names, top
+    from forecast.analysis.sensitivity import metric_names, top
+    from forecast.present.headline import default_cell
 
     years = years_present(ds)
     conf = float(ds.attrs.get("confidence", 0.95))

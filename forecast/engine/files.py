@@ -196,3 +196,9 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000.0
     return f"{n} TB"
+
+
+def atomic_text(path, text: str):
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")

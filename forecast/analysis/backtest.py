@@ -2,7 +2,7 @@
 
 For each cutoff: the scenario is moved to start at the cutoff's month, the models whose
 outputs a published series measures are refitted on the rows dated before the cutoff (the
-data then set every parameter "at the start" those outputs depend on), `forecast.run`
+data then set every parameter "at the start" those outputs depend on), `forecast.engine.run`
 runs from that posterior, and each later observation is scored against the run's
 observation-level bands (and, to show the difference, its latent bands): inside the 50% and
 90% bands, the interval score of the 90% band (Gneiting and Raftery 2007: width plus
@@ -29,7 +29,7 @@ Scored series (SCORED):
 - prices: each model released after the cutoff (blended 3:1 list price, as the price model
   reads it), `list_price_observed` against its price.
 A series is scored at a cutoff only if every model behind it can be fitted to the rows
-before the cutoff (forecast.calibrate.fittable_models).
+before the cutoff (forecast.analysis.calibrate.fittable_models).
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def chip_power_observations(data: pd.DataFrame, cutoff, since=None) -> pd.DataFr
 
 def model_rows(data: pd.DataFrame, scenario, cutoff, model: str, site: str) -> pd.DataFrame:
     """A model's rows as its fit reads them (series, label, y in model space, train)."""
-    from forecast.calibrate import context
+    from forecast.analysis.calibrate import context
     from priors.models import MODELS
 
     return MODELS[model].prepare(data, context(scenario, cutoff)).sites[site].rows
@@ -99,7 +99,7 @@ def survey_observations(data: pd.DataFrame, scenario, cutoff) -> pd.DataFrame:
     """Each other published adoption series (priors.models.adoption.SURVEYS) fitted before
     `cutoff`: its later figures (fraction). Columns: date, region (its country's), key (the
     series), observed, countries (the series' figures before the cutoff)."""
-    from forecast.calibrate import context
+    from forecast.analysis.calibrate import context
     from priors.models import MODELS
     from priors.usage import region_of
 
@@ -167,7 +167,7 @@ OBSERVATIONS = {
 
 def with_token_series(idata, data, scenario, cutoff, series: str):
     """The posterior with tokens_obs_level set to `series`' fitted start level, draw by draw."""
-    from forecast.calibrate import context
+    from forecast.analysis.calibrate import context
     from priors.models import MODELS
 
     names = MODELS["demand"].prepare(data, context(scenario, cutoff)).info["series"]
@@ -209,8 +209,8 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
              progress: Callable[[str], None] | None = None, series=tuple(SCORED)) -> pd.DataFrame:
     """One row per scored observation and cutoff (see the module docstring). scenario: a
     Scenario (its hand-set priors; the calibration is redone per cutoff)."""
-    from forecast.run import run
-    from forecast.calibrate import calibrate, fittable_models
+    from forecast.engine.run import run
+    from forecast.analysis.calibrate import calibrate, fittable_models
     from forecast.scenario import with_calibration, with_start
     from priors.posterior import save
 

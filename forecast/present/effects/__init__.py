@@ -3,7 +3,7 @@
 `expected.toml` (beside this file) holds, for every built-in scenario, the direction each
 headline metric is expected to move against `baseline` and why. `check` turns a paired
 P(higher) and P(equal) into a verdict by the rules written at the top of that file; the
-tests and `forecast answers` (forecast.effects.answers) apply the same rules.
+tests and `forecast answers` (forecast.present.effects.answers) apply the same rules.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from forecast.headline import HEADLINES, units_text
+from forecast.present.headline import HEADLINES, units_text
 from kernels import OUTPUT_BY_NAME
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -22,7 +22,7 @@ COMPARE_BANDS = ((0.05, 0.95, 0.10), (0.25, 0.75, 0.30))  # several scenarios: 9
 KEY_FIGURES = tuple((h.name, h.sel, h.title) for h in HEADLINES)
 DISTRIBUTION_YEAR = 2030  # the distribution views' month: January of this year (or of the run's nearest year)
 SMALL_MULTIPLES = ("compute", "power", "tokens_per_capita", "priced_out")
-# Fan charts with the published figures beside the bands (forecast.history.SOURCES)
+# Fan charts with the published figures beside the bands (forecast.analysis.history.SOURCES)
 HISTORY_FIGURES = (
     ("adoption_observed", {"region": "us"}, "US adoption: a published figure's band"),
     ("adoption_observed", {"region": "global_south"}, "Global South adoption: a published figure's band"),
@@ -87,7 +87,7 @@ def fan_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | N
               history=None):
     """Bands (50/80/90%) and median of one variable over time; with a `scenario` dimension,
     one fan per scenario (or only `scenario`). history: published figures to draw beside
-    them, a DataFrame (date, observed) as forecast.history.observed returns, with a
+    them, a DataFrame (date, observed) as forecast.analysis.history.observed returns, with a
     `label` in its attrs (None: none)."""
     plt = _plt()
     sel = dict(sel or {})
@@ -129,8 +129,7 @@ def _history(ax, history, start):
 def history_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, data=None):
     """fan_chart of `name` with the published figures that measure it (forecast.history),
     from `data` (default: the shipped usage data); None where none does."""
-    from forecast import history
-
+    from forecast.analysis import history
     rows = history.observed(name, sel, data)
     if rows is None:
         return None
@@ -287,7 +286,8 @@ def _cell_text(sel: dict) -> str:
 def tornado(ds: xr.Dataset, metric: str, year: int = 2030, sel: dict | None = None, k: int = 10):
     """Total Sobol' indices of a sensitivity file's metric in January of `year`, largest
     first, with their bootstrap intervals; first-order indices as inner bars."""
-    from forecast.sensitivity import default_cell, top
+    from forecast.analysis.sensitivity import top
+    from forecast.present.headline import default_cell
 
     plt = _plt()
     sel = default_cell(ds, metric) if sel is None else dict(sel)
@@ -315,7 +315,7 @@ def tornado(ds: xr.Dataset, metric: str, year: int = 2030, sel: dict | None = No
 def indices_over_time(ds: xr.Dataset, metric: str, sel: dict | None = None, k: int = 6):
     """Total Sobol' indices of a sensitivity file's metric at every month for the k groups
     with the largest mean total index, with their bootstrap intervals."""
-    from forecast.sensitivity import default_cell
+    from forecast.present.headline import default_cell
 
     plt = _plt()
     sel = default_cell(ds, metric) if sel is None else dict(sel)
@@ -345,7 +345,8 @@ def all_figures(ds: xr.Dataset, at=None):
     views (a year or "YYYY-MM"; default: January of DISTRIBUTION_YEAR, or of the run's
     nearest year)."""
     if ds.attrs.get("kind") == "sensitivity":
-        from forecast.sensitivity import default_cell, metric_names
+        from forecast.analysis.sensitivity import metric_names
+        from forecast.present.headline import default_cell
 
         for metric in metric_names(ds):
             stem = "_".join([metric] + [str(v) for v in default_cell(ds, metric).values()])

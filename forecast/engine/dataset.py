@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from forecast import calendar
+from forecast.scenario import calendar
 from kernels import CLASSES, OUTPUTS, RATIO_OUTPUTS, SPECS, SeriesLayout
 
 def engine_version() -> str:

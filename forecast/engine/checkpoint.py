@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.files import atomic, write_error
+from forecast.engine.files import atomic, write_error
 
 HEADER_FIELDS = (  # checked in this order; the first difference is named
     ("engine_version", "engine version"),

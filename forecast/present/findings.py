@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from forecast.headline import FINDING_YEARS, HEADLINES, Headline, fmt, units_text, years_present
+from forecast.present.headline import FINDING_YEARS, HEADLINES, Headline, fmt, units_text, years_present
 
 # (lower bound of P, term): the first whose bound P exceeds; "about as likely as not" between.
 SCALE = ((0.99, "virtually certain"), (0.95, "extremely likely"), (0.90, "very likely"), (0.66, "likely"))
@@ -142,7 +142,7 @@ def findings(ds: xr.Dataset, years=FINDING_YEARS) -> list[Finding]:
     """The findings of a results file: for a comparison, one sentence per compared scenario,
     headline metric and year, strongest first; for a single run (or each scenario of a
     comparison without paired differences) the gaps' widening and the point masses."""
-    from forecast.plots import available
+    from forecast.present.plots import available
 
     out = []
     # The years asked for, or (a short run) the last January simulated.

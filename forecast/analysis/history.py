@@ -42,8 +42,7 @@ def observed(name: str, sel: dict | None = None, data: pd.DataFrame | None = Non
     """The published figures of output `name` at selection `sel` (date, observed), from
     `data` (default: the usage data that ships with the package); None where no published
     series measures the output, or not at that selection."""
-    from forecast import backtest
-
+    from forecast.analysis import backtest
     if name not in SOURCES:
         return None
     key, _ = SOURCES[name]
@@ -65,7 +64,7 @@ def observed(name: str, sel: dict | None = None, data: pd.DataFrame | None = Non
 def _prices(data: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
 
-    from forecast.backtest import model_rows
+    from forecast.analysis.backtest import model_rows
     from forecast.scenario import load
 
     rows = model_rows(data, load("baseline", calibration="none"), None, "prices", "obs_price")

@@ -27,10 +27,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from forecast import calendar
-from forecast.headline import HEADLINES
-from forecast.outputs import provenance
-from forecast.run import RunError, batch_size, check_seed
+from forecast.scenario import calendar
+from forecast.engine.dataset import provenance
+from forecast.engine.run import RunError, batch_size, check_seed
 from forecast.scenario import Scenario, load
 from kernels import OUTPUT_BY_NAME, SPECS, SeriesLayout, n_entries, run_paths
 from kernels.keys import seed_key
@@ -431,14 +430,3 @@ def top(ds: xr.Dataset, metric: str, at: dict, k: int = 8) -> pd.DataFrame:
     df = pd.DataFrame(cols, index=ds["parameter"].values)
     df.index.name = "parameter"
     return df.sort_values("total", ascending=False, na_position="last").head(k)
-
-
-def default_cell(ds: xr.Dataset, metric: str) -> dict:
-    """The region/tier a figure or table shows for a metric with those dims: the key
-    figures' choice (Global South consumers) where the file has it, else the first."""
-    dims = [d for d in ("region", "tier") if d in ds[f"{metric}_total"].dims]
-    for h in HEADLINES:  # the key figures (forecast.plots.KEY_FIGURES)
-        if h.name == metric and all(k in ds.coords and v in ds.coords[k].values for k, v in h.sel.items()):
-            return dict(h.sel)
-    prefer = {"region": "global_south", "tier": "consumer"}
-    return {d: prefer[d] if prefer[d] in ds.coords[d].values else str(ds.coords[d].values[0]) for d in dims}

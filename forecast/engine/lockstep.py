@@ -20,7 +20,7 @@ by bisection on the values' sortable 32-bit keys: every round, each process coun
 values at or below the candidate (a binary search in its sorted rows) and the counts are
 summed across processes (an all-gather of (cells, quantiles) integers), 33 rounds a
 block. The result is the unique value of that rank: bit-identical to one process. Each
-process checkpoints its own carries (forecast.checkpoint.for_process), all at the same blocks.
+process checkpoints its own carries (forecast.engine.checkpoint.for_process), all at the same blocks.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from forecast.quantiles import Moments, target_ranks
+from forecast.engine.quantiles import Moments, target_ranks
 from kernels import advance, start
 
 BLOCK_VALUES = 250_000_000  # values (trajectories x months x series) one block holds: 1 GB of float32
@@ -128,7 +128,7 @@ class Lockstep:
 
     key, prior, months, n, batch: the run's; devices: the local devices (batch i runs on
     device i mod D, with `workers` batches in flight per device); checkpoint: a
-    forecast.checkpoint.Checkpoint (saved between blocks); sample: the run's first
+    forecast.engine.checkpoint.Checkpoint (saved between blocks); sample: the run's first
     trajectories kept whole; report(done, total, phase) hears of every batch; check(acc)
     may refuse the run after any block (acc: "finite", trajectories still finite, and
     "nonfinite", (months, series) counts so far); budget: values a block may hold."""

@@ -6,7 +6,7 @@ exact order statistics (rank error 0), exact counts and moments from them, and d
 Memory: the trajectories' carried parameters and state (about 2.3 kB each) plus one block
 of values (at most BLOCK_VALUES). The run's first `sample` trajectories (DEFAULT_SAMPLE)
 are also kept whole, every output at every month, with their parameters (kernels.advance's
-`sample`): the sample that distribution views (forecast.plots.distribution) draw on.
+`sample`): the sample that distribution views (forecast.present.plots.distribution) draw on.
 Every kernel call simulates one batch of a fixed size per backend (BATCH), so one compiled
 program produces every value of a run, whatever its size or block length: results are
 bit-identical for any chunk size and block length. Batches are spread over the local
@@ -27,10 +27,10 @@ import jax
 import numpy as np
 import xarray as xr
 
-from forecast.checkpoint import CheckpointError, for_run
-from forecast.files import atomic, write_error
-from forecast.lockstep import BLOCK_VALUES, Lockstep, process_sum
-from forecast.outputs import build_dataset, engine_version
+from forecast.engine.checkpoint import CheckpointError, for_run
+from forecast.engine.files import atomic, write_error
+from forecast.engine.lockstep import BLOCK_VALUES, Lockstep, process_sum
+from forecast.engine.dataset import build_dataset, engine_version
 from forecast.scenario import Scenario, load
 from kernels.keys import SEED_LIMIT, seed_key
 from kernels.simulate import n_series as series_count
@@ -42,7 +42,7 @@ DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 BATCH = {"cpu": 8192, "gpu": 262_144, "cuda": 262_144, "rocm": 262_144, "tpu": 262_144}
 BATCH_ENV = "FORECAST_BATCH"  # override (changes results in the last bit; recorded in attrs)
 SMALL_STEP = 1024  # a small run's batch is a multiple of this (one compiled program per size)
-BLOCK_ENV = "FORECAST_BLOCK_VALUES"  # override of forecast.lockstep.BLOCK_VALUES (tests: several blocks)
+BLOCK_ENV = "FORECAST_BLOCK_VALUES"  # override of forecast.engine.lockstep.BLOCK_VALUES (tests: several blocks)
 # Whole trajectories a run keeps by default (`sample`): about 100 kB each for one scenario
 # over 120 months (212 series, float32), and about 70 kB of file (random values compress little).
 DEFAULT_SAMPLE = 200
@@ -334,7 +334,7 @@ def _check_memory(need: dict, devices, n: int):
 
 def where_nonfinite(counts, sc, n_scen) -> str:
     """Where the first non-finite values appeared: month and outputs."""
-    from forecast.calendar import month_label
+    from forecast.scenario.calendar import month_label
     from kernels import SeriesLayout
 
     counts = np.asarray(counts).reshape(sc.months, -1)
