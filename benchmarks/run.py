@@ -40,7 +40,7 @@ import numpy as np
 
 import forecast
 from benchmarks import reference_numpy
-from forecast.engine.run import WORKERS, batch_size
+from forecast.engine.options import WORKERS, batch_size
 from kernels import keys, run_chunk
 from kernels.params import SPECS, constrain
 from kernels.simulate import flatten, initial_state, step

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from forecast import scenario as sc_mod  # noqa: E402
-from forecast.engine.run import run_batch  # noqa: E402
+from forecast.engine.options import run_batch  # noqa: E402
 from kernels import SeriesLayout, run_chunk  # noqa: E402
 
 os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no cache of their own

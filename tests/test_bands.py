@@ -6,7 +6,8 @@ point masses, heavy tails, negative values, non-finite values and empty cells.""
 import numpy as np
 import pytest
 
-from forecast.engine.lockstep import block_months, count_at_or_below, from_keys, select, sortable_keys
+from forecast.engine.lockstep import block_months
+from forecast.engine.quantiles import count_at_or_below, from_keys, select, sortable_keys
 
 Q = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 

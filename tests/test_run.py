@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 import forecast
-from forecast.engine.run import run_batch
+from forecast.engine.options import run_batch
 from forecast.scenario import with_months, with_params
 from kernels import OUTPUTS, SPECS, TRACE_COUNT
 from tests.conftest import materialize, series

@@ -29,7 +29,7 @@ import xarray as xr
 
 from forecast.scenario import calendar
 from forecast.engine.dataset import provenance
-from forecast.engine.run import RunError, batch_size, check_seed
+from forecast.engine.options import RunError, batch_size, check_seed
 from forecast.scenario import Scenario, load
 from kernels import OUTPUT_BY_NAME, SPECS, SeriesLayout, n_entries, run_paths
 from kernels.keys import seed_key

@@ -134,7 +134,7 @@ def save_results(ds, output, console):
 def _quantiles(ctx, param, value):
     """--quantiles "0.05,0.5,0.95": increasing, in (0, 1), the median among them."""
     if value is None:
-        from forecast.engine.run import DEFAULT_QUANTILES
+        from forecast.engine.options import DEFAULT_QUANTILES
 
         return DEFAULT_QUANTILES
     try:

@@ -27,7 +27,7 @@ def with_progress(fn, what, label, console, checkpoint_for=None, resume=False, *
     a warning (a checkpoint that could not be saved) a yellow line. With `checkpoint_for`
     (the output), the run checkpoints beside it (resume: continue from there; with
     nothing to continue, it starts afresh and says so)."""
-    from forecast.engine.run import RunError, check_seed
+    from forecast.engine.options import RunError, check_seed
 
     if "seed" in kwargs:  # before the progress bar: a mistake is one clean message
         try:

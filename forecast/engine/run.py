@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,86 +27,15 @@ import numpy as np
 import xarray as xr
 
 from forecast.engine.checkpoint import CheckpointError, for_run
+from forecast.engine.options import (BLOCK_ENV, DEFAULT_QUANTILES, DEFAULT_SAMPLE, WORKERS, Plan, Progress, RunError,
+                                     RunOptions, check_int, env_int)
 from forecast.engine.files import atomic, write_error
-from forecast.engine.lockstep import BLOCK_VALUES, Lockstep, process_sum
+from forecast.engine.bands import Bands, process_sum
+from forecast.engine.lockstep import BLOCK_VALUES, Lockstep, Phase
 from forecast.engine.dataset import build_dataset, engine_version
 from forecast.scenario import Scenario, load
-from kernels.keys import SEED_LIMIT, seed_key
+from kernels.keys import seed_key
 from kernels.simulate import n_series as series_count
-
-DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
-# Trajectories per kernel call, per backend: large enough to fill the device, small enough
-# for its memory (a trajectory-month's working set is ~16 kB). Fixed, because a different
-# shape is a different compiled program, which may round differently in the last bit.
-BATCH = {"cpu": 8192, "gpu": 262_144, "cuda": 262_144, "rocm": 262_144, "tpu": 262_144}
-BATCH_ENV = "FORECAST_BATCH"  # override (changes results in the last bit; recorded in attrs)
-SMALL_STEP = 1024  # a small run's batch is a multiple of this (one compiled program per size)
-BLOCK_ENV = "FORECAST_BLOCK_VALUES"  # override of forecast.engine.lockstep.BLOCK_VALUES (tests: several blocks)
-# Whole trajectories a run keeps by default (`sample`): about 100 kB each for one scenario
-# over 120 months (212 series, float32), and about 70 kB of file (random values compress little).
-DEFAULT_SAMPLE = 200
-CHUNK_BATCHES = 4  # default chunk_size, in batches (kept for the interface; nothing depends on it)
-WORKERS = 2  # batches in flight at once per device
-
-
-class RunError(ValueError):
-    """A run request that cannot be carried out (bad sizes, too many non-finite values)."""
-
-
-@dataclass
-class Progress:
-    """Called as progress(done_units, total_units, phase) during a run."""
-
-    callback: Callable[[int, int, str], None] | None = None
-
-    def __call__(self, done, total, phase):
-        if self.callback is not None:
-            self.callback(done, total, phase)
-
-
-def _env_int(name: str, default: int, minimum: int) -> int:
-    """A whole-number setting from the environment (unset or empty: the default)."""
-    env = os.environ.get(name)
-    if not env:
-        return default
-    try:
-        value = int(env)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise RunError(f"{name} must be a whole number >= {minimum}, got {env!r}")
-    return value
-
-
-def batch_size() -> int:
-    """Trajectories per kernel call on this backend (env FORECAST_BATCH overrides)."""
-    return _env_int(BATCH_ENV, BATCH.get(jax.default_backend(), BATCH["cpu"]), 1)
-
-
-def run_batch(n: int) -> int:
-    """Trajectories per kernel call for a run of n: the backend's batch, or for a run of
-    fewer than WORKERS batches, n / WORKERS rounded up to a multiple of SMALL_STEP (so a
-    quick look simulates at most SMALL_STEP - 1 trajectories per call more than asked).
-    Depends on n and the backend only, never on devices or chunks: one program per run."""
-    full = batch_size()
-    if os.environ.get(BATCH_ENV) or n >= WORKERS * full:
-        return full
-    return min(full, SMALL_STEP * -(-(-(-n // WORKERS)) // SMALL_STEP))
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise RunError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_seed(seed, error=None) -> int:
-    """A seed in [0, 2**64), every bit of which is used (kernels.keys.seed_key); otherwise
-    `error` (default RunError) with the allowed range."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
-        raise (error or RunError)(f"seed must be a whole number in [0, 2**64) (0 to 18446744073709551615), "
-                                  f"got {seed!r}")
-    return int(seed)
 
 
 def run(
@@ -148,8 +76,10 @@ def run(
     file (little compresses) for one scenario over 120 months; the bands do not depend on it.
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
-    return _run([sc], n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
-                checkpoint, resume, checkpoint_every, output, sample)
+    return _run([sc], RunOptions(n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, quantiles=quantiles,
+                     progress=progress, max_nonfinite_fraction=max_nonfinite_fraction, devices=devices,
+                     checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
+                     output=output, sample=sample))
 
 
 def compare(
@@ -190,8 +120,10 @@ def compare(
             if getattr(s, field) != getattr(first, field):
                 raise RunError(f"scenario {s.name!r} has {field} {getattr(s, field)!r} but {first.name!r} has "
                                f"{getattr(first, field)!r}; compared scenarios must share start, months and regions")
-    return _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices,
-                checkpoint, resume, checkpoint_every, output, sample)
+    return _run(scs, RunOptions(n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, quantiles=quantiles,
+                     progress=progress, max_nonfinite_fraction=max_nonfinite_fraction, devices=devices,
+                     checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
+                     output=output, sample=sample))
 
 
 def stack_priors(scs):
@@ -214,79 +146,23 @@ def stack_priors(scs):
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *priors)
 
 
-def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfinite_fraction, devices=None,
-         checkpoint=None, resume=False, checkpoint_every=60.0, output=None, sample=DEFAULT_SAMPLE):
-    sc = scs[0]
-    n = _check_int("n_trajectories", n_trajectories, 1)
-    seed = check_seed(seed)
-    if output is not None and Path(output).suffix != ".nc":
-        raise RunError(f"{output}: results are written as netCDF; give a path ending in .nc")
-    if n >= 2**31:
-        raise RunError(f"n_trajectories must be below 2**31, got {n}")
-    q = tuple(float(x) for x in quantiles)
-    if not q or any(not 0.0 < x < 1.0 for x in q) or list(q) != sorted(set(q)):
-        raise RunError(f"quantiles must be increasing, distinct and within (0, 1), got {quantiles!r}")
-    batch = run_batch(n)
-    k = min(_check_int("sample", sample, 0), n)
-    if k > batch:
-        raise RunError(f"sample must be at most the batch size of this run ({batch} on {jax.default_backend()}), "
-                       f"got {sample}")
-    if chunk_size is None:
-        chunk = batch * CHUNK_BATCHES
-    else:
-        chunk = _check_int("chunk_size", chunk_size, batch)
-        if chunk % batch:
-            raise RunError(f"chunk_size must be a multiple of the batch size {batch} of this run ({n} trajectories "
-                           f"on {jax.default_backend()}), got {chunk}")
-    used = local_devices(devices)
-    report = Progress(progress)
+def _run(scs, opts: RunOptions) -> xr.Dataset:
+    """The scenarios (one, or several paired) through the lockstep engine, their Dataset
+    written to opts.output (if any) before the checkpoint is removed."""
+    plan = opts.plan()
+    used = local_devices(opts.devices)
     t_start = time.perf_counter()
-    prior = sc.prior if len(scs) == 1 else stack_priors(scs)
-    header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
-                  priors=[s.priors_source for s in scs], seed=seed, n_trajectories=n, quantiles=list(q),
-                  batch=batch, sample=k, scenario_hash=[s.hash for s in scs])
-    try:  # over several processes, each its own file, and all agree on where to resume
-        ck = for_run(checkpoint, header, checkpoint_every, resume, Lockstep.PHASE, jax.process_index(),
-                     jax.process_count(), process_sum)
-    except CheckpointError as e:
-        raise RunError(str(e)) from None
-    n_series = series_count(len(sc.regions), len(scs))
-    budget = _env_int(BLOCK_ENV, BLOCK_VALUES, 1)
-
-    def check(acc):
-        bad = n - int(acc["finite"])
-        if bad > max_nonfinite_fraction * n:
-            ck.remove()  # resuming would only be refused again: the values are a function of the seed
-            raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
-                           f"{max_nonfinite_fraction:g}){where_nonfinite(acc['nonfinite'], sc, len(scs))}; check "
-                           "the scenario's priors for extreme values")
-
-    step = Lockstep(seed_key(seed), prior, sc.months, n, batch, n_series, q, used, ck, k, report, check,
-                    WORKERS, budget)
-    _check_memory(step.memory_needed(), used, n)
-    out = step.run()
-    bad = n - out["finite"]
-    total_units = -(-sc.months // step.block) * len(step.mine)
-    report(total_units, total_units, "done")
-    count = np.maximum(out["count"], 1)
-    moments = out["moments"]
-    ds = build_dataset(
-        scs, values=out["values"], rank_error=np.zeros(out["values"].shape), mean=moments.mean, std=moments.std,
-        quantiles=q, nonfinite=out["nonfinite"],
-        probabilities={k: out[k] / count for k in ("positive", "zero", "above_start")},
-        info=dict(
-            seed=seed, n_trajectories=n, chunk_size=chunk, batch_size=batch, bad_trajectories=bad,
-            wall_seconds=time.perf_counter() - t_start, devices=len(used), resumed=bool(resume),
-            passes=[f"lockstep ({step.block}-month blocks)"],
-        ),
-        sample=None if not k else dict(values=out["sample"], params=[
-            {name.split("/", 1)[1]: v for name, v in out["sample_params"].items() if name.startswith(f"param{i}/")}
-            for i in range(len(scs))]),
-    )
+    prior = scs[0].prior if len(scs) == 1 else stack_priors(scs)
+    ck = _checkpoint(scs, opts, plan)
+    out, step = _lockstep(scs, prior, opts, plan, used, ck)
+    ds = _dataset(scs, out, plan, dict(
+        seed=plan.seed, n_trajectories=plan.n, chunk_size=plan.chunk, batch_size=plan.batch,
+        bad_trajectories=plan.n - out.finite, wall_seconds=time.perf_counter() - t_start, devices=len(used),
+        resumed=bool(opts.resume), passes=[f"lockstep ({step.block}-month blocks)"]))
     failed = None
-    if output is not None:
+    if opts.output is not None:
         try:
-            save(ds, output)  # first the output, atomically; a failure keeps the checkpoint for --resume
+            save(ds, opts.output)  # first the output, atomically; a failure keeps the checkpoint for --resume
         except RunError as e:
             failed = e
     if ck.agree(failed is None):  # every process keeps its checkpoint until the output is written
@@ -294,6 +170,59 @@ def _run(scs, n_trajectories, seed, chunk_size, quantiles, progress, max_nonfini
     if failed is not None:
         raise failed
     return ds
+
+
+def _checkpoint(scs, opts: RunOptions, plan: Plan):
+    """The run's checkpoint (forecast.engine.checkpoint.for_run): over several processes
+    each its own file, and all agree on where to resume."""
+    header = dict(engine_version=engine_version(), scenario=[s.name for s in scs],
+                  priors=[s.priors_source for s in scs], seed=plan.seed, n_trajectories=plan.n,
+                  quantiles=list(plan.quantiles), batch=plan.batch, sample=plan.sample,
+                  scenario_hash=[s.hash for s in scs])
+    try:
+        return for_run(opts.checkpoint, header, opts.checkpoint_every, opts.resume, Lockstep.PHASE,
+                       jax.process_index(), jax.process_count(), process_sum)
+    except CheckpointError as e:
+        raise RunError(str(e)) from None
+
+
+def _lockstep(scs, prior, opts: RunOptions, plan: Plan, used, ck):
+    """(the Bands, the Lockstep) of the whole population; a run whose
+    non-finite trajectories exceed opts.max_nonfinite_fraction is refused after the block
+    where they do."""
+    sc, n = scs[0], plan.n
+    report = Progress(opts.progress)
+    n_series = series_count(len(sc.regions), len(scs))
+    budget = env_int(BLOCK_ENV, BLOCK_VALUES, 1)
+
+    def check(acc):
+        bad = n - int(acc["finite"])
+        if bad > opts.max_nonfinite_fraction * n:
+            ck.remove()  # resuming would only be refused again: the values are a function of the seed
+            raise RunError(f"{bad} of {n} trajectories produced non-finite values (more than the allowed fraction "
+                           f"{opts.max_nonfinite_fraction:g}){where_nonfinite(acc['nonfinite'], sc, len(scs))}; "
+                           "check the scenario's priors for extreme values")
+
+    step = Lockstep(seed_key(plan.seed), prior, sc.months, n, plan.batch, n_series, plan.quantiles, used, ck,
+                    plan.sample, report, check, WORKERS, budget)
+    _check_memory(step.memory_needed(), used, n)
+    out = step.run()
+    total_units = -(-sc.months // step.block) * len(step.mine)
+    report(total_units, total_units, Phase.DONE)
+    return out, step
+
+
+def _dataset(scs, out: Bands, plan: Plan, info: dict) -> xr.Dataset:
+    """The lockstep's Bands as the labelled Dataset (forecast.engine.dataset)."""
+    count = np.maximum(out.count, 1)
+    sample = None if not plan.sample else dict(values=out.sample, params=[
+        {name.split("/", 1)[1]: v for name, v in out.sample_params.items() if name.startswith(f"param{i}/")}
+        for i in range(len(scs))])
+    return build_dataset(
+        scs, values=out.values, rank_error=np.zeros(out.values.shape), mean=out.moments.mean, std=out.moments.std,
+        quantiles=plan.quantiles, nonfinite=out.nonfinite,
+        probabilities={k: getattr(out, k) / count for k in ("positive", "zero", "above_start")},
+        info=info, sample=sample)
 
 
 def available_memory() -> dict:
@@ -371,7 +300,7 @@ def local_devices(devices=None) -> list:
     found = jax.local_devices()
     if devices is None:
         return found if jax.default_backend() != "cpu" else found[:1]
-    k = _check_int("devices", devices, 1)
+    k = check_int("devices", devices, 1)
     if k > len(found):
         raise RunError(f"devices: {k} requested but this machine has {len(found)} "
                        f"{jax.default_backend()} device(s)")
