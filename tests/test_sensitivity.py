@@ -6,7 +6,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 from forecast.scenario import load, with_months, with_params
-from forecast.analysis.sensitivity import NOISE, POSTERIOR, Inputs, SensitivityError, design, inputs, sensitivity, sobol, top
+from forecast.analysis.sensitivity import sensitivity, top
+from forecast.analysis.sobol import NOISE, POSTERIOR, Inputs, SensitivityError, design, inputs, sobol
 from kernels import OUTPUTS, n_entries, output_sizes, run_paths
 from kernels.keys import PARAMS, POSTERIOR as POSTERIOR_STREAM, stream_key, trajectory_key
 from tests.conftest import materialize, series

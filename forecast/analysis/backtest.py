@@ -209,13 +209,12 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
              progress: Callable[[str], None] | None = None, series=tuple(SCORED)) -> pd.DataFrame:
     """One row per scored observation and cutoff (see the module docstring). scenario: a
     Scenario (its hand-set priors; the calibration is redone per cutoff)."""
-    from forecast.engine.run import run
-    from forecast.analysis.calibrate import calibrate, fittable_models
-    from forecast.scenario import with_calibration, with_start
-    from priors.posterior import save
+    from forecast.analysis.calibrate import calibrate
+    from forecast.scenario import with_start
 
     import jax
 
+    say = progress or (lambda message: None)
     rows = []
     for cutoff in cutoffs:
         # Each origin compiles its own programs (other shapes, other months); dropping the
@@ -225,69 +224,88 @@ def backtest(data: pd.DataFrame, scenario, cutoffs, n_trajectories: int = 4096, 
         jax.clear_caches()
         cut = pd.Timestamp(cutoff)
         start = pd.Timestamp(year=cut.year, month=cut.month, day=1)
-        needed = sorted({m for name in series for m in SCORED[name]["models"]})
-        fittable = fittable_models(data, scenario, cut, needed)
-        later = []
-        for name in series:
-            why = [fittable[m] for m in SCORED[name]["models"] if fittable[m]]
-            if why:  # nothing to fit before the cutoff: not scored there
-                if progress:
-                    progress(f"{cut.date()}: {name} not scored: {why[0]}")
-                continue
-            obs = OBSERVATIONS[name](data, scenario, cut)
-            obs = obs[obs["date"] >= cut].assign(model=name)
-            shift = 1 if SCORED[name]["end_of_month"] else 0
-            obs["month"] = [int(round((d - start).days / 365.25 * 12)) - shift for d in obs["date"]]
-            later.append(obs[obs["month"] >= 0])
-        later = pd.concat(later, ignore_index=True) if later else pd.DataFrame()
+        later = _later(data, scenario, cut, start, series, say)
         if later.empty:
-            if progress:
-                progress(f"{cut.date()}: no published figure after the cutoff maps to a forecast output")
+            say(f"{cut.date()}: no published figure after the cutoff maps to a forecast output")
             continue
         models = sorted({m for name in set(later["model"]) for m in SCORED[name]["models"]})
         sc = with_start(scenario, f"{start.year:04d}-{start.month:02d}", months=int(later["month"].max()) + 1)
-        if progress:
-            progress(f"{cut.date()}: fitting {', '.join(models)} to the rows before the cutoff")
+        say(f"{cut.date()}: fitting {', '.join(models)} to the rows before the cutoff")
         idata, fits = calibrate(data, sc, settings, cutoff=cut, models=models)
         # one run for every output but the other series', one per token series and one per
         # other adoption series (each sets the level its output stands for)
         later["run"] = [_run_key(r) for _, r in later.iterrows()]
-        runs = {}
-        for run_key in sorted(set(later["run"]), key=lambda k: (k is not None, k or ("", ""))):
-            post = (idata if run_key is None else with_token_series(idata, data, sc, cut, run_key[1])
-                    if run_key[0] == "tokens" else with_adoption_series(idata, sc, run_key[1]))
-            fd, path = tempfile.mkstemp(suffix=".nc")
-            os.close(fd)
-            try:
-                save(post, path)
-                if progress:
-                    what = "" if run_key is None else f" ({SCORED[run_key[0]]['output']}: {run_key[1]})"
-                    progress(f"{cut.date()}: running {n_trajectories} trajectories from {sc.start}{what}")
-                runs[run_key] = run(with_calibration(sc, path, allow_unconverged=True),
-                                    n_trajectories=n_trajectories, seed=seed, quantiles=QUANTILES)
-            finally:
-                os.remove(path)
-        for _, r in later.iterrows():
-            spec = SCORED[r["model"]]
-            ds = runs[r["run"]]
-            pick = (lambda v: v.sel(region=r["region"])) if r["region"] != "world" else (lambda v: v)
-            month = int(r["month"])  # a row of mixed columns may carry it as a float
-            band = pick(ds[spec["output"]]).isel(time=month).values
-            latent = (pick(ds[spec["latent"]]).isel(time=month).values if spec["latent"]
-                      else np.full(len(QUANTILES), np.nan))
-            y = r["observed"]
-            rows.append({
-                "cutoff": cut.date(), "model": r["model"], "series": f"{r['model']}[{r['key']}]",
-                "date": r["date"].date(), "months_ahead": int(r["month"]), "observed": y,
-                "countries": r["countries"], "q05": band[0], "q25": band[1], "median": band[2], "q75": band[3],
-                "q95": band[4], "inside50": bool(band[1] <= y <= band[3]), "inside90": bool(band[0] <= y <= band[4]),
-                "latent_q05": latent[0], "latent_q95": latent[4],
-                "latent_inside90": (bool(latent[0] <= y <= latent[4]) if spec["latent"] else np.nan),
-                "interval_score": float(interval_score(y, band[0], band[4])),
-                "relative_width": float((band[4] - band[0]) / band[2]),
-                "fit_converged": all(fits[m].converged for m in spec["models"]),  # the fits behind this output
-            })
+        runs = _runs(data, sc, idata, cut, sorted(set(later["run"]), key=lambda k: (k is not None, k or ("", ""))),
+                     n_trajectories, seed, say)
+        rows += [_row(r, runs[r["run"]], cut, fits) for _, r in later.iterrows()]
     return pd.DataFrame(rows)
+
+
+def _later(data, scenario, cut, start, series, say) -> pd.DataFrame:
+    """The published figures dated on or after the cutoff of every series whose models can
+    be fitted before it, each with its forecast month (from `start`)."""
+    from forecast.analysis.calibrate import fittable_models
+
+    needed = sorted({m for name in series for m in SCORED[name]["models"]})
+    fittable = fittable_models(data, scenario, cut, needed)
+    later = []
+    for name in series:
+        why = [fittable[m] for m in SCORED[name]["models"] if fittable[m]]
+        if why:  # nothing to fit before the cutoff: not scored there
+            say(f"{cut.date()}: {name} not scored: {why[0]}")
+            continue
+        obs = OBSERVATIONS[name](data, scenario, cut)
+        obs = obs[obs["date"] >= cut].assign(model=name)
+        shift = 1 if SCORED[name]["end_of_month"] else 0
+        obs["month"] = [int(round((d - start).days / 365.25 * 12)) - shift for d in obs["date"]]
+        later.append(obs[obs["month"] >= 0])
+    return pd.concat(later, ignore_index=True) if later else pd.DataFrame()
+
+
+def _runs(data, sc, idata, cut, run_keys, n_trajectories, seed, say) -> dict:
+    """{run key: Dataset}: the forecast from the cutoff's posterior, one run per key (None:
+    the fitted posterior; a token or adoption series: the posterior at that series' level)."""
+    from forecast.engine.run import run
+    from forecast.scenario import with_calibration
+    from priors.posterior import save
+
+    runs = {}
+    for run_key in run_keys:
+        post = (idata if run_key is None else with_token_series(idata, data, sc, cut, run_key[1])
+                if run_key[0] == "tokens" else with_adoption_series(idata, sc, run_key[1]))
+        fd, path = tempfile.mkstemp(suffix=".nc")
+        os.close(fd)
+        try:
+            save(post, path)
+            what = "" if run_key is None else f" ({SCORED[run_key[0]]['output']}: {run_key[1]})"
+            say(f"{cut.date()}: running {n_trajectories} trajectories from {sc.start}{what}")
+            runs[run_key] = run(with_calibration(sc, path, allow_unconverged=True),
+                                n_trajectories=n_trajectories, seed=seed, quantiles=QUANTILES)
+        finally:
+            os.remove(path)
+    return runs
+
+
+def _row(r, ds, cut, fits) -> dict:
+    """One scored figure: its observation-level (and latent) band, inside or not, scores."""
+    spec = SCORED[r["model"]]
+    pick = (lambda v: v.sel(region=r["region"])) if r["region"] != "world" else (lambda v: v)
+    month = int(r["month"])  # a row of mixed columns may carry it as a float
+    band = pick(ds[spec["output"]]).isel(time=month).values
+    latent = (pick(ds[spec["latent"]]).isel(time=month).values if spec["latent"]
+              else np.full(len(QUANTILES), np.nan))
+    y = r["observed"]
+    return {
+        "cutoff": cut.date(), "model": r["model"], "series": f"{r['model']}[{r['key']}]",
+        "date": r["date"].date(), "months_ahead": int(r["month"]), "observed": y,
+        "countries": r["countries"], "q05": band[0], "q25": band[1], "median": band[2], "q75": band[3],
+        "q95": band[4], "inside50": bool(band[1] <= y <= band[3]), "inside90": bool(band[0] <= y <= band[4]),
+        "latent_q05": latent[0], "latent_q95": latent[4],
+        "latent_inside90": (bool(latent[0] <= y <= latent[4]) if spec["latent"] else np.nan),
+        "interval_score": float(interval_score(y, band[0], band[4])),
+        "relative_width": float((band[4] - band[0]) / band[2]),
+        "fit_converged": all(fits[m].converged for m in spec["models"]),  # the fits behind this output
+    }
 
 
 def summary(scores: pd.DataFrame, by: str = "model") -> pd.DataFrame:

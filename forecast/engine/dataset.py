@@ -33,77 +33,24 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
     `sample` dimension (the trajectories' indices)."""
     sc = scs[0]
     n_scen = len(scs)
-    time = calendar.time_index(sc.start, sc.months)
-    coords = {"time": time, "region": list(sc.regions), "tier": list(sc.tiers), "class": list(CLASSES),
-              "quantile": list(quantiles)}
+    coords = {"time": calendar.time_index(sc.start, sc.months), "region": list(sc.regions),
+              "tier": list(sc.tiers), "class": list(CLASSES), "quantile": list(quantiles)}
     if n_scen > 1:
         coords["scenario"] = [s.name for s in scs]
         coords["compared"] = [s.name for s in scs[1:]]
-    layout = SeriesLayout(len(sc.regions), n_scen)
-    data = {}
-
-    def blocks(arr, name, count, first):
-        """(count, time, ...) of output `name` from `count` consecutive series blocks
-        starting at `first`."""
-        return np.stack([arr[:, layout.slice(name, first + b)] for b in range(count)])
-
+    out = _Variables(SeriesLayout(len(sc.regions), n_scen), sc.months, n_scen, values, rank_error, nonfinite)
     for spec in OUTPUTS:
-        dims = tuple(d for d in spec.dims.split(",") if d)
-        shape = layout.shape(spec.name)
-        unit, long_name = spec.units, spec.long_name
-        nq = len(quantiles)
-
-        def put(name, first, count, dim, stats, units, long):
-            """Bands of `count` series blocks from `first` as `name`; stats: (variable name,
-            attrs, (time, series) array) read from the same blocks."""
-            band = blocks(values, spec.name, count, first)  # (count, time, size, q)
-            band = np.moveaxis(band, 3, 1).reshape((count, nq, sc.months) + shape)
-            attrs = {"units": units, "long_name": long,
-                     "nonfinite_values": int(blocks(nonfinite, spec.name, count, first).sum()),
-                     "max_quantile_rank_error": float(np.nanmax(blocks(rank_error, spec.name, count, first)))}
-            lead_dim = (dim,) if n_scen > 1 else ()
-            cut = (lambda a: a) if n_scen > 1 else (lambda a: a[0])
-            data[name] = (lead_dim + ("quantile", "time") + dims, cut(band).astype(np.float64), attrs)
-            for var, var_attrs, arr in stats:
-                v = blocks(arr, spec.name, count, first).reshape((count, sc.months) + shape)
-                data[var] = (lead_dim + ("time",) + dims, cut(v).astype(np.float64), var_attrs)
-
-        n = spec.name
-        stats = [(f"{n}_mean", {"units": unit, "long_name": f"mean of {long_name}"}, mean),
-                 (f"{n}_std", {"units": unit, "long_name": f"standard deviation of {long_name}"}, std)]
-        if spec.log_scale:  # non-negative: a point mass at zero is possible
-            stats.append((f"{n}_p_positive", {"units": "1", "long_name": f"probability that {long_name} > 0"},
-                          probabilities["positive"]))
-        if n in WIDENING:
-            stats.append((f"{n}_p_widening", {"units": "1", "long_name": f"probability that {long_name} is above "
-                                                                          "its value in the first month"},
-                          probabilities["above_start"]))
-        put(n, 0, n_scen, "scenario", stats, unit, long_name)
-        if n_scen > 1:
-            ratio = n in RATIO_OUTPUTS
-            diff_unit = "1 (log ratio)" if ratio else unit
-            diff_long = (f"log ratio of {long_name} to {sc.name}'s, paired" if ratio
-                         else f"difference of {long_name} from {sc.name}'s, paired")
-            put(f"{n}_diff", n_scen, n_scen - 1, "compared",
-                [(f"{n}_diff_mean", {"units": diff_unit, "long_name": f"mean {diff_long}"}, mean),
-                 (f"{n}_p_higher", {"units": "1", "long_name": f"probability that {long_name} is higher than "
-                                                                f"under {sc.name}"}, probabilities["positive"]),
-                 (f"{n}_p_equal", {"units": "1", "long_name": f"probability that {long_name} equals {sc.name}'s"},
-                  probabilities["zero"])], diff_unit, diff_long)
+        _output(out, spec, sc.name, mean, std, probabilities)
         if sample is not None:
-            v = blocks(np.transpose(sample["values"], (2, 1, 0)), spec.name, n_scen, 0)  # (scen, k, size, time)
-            v = np.swapaxes(v, 2, 3).reshape(v.shape[:2] + (sc.months,) + shape)
-            data[f"{n}_sample"] = (("scenario",) * (n_scen > 1) + ("sample", "time") + dims,
-                                   v if n_scen > 1 else v[0],
-                                   {"units": unit, "long_name": f"{long_name}, whole trajectories (the run's first "
-                                                                f"{v.shape[1]}; NaN where non-finite)"})
+            _sample(out, spec, sample["values"])
     if sample is not None:
         coords["sample"] = np.arange(sample["values"].shape[2])
         for spec in SPECS:
             dims = ("sample",) + tuple(d for d in spec.dims.split(",") if d)
             v = np.stack([np.asarray(p[spec.name]) for p in sample["params"]])
-            data[f"param_{spec.name}"] = (("scenario",) * (n_scen > 1) + dims, v if n_scen > 1 else v[0],
-                                          {"units": spec.unit, "long_name": f"{spec.doc} (the sample's parameters)"})
+            out.data[f"param_{spec.name}"] = (("scenario",) * (n_scen > 1) + dims, v if n_scen > 1 else v[0],
+                                              {"units": spec.unit,
+                                               "long_name": f"{spec.doc} (the sample's parameters)"})
     attrs = provenance(scs, info)
     attrs.update({
         "chunk_size": info["chunk_size"],
@@ -116,7 +63,7 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         "band_passes": ", ".join(info.get("passes", [])),
         "compared_against": sc.name if n_scen > 1 else "",
     })
-    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    ds = xr.Dataset(out.data, coords=coords, attrs=attrs)
     if n_scen > 1:  # how each paired difference reads: "x baseline" or a plain difference in units
         for spec in OUTPUTS:
             ds[f"{spec.name}_diff"].attrs["difference"] = "log_ratio" if spec.name in RATIO_OUTPUTS else "difference"
@@ -125,6 +72,80 @@ def build_dataset(scs, values, rank_error, mean, std, quantiles, nonfinite, prob
         or "the series whose start level the scenario's tokens_obs_level sets (baseline: Google (all surfaces), "
            "tokens_processed_per_month)")
     return ds
+
+
+class _Variables:
+    """The Dataset's variables as they are built, read from the run's (time, series, ...)
+    arrays through the SeriesLayout: one scenario's block of series, or a compared one's."""
+
+    def __init__(self, layout, months, n_scen, values, rank_error, nonfinite):
+        self.layout, self.months, self.n_scen = layout, months, n_scen
+        self.values, self.rank_error, self.nonfinite = values, rank_error, nonfinite
+        self.data: dict = {}
+
+    def blocks(self, arr, name, count, first):
+        """(count, time, ...) of output `name` from `count` consecutive series blocks
+        starting at `first`."""
+        return np.stack([arr[:, self.layout.slice(name, first + b)] for b in range(count)])
+
+    def put(self, spec, name, first, count, dim, stats, units, long):
+        """Bands of `count` series blocks from `first` as `name`; stats: (variable name,
+        attrs, (time, series) array) read from the same blocks."""
+        dims = tuple(d for d in spec.dims.split(",") if d)
+        shape = self.layout.shape(spec.name)
+        nq = self.values.shape[-1]
+        band = self.blocks(self.values, spec.name, count, first)  # (count, time, size, q)
+        band = np.moveaxis(band, 3, 1).reshape((count, nq, self.months) + shape)
+        attrs = {"units": units, "long_name": long,
+                 "nonfinite_values": int(self.blocks(self.nonfinite, spec.name, count, first).sum()),
+                 "max_quantile_rank_error": float(np.nanmax(self.blocks(self.rank_error, spec.name, count, first)))}
+        lead_dim = (dim,) if self.n_scen > 1 else ()
+        cut = (lambda a: a) if self.n_scen > 1 else (lambda a: a[0])
+        self.data[name] = (lead_dim + ("quantile", "time") + dims, cut(band).astype(np.float64), attrs)
+        for var, var_attrs, arr in stats:
+            v = self.blocks(arr, spec.name, count, first).reshape((count, self.months) + shape)
+            self.data[var] = (lead_dim + ("time",) + dims, cut(v).astype(np.float64), var_attrs)
+
+
+def _output(out: _Variables, spec, first_name, mean, std, probabilities):
+    """One output's bands, mean, sd and probabilities (and, in a comparison, its paired
+    differences against the first scenario, `first_name`)."""
+    n, unit, long_name, n_scen = spec.name, spec.units, spec.long_name, out.n_scen
+    stats = [(f"{n}_mean", {"units": unit, "long_name": f"mean of {long_name}"}, mean),
+             (f"{n}_std", {"units": unit, "long_name": f"standard deviation of {long_name}"}, std)]
+    if spec.log_scale:  # non-negative: a point mass at zero is possible
+        stats.append((f"{n}_p_positive", {"units": "1", "long_name": f"probability that {long_name} > 0"},
+                      probabilities["positive"]))
+    if n in WIDENING:
+        stats.append((f"{n}_p_widening", {"units": "1", "long_name": f"probability that {long_name} is above "
+                                                                      "its value in the first month"},
+                      probabilities["above_start"]))
+    out.put(spec, n, 0, n_scen, "scenario", stats, unit, long_name)
+    if n_scen > 1:
+        ratio = n in RATIO_OUTPUTS
+        diff_unit = "1 (log ratio)" if ratio else unit
+        diff_long = (f"log ratio of {long_name} to {first_name}'s, paired" if ratio
+                     else f"difference of {long_name} from {first_name}'s, paired")
+        out.put(spec, f"{n}_diff", n_scen, n_scen - 1, "compared",
+                [(f"{n}_diff_mean", {"units": diff_unit, "long_name": f"mean {diff_long}"}, mean),
+                 (f"{n}_p_higher", {"units": "1", "long_name": f"probability that {long_name} is higher than "
+                                                                f"under {first_name}"}, probabilities["positive"]),
+                 (f"{n}_p_equal", {"units": "1", "long_name": f"probability that {long_name} equals "
+                                                               f"{first_name}'s"}, probabilities["zero"])],
+                diff_unit, diff_long)
+
+
+def _sample(out: _Variables, spec, values):
+    """One output's whole trajectories, `<output>_sample` (values: (time, series, k))."""
+    n_scen, shape = out.n_scen, out.layout.shape(spec.name)
+    dims = tuple(d for d in spec.dims.split(",") if d)
+    v = out.blocks(np.transpose(values, (2, 1, 0)), spec.name, n_scen, 0)  # (scen, k, size, time)
+    v = np.swapaxes(v, 2, 3).reshape(v.shape[:2] + (out.months,) + shape)
+    out.data[f"{spec.name}_sample"] = (("scenario",) * (n_scen > 1) + ("sample", "time") + dims,
+                                       v if n_scen > 1 else v[0],
+                                       {"units": spec.units, "long_name": f"{spec.long_name}, whole trajectories "
+                                                                          f"(the run's first {v.shape[1]}; NaN "
+                                                                          "where non-finite)"})
 
 
 def provenance(scs, info) -> dict:
