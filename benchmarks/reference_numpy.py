@@ -39,7 +39,7 @@ from scipy.special import ndtr, ndtri
 from forecast.scenario import Scenario, load
 from kernels import OUTPUTS, output_sizes
 from kernels.params import SPECS
-from kernels.simulate import LIST_PRICE_QUANTILE
+from kernels.month import LIST_PRICE_QUANTILE
 
 N_TIERS = 3
 N_CLASSES = 3  # frontier, mid, open

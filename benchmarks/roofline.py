@@ -49,7 +49,8 @@ def _month(sc, reducer):
     XLA's cost analysis counts a while loop's body once whatever its trip count, so the
     body is analysed alone."""
     from kernels import keys, reduce
-    from kernels.simulate import flatten, init, log_scale_mask, month_noise, step
+    from kernels.month import flatten, init, month_noise, step
+    from kernels.simulate import log_scale_mask
 
     n_regions = len(sc.regions)
     log_mask = log_scale_mask(n_regions)
@@ -94,7 +95,8 @@ def floor_bytes(sc) -> dict:
     written, its parameters read, its values (and their bin-space copy, kept behind the
     loop's barrier) written and read once by the reducer."""
     from kernels import keys
-    from kernels.simulate import init, log_scale_mask
+    from kernels.month import init
+    from kernels.simulate import log_scale_mask
 
     key = keys.trajectory_key(jax.random.key(0), jnp.int32(0))
     params, state = jax.eval_shape(init, key, sc.prior)
@@ -104,7 +106,7 @@ def floor_bytes(sc) -> dict:
 
 
 def normals_per_trajectory_month(n_regions: int) -> int:
-    """kernels.simulate.month_noise: the market shocks, two observation draws per region,
+    """kernels.month.month_noise: the market shocks, two observation draws per region,
     ten tail draws and adoption's R + 2 (rate shocks, common shock, edition shock)."""
     return noise_size(n_regions) + 2 * n_regions + 10 + n_regions + 2
 

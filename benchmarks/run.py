@@ -43,7 +43,7 @@ from benchmarks import reference_numpy
 from forecast.engine.options import WORKERS, batch_size
 from kernels import keys, run_chunk
 from kernels.params import SPECS, constrain
-from kernels.simulate import flatten, initial_state, step
+from kernels.month import flatten, initial_state, step
 from kernels.state import noise_size, split_noise
 
 README = Path(__file__).with_name("README.md")

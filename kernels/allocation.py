@@ -28,11 +28,21 @@ piece.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 
 SNAP = 1e-3  # relative size below which a leftover counts as zero
 FULL = 1e-5  # a fill fraction within this of 1 counts as full
 RESOLUTION = 1e-6  # class tokens (and unserved shares) below this share of a cell's are float32 residue
+
+
+class Allocation(NamedTuple):
+    """What a month's capacity serves: `served` (region, tier, class) tokens, and
+    `at_choice` (region, tier), the tokens served at the class each cell chose."""
+
+    served: object
+    at_choice: object
 
 
 def waterfill(demand, weight, capacity):
@@ -124,9 +134,8 @@ def menu(p, want, q, left, tier_weight):
     return served, f * (g_f * w_f + g_m * w_m + w_o), left
 
 
-def serve(p, want, q, capacity, guarantee_on):
-    """(served (region, tier, class), served at the class chosen (region, tier)) after
-    steps 1-3."""
+def serve(p, want, q, capacity, guarantee_on) -> Allocation:
+    """The Allocation after steps 1-3."""
     units = jnp.sum(want * q, axis=-1)  # (region, tier)
     home = capacity * p.hosts_frontier * p.frontier_home
     home_total = jnp.sum(home)
@@ -146,4 +155,4 @@ def serve(p, want, q, capacity, guarantee_on):
     # Resolution: class tokens below 1e-6 of the cell's wanted tokens are float32 residue of
     # fills near 0 or 1 (differences of much larger numbers), not supply.
     served = jnp.where(served > RESOLUTION * jnp.sum(want, axis=-1, keepdims=True), served, 0.0)
-    return served, jnp.minimum(jnp.sum(reserved, axis=-1) + chosen_c + chosen_p, jnp.sum(served, axis=-1))
+    return Allocation(served, jnp.minimum(jnp.sum(reserved, axis=-1) + chosen_c + chosen_p, jnp.sum(served, axis=-1)))

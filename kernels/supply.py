@@ -43,12 +43,24 @@ grid connection, cooling]; replacing retired hardware buys chips, not sites, and
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 
 from kernels import cost, events
 from kernels.params import Params
 
 KW_PER_GW = 1e6
+
+
+class SupplyState(NamedTuple):
+    """A month's supply, (region,) each: installed compute [H100e], the power it draws
+    [GW], log power capacity [log GW], and the wanted growth rate's deviation from trend."""
+
+    compute: object
+    power_draw: object
+    log_power: object
+    growth_dev: object
 
 
 def trend(g0, g_inf, halflife, t_years):
@@ -72,8 +84,9 @@ def initial(p: Params):
     return p.compute0, draw, jnp.log(draw * (1.0 + p.power_headroom0))
 
 
-def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, noise, t, dt):
-    """One month of supply; returns (compute, power_draw, log_power, growth_dev, capex)."""
+def step(p: Params, s: SupplyState, moratorium_hit, noise, t, dt) -> tuple[SupplyState, object]:
+    """One month of supply: (the next SupplyState, the month's capex (region,))."""
+    compute, power_draw, log_power, growth_dev = s
     t_years = t * dt
     sqdt = jnp.sqrt(dt)
     building = events.window(p.buildout_start, p.buildout_end, t)
@@ -102,7 +115,7 @@ def step(p: Params, compute, power_draw, log_power, growth_dev, moratorium_hit, 
     room = jnp.maximum(jnp.exp(log_power) - power_draw, 0.0) * KW_PER_GW / w
     added = jnp.minimum(jnp.minimum(wanted, room), jnp.maximum(p.compute_licence - compute, 0.0))
     built = jnp.maximum(jnp.exp(log_power) - power_before, 0.0)
-    return (compute + added, power_draw + added * w / KW_PER_GW, log_power, dev,
+    return (SupplyState(compute + added, power_draw + added * w / KW_PER_GW, log_power, dev),
             capex(p, added, built, t_years, dt))
 
 

@@ -1,5 +1,5 @@
 """Adoption's process noise and a published edition's shock (kernels/demand.py,
-kernels/simulate.py: adoption, adoption_observed; docs/model.md).
+kernels/month.py: adoption, adoption_observed; docs/model.md).
 
 The diffusion rate's deviation d is an Ornstein-Uhlenbeck process discretised exactly,
 d_{t+1} = phi d_t + s zeta_t with phi = e^(-theta dt), s = sigma sqrt((1 - phi^2) / (2 theta)),
@@ -23,7 +23,7 @@ from scipy.special import expit, logit
 import forecast
 from forecast.scenario import load, with_months, with_params
 from kernels import demand
-from kernels.simulate import DT, init
+from kernels.month import DT, init
 
 from conftest import columns, materialize, series
 

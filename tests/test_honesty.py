@@ -109,7 +109,7 @@ def test_list_price_observed_is_the_top_decile_line_with_the_price_models_noise(
     scale, 0.9) (KS against its CDF): 90% of released models list below the line."""
     import numpyro.distributions as dist
 
-    from kernels.simulate import LIST_PRICE_QUANTILE
+    from kernels.month import LIST_PRICE_QUANTILE
     from priors.models.prices import FRONTIER_QUANTILE
 
     assert LIST_PRICE_QUANTILE == FRONTIER_QUANTILE

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from forecast.scenario import load, with_params
-from kernels.simulate import DT
+from kernels.month import DT
 from tests.conftest import materialize, series
 
 T2030 = 12 * 4  # 2030-01

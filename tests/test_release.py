@@ -183,14 +183,15 @@ def _one_month(sc, **params):
     """supply.step for one trajectory of sc in the first month of its buildout window, with
     parameters replaced by params (each a (region,) or scalar value)."""
     import jax
-    from kernels.simulate import DT, init, month_noise
+    from kernels.month import DT, init, month_noise
     key = jax.random.key(3)
     p, s = init(key, sc.prior)
     p = p._replace(**{k: jnp.asarray(v, p.compute0.dtype) for k, v in params.items()})
     t = jnp.asarray(p.buildout_start, p.compute0.dtype)
     nz = month_noise(key, t.astype(jnp.int32), len(sc.regions), p.compute0.dtype)
-    out = supply.step(p, s.compute, s.power_draw, s.log_power, s.growth_dev, s.moratorium_hit, nz, t, DT)
-    return p, s, [np.asarray(o, np.float64) for o in out]
+    state, capex = supply.step(p, supply.SupplyState(s.compute, s.power_draw, s.log_power, s.growth_dev),
+                               s.moratorium_hit, nz, t, DT)
+    return p, s, [np.asarray(o, np.float64) for o in (*state, capex)]
 
 
 def test_a_buildout_budget_costs_what_it_buys():
@@ -198,7 +199,7 @@ def test_a_buildout_budget_costs_what_it_buys():
     facility plus the chips to fill it), adds exactly F to power, and the month's capex
     rises by exactly S (annualised) where the licence leaves room; where the licence is
     nearly full, F is what the licence lets the region fill, and the cap holds."""
-    from kernels.simulate import DT
+    from kernels.month import DT
     sc = load("sovereign_compute", calibration="none")
     budget = np.array([0.0, 20.0, 0.0, 15.0, 30.0])
     p0, s, (k0, w0, lp0, _, capex0) = _one_month(sc, buildout_budget=np.zeros(5))
