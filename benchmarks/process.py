@@ -89,16 +89,21 @@ def main(argv=None):
                   flush=True)
     table = _table(rows, args.months)
     print(table)
-    BEGIN, END = markers(args.months)
     if not args.no_write:
-        text = README.read_text()
-        block = f"{BEGIN}\n{table}\n{END}"
-        if BEGIN in text:
-            start, end = text.index(BEGIN), text.index(END) + len(END)
-            text = text[:start] + block + text[end:]
-        else:
-            text = text.rstrip() + f"\n\n## Whole processes, {args.months} months\n\n" + block + "\n"
-        README.write_text(text)
+        write_table(table, args.months)
+
+
+def write_table(table: str, months: int):
+    """Put the table between its markers in benchmarks/README.md (a new section if none)."""
+    BEGIN, END = markers(months)
+    text = README.read_text()
+    block = f"{BEGIN}\n{table}\n{END}"
+    if BEGIN in text:
+        start, end = text.index(BEGIN), text.index(END) + len(END)
+        text = text[:start] + block + text[end:]
+    else:
+        text = text.rstrip() + f"\n\n## Whole processes, {months} months\n\n" + block + "\n"
+    README.write_text(text)
 
 
 def _own_peak(cmd, env) -> dict:

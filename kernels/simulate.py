@@ -123,29 +123,14 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, *,
     traj_keys = _keys(seed_key, first, batch_size)
     valid = jnp.arange(batch_size) < n_valid
     n_scen = _paired(prior)
-    n_regions = prior.loc.compute0.shape[-1]
-    dtype = prior.loc.compute0.dtype
-    base_mask = ratio_mask(n_regions)
+    base_mask = ratio_mask(prior.loc.compute0.shape[-1])
     reduce_fn = reduce.REDUCERS[reducer]
     params = carry.params
 
-    def one(p, st, t, key):
-        new, out = step(p, st, t, month_noise(key, t, n_regions, dtype))
-        return new, flatten(out, dtype)
-
     def body(state, x0, i):
         t = t0 + i
-        if n_scen:
-            res = [jax.vmap(one, in_axes=(0, 0, None, 0))(params[j], state[j], t, traj_keys) for j in range(n_scen)]
-            state = tuple(r[0] for r in res)
-            outs = jnp.stack([r[1] for r in res], axis=1)  # (traj, scenario, series)
-            diffs = jax.vmap(paired_differences, in_axes=(0, None))(outs, base_mask)
-            out = jnp.concatenate([outs.reshape(batch_size, -1), diffs.reshape(batch_size, -1)], axis=1)
-        else:
-            state, out = jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
-        # (Scenarios are unrolled, not vmapped: each one's ops then have exactly the shapes
-        # of a single-scenario run, so XLA computes the same bits and compare() reproduces
-        # run().) Values are computed once, behind a barrier, so that every reducer's program sees
+        state, out = _batch_month(params, state, t, traj_keys, n_scen, base_mask)
+        # Values are computed once, behind a barrier, so that every reducer's program sees
         # bit-identical numbers (XLA may otherwise recompute them inside different fusions,
         # where vectorised exp/log can differ by an ulp).
         out = jax.lax.optimization_barrier(out)
@@ -171,6 +156,28 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, *,
         for i, ps in enumerate(params if n_scen else [params]):
             ys = dict(ys, **{f"param{i}/{name}": v[:sample] for name, v in ps._asdict().items()})
     return ys, Carry(params, state, x0), finite & valid
+
+
+def _batch_month(params, state, t, traj_keys, n_scen, ratio):
+    """Month t of a batch: (the new state, (batch, series) values): one scenario's outputs,
+    or each paired scenario's followed by their differences from the first.
+
+    Scenarios are unrolled, not vmapped: each one's ops then have exactly the shapes of a
+    single-scenario run, so XLA computes the same bits and compare() reproduces run()."""
+    n_regions = (params[0] if n_scen else params).compute0.shape[-1]
+    dtype = (params[0] if n_scen else params).compute0.dtype
+
+    def one(p, st, t, key):
+        new, out = step(p, st, t, month_noise(key, t, n_regions, dtype))
+        return new, flatten(out, dtype)
+
+    if not n_scen:
+        return jax.vmap(one, in_axes=(0, 0, None, 0))(params, state, t, traj_keys)
+    res = [jax.vmap(one, in_axes=(0, 0, None, 0))(params[j], state[j], t, traj_keys) for j in range(n_scen)]
+    outs = jnp.stack([r[1] for r in res], axis=1)  # (traj, scenario, series)
+    diffs = jax.vmap(paired_differences, in_axes=(0, None))(outs, ratio)
+    batch = outs.shape[0]
+    return tuple(r[0] for r in res), jnp.concatenate([outs.reshape(batch, -1), diffs.reshape(batch, -1)], axis=1)
 
 
 def run_chunk(seed_key, prior: Prior, first, n_valid, *, batch_size: int, n_months: int,

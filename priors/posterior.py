@@ -70,30 +70,36 @@ def build(fits: dict, prepared: dict, kernel: dict, ctx, attrs: dict, kernel_uni
                     if f"{model}__{d}" in da.dims:
                         coords[f"{model}__{d}"] = list(names)
         stats[f"{model}__diverging"] = f.idata.sample_stats["diverging"]
-        pp = f.idata.posterior_predictive
-        pr = f.idata.prior_predictive if "prior_predictive" in f.idata.groups() else f.idata.prior
-        step = max(1, (n_chain * n_draw) // PREDICTIVE_DRAWS)
-        for site_name, site in prepared[model].sites.items():
-            key = f"{model}__{site_name}"
-            dim = f"{key}_row"
-            # The observation is the variable; its date, series, label and training flag are
-            # coordinates of its rows (arviz's convention: az.plot_ppc pairs every observed_data
-            # variable with a posterior_predictive one).
-            obs[key] = xr.DataArray(site.rows["y"].to_numpy(np.float64), dims=(dim,),
-                                    coords={f"{key}_train": (dim, site.rows["train"].to_numpy()),
-                                            f"{key}_date": (dim, pd.to_datetime(site.rows["date_parsed"]).to_numpy()),
-                                            f"{key}_label": (dim, site.rows["label"].astype(str).to_numpy()),
-                                            f"{key}_series": (dim, site.rows["series"].astype(str).to_numpy())},
-                                    attrs={"inverse": site.inverse, "data_units": site.units})
-            flat = pp[site_name].stack(sample=("chain", "draw")).transpose("sample", ...).values[::step]
-            post_pp[key] = xr.DataArray(flat[None].astype(np.float32), dims=("chain", "draw", dim))
-            pflat = pr[site_name].stack(sample=("chain", "draw")).transpose("sample", ...).values
-            prior_pp[key] = xr.DataArray(pflat[None, :PREDICTIVE_DRAWS].astype(np.float32), dims=("chain", "draw", dim))
+        _sites(model, f.idata, prepared[model], n_chain * n_draw, obs, prior_pp, post_pp)
     posterior = xr.Dataset(post, coords=coords, attrs=attrs)
     return az.InferenceData(
         posterior=posterior, sample_stats=xr.Dataset(stats), observed_data=xr.Dataset(obs),
         prior_predictive=xr.Dataset(prior_pp), posterior_predictive=xr.Dataset(post_pp),
     )
+
+
+def _sites(model, idata, prepared, n_samples, obs, prior_pp, post_pp):
+    """Each observation site of one model's fit: the observed values with their rows'
+    coordinates into `obs`, and thinned prior and posterior predictive draws."""
+    pp = idata.posterior_predictive
+    pr = idata.prior_predictive if "prior_predictive" in idata.groups() else idata.prior
+    step = max(1, n_samples // PREDICTIVE_DRAWS)
+    for site_name, site in prepared.sites.items():
+        key = f"{model}__{site_name}"
+        dim = f"{key}_row"
+        # The observation is the variable; its date, series, label and training flag are
+        # coordinates of its rows (arviz's convention: az.plot_ppc pairs every observed_data
+        # variable with a posterior_predictive one).
+        obs[key] = xr.DataArray(site.rows["y"].to_numpy(np.float64), dims=(dim,),
+                                coords={f"{key}_train": (dim, site.rows["train"].to_numpy()),
+                                        f"{key}_date": (dim, pd.to_datetime(site.rows["date_parsed"]).to_numpy()),
+                                        f"{key}_label": (dim, site.rows["label"].astype(str).to_numpy()),
+                                        f"{key}_series": (dim, site.rows["series"].astype(str).to_numpy())},
+                                attrs={"inverse": site.inverse, "data_units": site.units})
+        flat = pp[site_name].stack(sample=("chain", "draw")).transpose("sample", ...).values[::step]
+        post_pp[key] = xr.DataArray(flat[None].astype(np.float32), dims=("chain", "draw", dim))
+        pflat = pr[site_name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        prior_pp[key] = xr.DataArray(pflat[None, :PREDICTIVE_DRAWS].astype(np.float32), dims=("chain", "draw", dim))
 
 
 def _prefixed(da: xr.DataArray, model: str) -> xr.DataArray:

@@ -46,21 +46,21 @@ class DataError(ValueError):
         super().__init__(f"{len(problems)} problem(s) in the usage data:\n  " + "\n  ".join(shown) + more)
 
 
-def _data_dir() -> Path:
+def data_dir() -> Path:
     return Path(str(resources.files("priors") / "data"))
 
 
 @lru_cache(maxsize=1)
 def metrics() -> pd.DataFrame:
     """The metric registry: metric, unit, positive ('yes': values must be > 0)."""
-    return pd.read_csv(_data_dir() / "metrics.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv(data_dir() / "metrics.csv", dtype=str, keep_default_na=False)
 
 
 @lru_cache(maxsize=1)
 def regions() -> pd.DataFrame:
     """Country -> model region, Global North membership, and `same_as`: the spelling this
     name is an alias of (empty for the spelling the adoption rows use)."""
-    return pd.read_csv(_data_dir() / "regions.csv", dtype={"country": str, "region": str, "north": int,
+    return pd.read_csv(data_dir() / "regions.csv", dtype={"country": str, "region": str, "north": int,
                                                              "same_as": str}, keep_default_na=False)
 
 
@@ -188,34 +188,8 @@ def validate(frame: pd.DataFrame, name: str, today=None, not_after=None) -> tupl
     positive = known.groupby("metric")["positive"].apply(lambda s: (s == "yes").all()).to_dict()
     dates, values = [], []
     for i, row in enumerate(frame.itertuples(index=False), start=1):
-        r = row._asdict()
-        where = f"{name}, row {i}"
-        date = parse_date(str(r["date"]))
-        if date is None:
-            problems.append(f"{where}: date {r['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
-        elif period_start(str(r["date"])) > today and not is_projection(r["note"]):
-            problems.append(f"{where}: date {r['date']!r} is in the future (today is {today.date()}); an observation "
-                            "cannot be, and a projection must say so (a note starting with 'projection')")
-        elif not_after is not None and date > pd.Timestamp(not_after):
-            problems.append(f"{where}: date {r['date']!r} is after the data cutoff {pd.Timestamp(not_after).date()}")
-        metric, unit = str(r["metric"]), str(r["unit"])
-        if metric not in units:
-            problems.append(f"{where}: unknown metric {metric!r} (known metrics are listed in "
-                            f"priors/data/metrics.csv)")
-        elif unit not in units[metric]:
-            problems.append(f"{where}: unit {unit!r} is not a unit of {metric} (allowed: "
-                            f"{' | '.join(sorted(units[metric]))})")
-        if not str(r["entity"]).strip():
-            problems.append(f"{where}: entity is empty")
-        if not str(r["source"]).strip():
-            problems.append(f"{where}: source is empty (every observation needs one)")
-        value = _number(r["value"])
-        bounds = _number(r["lower"]), _number(r["upper"])
-        if value is None and not (r["value"] == "" and None not in bounds):
-            problems.append(f"{where}: value {r['value']!r} is not a number (empty only with both lower "
-                            f"and upper)")
-        if value is not None and positive.get(metric, False) and not value > 0:
-            problems.append(f"{where}: value {value:g} must be positive for {metric}")
+        date, value, found = _check_row(row._asdict(), f"{name}, row {i}", units, positive, today, not_after)
+        problems += found
         dates.append(date)
         values.append(np.nan if value is None else value)
     frame["date_parsed"] = dates
@@ -230,6 +204,39 @@ def validate(frame: pd.DataFrame, name: str, today=None, not_after=None) -> tupl
         else:
             seen[key] = i
     return frame, problems
+
+
+def _check_row(r: dict, where: str, units: dict, positive: dict, today, not_after):
+    """(date, value or None, problems) of one row: its date, metric, unit, entity,
+    source and value."""
+    problems = []
+    date = parse_date(str(r["date"]))
+    if date is None:
+        problems.append(f"{where}: date {r['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    elif period_start(str(r["date"])) > today and not is_projection(r["note"]):
+        problems.append(f"{where}: date {r['date']!r} is in the future (today is {today.date()}); an observation "
+                        "cannot be, and a projection must say so (a note starting with 'projection')")
+    elif not_after is not None and date > pd.Timestamp(not_after):
+        problems.append(f"{where}: date {r['date']!r} is after the data cutoff {pd.Timestamp(not_after).date()}")
+    metric, unit = str(r["metric"]), str(r["unit"])
+    if metric not in units:
+        problems.append(f"{where}: unknown metric {metric!r} (known metrics are listed in "
+                        f"priors/data/metrics.csv)")
+    elif unit not in units[metric]:
+        problems.append(f"{where}: unit {unit!r} is not a unit of {metric} (allowed: "
+                        f"{' | '.join(sorted(units[metric]))})")
+    if not str(r["entity"]).strip():
+        problems.append(f"{where}: entity is empty")
+    if not str(r["source"]).strip():
+        problems.append(f"{where}: source is empty (every observation needs one)")
+    value = _number(r["value"])
+    bounds = _number(r["lower"]), _number(r["upper"])
+    if value is None and not (r["value"] == "" and None not in bounds):
+        problems.append(f"{where}: value {r['value']!r} is not a number (empty only with both lower "
+                        f"and upper)")
+    if value is not None and positive.get(metric, False) and not value > 0:
+        problems.append(f"{where}: value {value:g} must be positive for {metric}")
+    return date, value, problems
 
 
 def _identity(frame):
@@ -351,97 +358,6 @@ def outliers(data: pd.DataFrame) -> list[str]:
     return found
 
 
-# ------------------------------------------------------------------ population weights
-POPULATION_RELEASE = "2026-04"  # first month of the Anthropic Economic Index release used
-POPULATION_METRICS = ("claude_ai_usage_share", "anthropic_ai_usage_index")
-
-
-def derive_population(data: pd.DataFrame) -> pd.DataFrame:
-    """Each country's share of the working-age (15-64) population, from the AI Usage Index.
-
-    The Anthropic Economic Index defines a country's index as its share of Claude.ai usage
-    over its share of the working-age population of the countries it publishes, so
-    share / index is that population share (%). Both are published to two decimals; the
-    relative rounding error of one month's ratio is at most 0.005 / share + 0.005 / index.
-    Months of the release from POPULATION_RELEASE on (one definition of the baseline) are
-    averaged. Columns: country (canonical spelling), region, north, working_age_share (%),
-    months, rounding_error (relative bound of the mean), source_url, source_title."""
-    rows = data[data["metric"].isin(POPULATION_METRICS) & (data["date"].astype(str) >= POPULATION_RELEASE)]
-    rows = rows.assign(country=canonical(rows["entity"]).to_numpy())
-    wide = rows.pivot_table(index=["country", "date"], columns="metric", values="value_num", aggfunc="first")
-    wide = wide.dropna()
-    wide = wide[(wide[POPULATION_METRICS[0]] > 0) & (wide[POPULATION_METRICS[1]] > 0)]
-    share, index = wide[POPULATION_METRICS[0]], wide[POPULATION_METRICS[1]]
-    wide = wide.assign(ratio=share / index, error=0.005 / share + 0.005 / index)
-    grouped = wide.groupby(level="country")
-    out = pd.DataFrame({
-        "working_age_share": grouped["ratio"].mean(),
-        "months": grouped.apply(lambda g: ";".join(sorted(g.index.get_level_values("date").astype(str)))),
-        "rounding_error": grouped["error"].mean(),
-    }).reset_index()
-    table = regions().drop_duplicates("country").set_index("country")
-    out["region"] = out["country"].map(table["region"])
-    out["north"] = out["country"].map(table["north"])
-    src = rows.drop_duplicates("metric").set_index("metric")
-    out["source_url"] = src.loc[POPULATION_METRICS[1], "source_url"] if "source_url" in src else ""
-    out["source_title"] = src.loc[POPULATION_METRICS[1], "source_title"] if "source_title" in src else ""
-    out["working_age_share"] = out["working_age_share"].round(6)
-    out["rounding_error"] = out["rounding_error"].round(4)
-    cols = ["country", "region", "north", "working_age_share", "rounding_error", "months", "source_url", "source_title"]
-    return out[cols].sort_values("country").reset_index(drop=True)
-
-
-@lru_cache(maxsize=1)
-def population() -> pd.DataFrame:
-    """The shipped population table (priors/data/population.csv, made by derive_population
-    from the shipped AI Usage Index rows: `python -m priors.usage population`)."""
-    return pd.read_csv(_data_dir() / "population.csv", keep_default_na=False,
-                       dtype={"country": str, "region": str, "months": str})
-
-
-def region_weights(weights) -> np.ndarray:
-    """A region's country weights, 0 (or NaN) for a country without one; where no country
-    has a weight (China, a region of one country) every country counts equally."""
-    w = np.nan_to_num(np.asarray(weights, np.float64))
-    return w if (w > 0).any() else np.ones_like(w)
-
-
-def weighted_by_region(values: pd.Series, weights: pd.Series) -> pd.DataFrame:
-    """Population-weighted mean of country values per region, as the published regional
-    aggregates are computed.
-
-    values: indexed by country (any spelling regions.csv knows); weights: working-age
-    population (any unit) indexed by canonical country name. Countries without a weight
-    are left out and counted; a region where no country has a weight (China, a region of
-    one country) takes the plain mean. Columns: region, value, countries (in the mean),
-    unweighted (countries left out), weighting ("population" or "equal")."""
-    table = regions()
-    names = canonical(values.index)
-    region = pd.Series(dict(zip(table["country"], table["region"])))
-    frame = pd.DataFrame({"country": names.to_numpy(), "value": values.to_numpy(np.float64)})
-    frame["region"] = frame["country"].map(region)
-    frame["w"] = frame["country"].map(weights).astype(float)
-    unknown = frame["region"].isna()
-    if unknown.any():
-        raise KeyError(f"unknown country {frame.loc[unknown, 'country'].iloc[0]!r}; add it to priors/data/regions.csv")
-    out = []
-    for r, g in frame.groupby("region", sort=False):
-        w = region_weights(g["w"])
-        weighted = bool((np.nan_to_num(g["w"].to_numpy()) > 0).any())
-        out.append({"region": r, "value": float(np.average(g["value"], weights=w)), "countries": int((w > 0).sum()),
-                    "unweighted": int((w == 0).sum()), "weighting": "population" if weighted else "equal"})
-    return pd.DataFrame(out)
-
-
 def shipped() -> pd.DataFrame:
     """The usage data that ships with the package, validated."""
-    return load([_data_dir() / f for f in SHIPPED])
-
-
-if __name__ == "__main__":  # python -m priors.usage population > priors/data/population.csv
-    import sys
-
-    if sys.argv[1:] == ["population"]:
-        derive_population(shipped()).to_csv(sys.stdout, index=False)
-    else:
-        sys.exit("usage: python -m priors.usage population")
+    return load([data_dir() / f for f in SHIPPED])

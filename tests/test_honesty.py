@@ -15,7 +15,8 @@ from scipy.special import expit, logit
 import forecast
 from forecast.scenario import load, with_months, with_params
 from priors.models import adoption as adoption_model
-from priors.usage import derive_population, population, shipped, weighted_by_region
+from priors.population import derive_population, population, weighted_by_region
+from priors.usage import shipped
 
 from conftest import columns, materialize, series
 

@@ -45,7 +45,8 @@ import numpyro.distributions as dist
 from jax.scipy.special import expit, logit
 
 from priors.models.base import CalibrationError, Prepared, Site, rows_of
-from priors.usage import canonical, population, region_weights
+from priors.population import population, region_weights
+from priors.usage import canonical
 from priors.usage import regions as region_table
 
 NAME = "adoption"

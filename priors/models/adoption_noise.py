@@ -35,7 +35,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from priors.models.base import CalibrationError, Prepared, Site, hand_set, rows_of
-from priors.usage import population, weighted_by_region
+from priors.population import population, weighted_by_region
 from priors.usage import regions as region_table
 
 NAME = "adoption_noise"

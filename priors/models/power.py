@@ -96,22 +96,7 @@ def prepare(data, ctx) -> Prepared:
         raise CalibrationError(f"power: needs both {POWER!r} and {COMPUTE!r} rows for the same designers and dates")
     where = rows.drop_duplicates(["entity", "date_parsed"]).set_index(["entity", "date_parsed"])[["file", "row"]]
     wide = wide.dropna(subset=[POWER, COMPUTE]).reset_index().sort_values(["entity", "date_parsed"])
-    out = []
-    for entity, g in wide.groupby("entity"):
-        g = g.reset_index(drop=True)
-        for j in range(1, len(g)):
-            d_p = g.loc[j, POWER] - g.loc[j - 1, POWER]
-            d_c = g.loc[j, COMPUTE] - g.loc[j - 1, COMPUTE]
-            if not (d_p > 0 and d_c > 0):
-                f, r = where.loc[(entity, g.loc[j, "date_parsed"])]
-                raise CalibrationError(f"power: {f}, row {r}: cumulative {POWER} or {COMPUTE} of {entity!r} does "
-                                       f"not increase from {g.loc[j - 1, 'date_parsed'].date()} "
-                                       f"(dP {d_p:g} MW, dC {d_c:g} H100e)")
-            mid = g.loc[j - 1, "date_parsed"] + (g.loc[j, "date_parsed"] - g.loc[j - 1, "date_parsed"]) / 2
-            out.append({"series": entity, "label": entity, "date_parsed": g.loc[j, "date_parsed"], "mid": mid,
-                        "d_c": d_c, "y": np.log(1000.0 * d_p / d_c), "power": g.loc[j, POWER],
-                        "compute": g.loc[j, COMPUTE]})
-    rows = pd.DataFrame(out)
+    rows = _intervals(wide, where)
     if rows.empty:
         raise CalibrationError(f"power: no designer has two dated {POWER!r} and {COMPUTE!r} observations")
     rows["t"] = ctx.years(rows["mid"])
@@ -152,6 +137,28 @@ def prepare(data, ctx) -> Prepared:
              "projection": Site(projection, "exp", "GW of AI power capacity, mid-2030: IEA-based, a prior",
                                 "y_projection")}
     return Prepared(inputs, sites, {"series": series, "fleet_chip_kw": fleet})
+
+
+def _intervals(wide, where) -> pd.DataFrame:
+    """One row per designer and shipment interval (consecutive cumulative figures): its
+    end, mid-point, H100e shipped and log chip W per H100e shipped (y); a cumulative figure
+    that does not increase is refused by file and row."""
+    out = []
+    for entity, g in wide.groupby("entity"):
+        g = g.reset_index(drop=True)
+        for j in range(1, len(g)):
+            d_p = g.loc[j, POWER] - g.loc[j - 1, POWER]
+            d_c = g.loc[j, COMPUTE] - g.loc[j - 1, COMPUTE]
+            if not (d_p > 0 and d_c > 0):
+                f, r = where.loc[(entity, g.loc[j, "date_parsed"])]
+                raise CalibrationError(f"power: {f}, row {r}: cumulative {POWER} or {COMPUTE} of {entity!r} does "
+                                       f"not increase from {g.loc[j - 1, 'date_parsed'].date()} "
+                                       f"(dP {d_p:g} MW, dC {d_c:g} H100e)")
+            mid = g.loc[j - 1, "date_parsed"] + (g.loc[j, "date_parsed"] - g.loc[j - 1, "date_parsed"]) / 2
+            out.append({"series": entity, "label": entity, "date_parsed": g.loc[j, "date_parsed"], "mid": mid,
+                        "d_c": d_c, "y": np.log(1000.0 * d_p / d_c), "power": g.loc[j, POWER],
+                        "compute": g.loc[j, COMPUTE]})
+    return pd.DataFrame(out)
 
 
 def model(inputs, observed=True):
