@@ -18,7 +18,7 @@ the menu (base at the open class from any capacity, upgrades to mid and frontier
 capacity that may host the labs' models); and a capability-weighted access index, the
 trusted gap and its persistence. It is both the speed baseline for benchmarks/run.py and
 a correctness reference:
-tests/test_reference.py checks that its bands agree with the engine's within Monte Carlo
+tests/kernels/test_reference.py checks that its bands agree with the engine's within Monte Carlo
 error. Bands are np.quantile over the trajectories each month (method "inverted_cdf", as
 the engine).
 

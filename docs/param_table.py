@@ -41,7 +41,7 @@ def _prior(b: dict) -> str:
 
 def rows() -> list[str]:
     """One Markdown row per registry entry, in registry order."""
-    raw = tomllib.loads((ROOT / "forecast" / "scenarios" / "baseline.toml").read_text())["params"]
+    raw = tomllib.loads((ROOT / "forecast" / "scenario" / "builtin" / "baseline.toml").read_text())["params"]
     out = []
     for spec in SPECS:
         b = raw[spec.name]

@@ -13,7 +13,7 @@ reaches the public at r + w(r); the newest generation released before a restrict
 the gap at W until the restriction has lasted W months, after which it grows a month a
 month (n), plateaus at W_R, and ends W months after the restriction does: the first
 generation released after the end reaches the public then. G = W at the start. This is the
-generation count exactly (tests/test_release.py) except when a restriction begins again
+generation count exactly (tests/kernels/test_release.py) except when a restriction begins again
 within W months of the last one's end (the third term then carries the gap on).
 The cells a release is withheld from (blocked) are every tier but trusted, and trusted
 too where the region has no trusted access; their frontier class lags by G, and the mid

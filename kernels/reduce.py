@@ -1,7 +1,7 @@
 """Reducers applied to each month's (trajectory, series) outputs inside the loop.
 
 - lockstep: every value of the month (for the host's exact order statistics) with the
-  batch's exact counts and moments; what forecast.lockstep reads, month by month.
+  batch's exact counts and moments; what forecast.engine.lockstep reads, month by month.
 - materialize: every value, for tests.
 
 Non-finite values and padding trajectories are left out and counted.
@@ -28,7 +28,7 @@ def moments(x, ok):
 
 
 def lockstep(x, x0, valid):
-    """A month of a batch for a run that advances in lockstep (forecast.lockstep): every
+    """A month of a batch for a run that advances in lockstep (forecast.engine.lockstep): every
     value, (series, traj) with padding and non-finite values as NaN and -0.0 as 0.0 (so
     that equal values have equal bits, whatever order a sort leaves them in), plus the
     batch's exact counts and moments: "count" (finite values), "nonfinite", "positive"

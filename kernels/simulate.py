@@ -3,7 +3,7 @@
 `start` gives a batch's parameters and initial state (its Carry); `advance`
 draws each month's shocks, vmaps the month over the batch, loops it over a block of months
 and hands each month's (trajectory, series) outputs to a reducer (kernels.reduce), then
-returns the Carry for the next block: forecast.lockstep advances a run's whole population
+returns the Carry for the next block: forecast.engine.lockstep advances a run's whole population
 this way. `run_chunk` is both over all months at once (tests, benchmarks).
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, *,
     """Months [t0, t0 + n_live) of trajectories [first, first + batch_size), from their
     Carry at month t0 (`start` gives month 0's), each month's outputs reduced by `reducer`.
 
-    A run advances its whole population this way in lockstep (forecast.lockstep): every
+    A run advances its whole population this way in lockstep (forecast.engine.lockstep): every
     batch through a block of months, then the next block. n_valid: how many of the batch's
     trajectories are real (the rest pad the last batch and are masked out); n_live: the
     months simulated, at most n_months (the outputs' leading axis; rows past n_live are
@@ -115,7 +115,7 @@ def advance(seed_key, prior: Prior, first, n_valid, carry: Carry, t0, n_live, *,
     Returns (the per-month outputs, the Carry after the last live month, (batch,) flags of
     trajectories that are valid and stayed finite).
 
-    Callers keep batch_size fixed for a whole run (forecast.run uses one per backend): XLA
+    Callers keep batch_size fixed for a whole run (forecast.engine.run uses one per backend): XLA
     compiles each shape separately, and different programs may round differently in the
     last bit. One shape means one program, so every call sees the same values.
     """
@@ -196,7 +196,7 @@ def run_chunk(seed_key, prior: Prior, first, n_valid, *, batch_size: int, n_mont
 def run_paths(seed_key, prior: Prior, z, rows, noise_index, *, n_months: int, select: tuple):
     """Trajectories from given inputs, with the selected series at every month kept.
 
-    For designed experiments (forecast.sensitivity): z (batch, n_entries) parameter normals
+    For designed experiments (forecast.analysis.sensitivity): z (batch, n_entries) parameter normals
     and rows (batch, n_entries) posterior rows, laid out as params.params_from takes them;
     noise_index (batch, 2) int: the trajectory keys whose process noise the trajectory
     uses, [:, 0] for the monthly market shocks (compute, power, cost, demand) and [:, 1]

@@ -1,7 +1,7 @@
 """Published figures beside the forecast: the observed history of each output a published
 series measures, for fan charts.
 
-The mapping is the backtest's (forecast.backtest, SCORED): the same aggregate the scoring
+The mapping is the backtest's (forecast.analysis.backtest, SCORED): the same aggregate the scoring
 compares with the same output, so a point on a chart is a point the backtest would score.
 - `adoption` and `adoption_observed` (region): the population-weighted mean of the region's
   published country shares (Microsoft's AI user share);

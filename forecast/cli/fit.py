@@ -50,7 +50,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
     try:
         sc = load(scenario, calibration="none")
     except ScenarioError as e:
-        fail(console, str(e))
+        fail(str(e))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("calibrating", total=None)
@@ -61,7 +61,7 @@ def _fit(files, scenario, chains, warmup, samples, seed, models, cutoff, console
         try:
             return run_calibration(data, sc, settings, cutoff=cutoff, models=names, progress=progress)
         except CalibrationError as e:
-            fail(console, str(e))
+            fail(str(e))
 
 
 @click.command()
@@ -96,13 +96,13 @@ def calibrate(files, output, scenario, chains, warmup, samples, seed, models, pl
         Console().print(moved_table(idata, scenario))
         converged = all(f.converged for f in fits.values())
         if plots:
-            for path in write_or_fail(console, plots, plot_checks, idata):
+            for path in write_or_fail(plots, plot_checks, idata):
                 console.print(f"wrote {path}")
         if not converged and not allow_unconverged:
             console.print("[red]error:[/red] the fit did not converge (see the table); nothing written. "
                           "Try more --samples or --warmup, check the data, or pass --allow-unconverged.")
             sys.exit(1)
-        write_or_fail(console, output, save, idata)
+        write_or_fail(output, save, idata)
     note = "" if converged else " [yellow](NOT converged: runs need --allow-unconverged)[/yellow]"
     console.print(f"wrote {output} in {time.perf_counter() - t0:.1f} s{note}")
 
@@ -152,7 +152,7 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
     try:
         hand_set = load(scenario, calibration="none")
     except ScenarioError as e:
-        fail(console, str(e))
+        fail(str(e))
     for cut in cuts:
         _backtest_models(files, cut, data, hand_set, (scenario, chains, warmup, samples, seed), names, plots,
                          accept_outliers, console)
@@ -161,12 +161,12 @@ def _backtest(files, cuts, trajectories, csv_path, md_path, scenario, chains, wa
     if scores is None:
         return
     if csv_path is not None:
-        write_or_fail(console, csv_path, lambda p: atomic_text(p, scores.to_csv(index=False)))
+        write_or_fail(csv_path, lambda p: atomic_text(p, scores.to_csv(index=False)))
         console.print(f"wrote {csv_path}")
     if md_path is not None:
         from forecast.analysis.backtest import markdown
 
-        write_or_fail(console, md_path, lambda p: atomic_text(p, markdown(scores)))
+        write_or_fail(md_path, lambda p: atomic_text(p, markdown(scores)))
         console.print(f"wrote {md_path}")
 
 
@@ -210,7 +210,7 @@ def _backtest_forecast(data, hand_set, cuts, trajectories, settings, seed, model
         scores = score_outputs(data, hand_set, [str(c.date()) for c in cuts], n_trajectories=trajectories, seed=seed,
                                settings=settings, progress=lambda msg: console.print(msg), series=scored)
     except (CalibrationError, ScenarioError) as e:
-        fail(console, str(e))
+        fail(str(e))
     if scores.empty:
         console.print("no published figure after any cutoff maps to a forecast output; nothing scored")
         return None

@@ -40,11 +40,12 @@ class Main(click.Group):
             interrupted()
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
+        except OutputError as e:
+            Refused(str(e)).show()
+            sys.exit(Refused.exit_code)
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except OutputError as e:
-            fail(Console(stderr=True), str(e))
         sys.exit(0)
 
 
@@ -70,13 +71,22 @@ def interrupted(tail: str = ""):
     sys.exit(130)
 
 
-def fail(console, message):
-    """A user's mistake: one message, exit code 2 (the message is text, not rich markup:
-    "compute0[us]" keeps its brackets)."""
-    from rich.markup import escape
+class Refused(click.ClickException):
+    """A user's mistake: one message on stderr, "error: ...", and exit code 2. Every
+    command's refusals take this one path (the command group shows it)."""
 
-    console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True)
-    sys.exit(2)
+    exit_code = 2
+
+    def show(self, file=None):
+        from rich.markup import escape
+
+        # The message is text, not rich markup: "compute0[us]" keeps its brackets.
+        Console(stderr=True).print(f"[red]error:[/red] {escape(self.message)}", soft_wrap=True)
+
+
+def fail(message):
+    """Refuse: raise Refused(message)."""
+    raise Refused(str(message))
 
 
 def file_inputs(*refs) -> list[Path]:
@@ -104,18 +114,18 @@ def writing(console, *outputs, **check):
                 if out is not None:
                     stack.enter_context(exclusive(out))
         except OutputError as e:
-            fail(console, str(e))
+            fail(str(e))
         yield
 
 
-def write_or_fail(console, path, write, *args):
+def write_or_fail(path, write, *args):
     """write(*args, path); a failed write (disk full, read-only) is a message naming the
     path, the reason and the bytes free on a full disk, and exit 2 (nothing half-written:
     the writers are atomic)."""
     try:
         return write(*args, path)
     except OSError as e:
-        fail(console, write_error(path, e))
+        fail(write_error(path, e))
 
 
 FORCE = click.option("--force", is_flag=True, help="replace an existing output")
@@ -128,7 +138,7 @@ def save_results(ds, output, console):
     try:
         save(ds, output)
     except RunError as e:
-        fail(console, str(e))
+        fail(str(e))
 
 
 def _quantiles(ctx, param, value):
@@ -178,7 +188,7 @@ def scenario_and_output(scenario, priors, allow_unconverged, output, default, co
     try:
         sc = load(scenario, calibration=priors, allow_unconverged=allow_unconverged)
     except ScenarioError as e:
-        fail(console, str(e))
+        fail(str(e))
     return sc, output or Path(default.format(sc.name))
 
 
@@ -189,11 +199,11 @@ def open_results(path, console):
     try:
         ds = xr.open_dataset(path, engine="h5netcdf").load()
     except FileNotFoundError:
-        fail(console, f"results file {str(path)!r} does not exist")
+        fail(f"results file {str(path)!r} does not exist")
     except Exception as e:  # not netCDF
-        fail(console, f"{path}: not {kinds} ({e})")
+        fail(f"{path}: not {kinds} ({e})")
     if "engine_version" not in ds.attrs or ("quantile" not in ds.dims and ds.attrs.get("kind") != "sensitivity"):
-        fail(console, f"{path}: not {kinds}")
+        fail(f"{path}: not {kinds}")
     return ds
 
 
@@ -206,7 +216,7 @@ def load_data(files, console, accept_outliers=False):
         return load_data(files, accept_outliers=accept_outliers,
                          warn=lambda m: console.print(f"[yellow]warning:[/yellow] {m}"))
     except DataError as e:
-        fail(console, str(e))
+        fail(str(e))
 
 
 def fit_settings(chains, warmup, samples, seed):

@@ -33,7 +33,7 @@ def with_progress(fn, what, label, console, checkpoint_for=None, resume=False, *
         try:
             check_seed(kwargs["seed"])
         except RunError as e:
-            fail(console, str(e))
+            fail(str(e))
     if checkpoint_for is not None:
         kwargs.update(_checkpointing(checkpoint_for, resume, console))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -50,7 +50,7 @@ def with_progress(fn, what, label, console, checkpoint_for=None, resume=False, *
                 return fn(what, progress=_reporter(bar, label, kwargs.get("n_trajectories"), console), **kwargs)
         except (RunError, ScenarioError) as e:
             bar.stop()
-            fail(console, str(e))
+            fail(str(e))
         except KeyboardInterrupt:
             bar.stop()
             where = kwargs.get("checkpoint")

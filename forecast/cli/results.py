@@ -33,7 +33,7 @@ def report(results, output, only_findings, force):
     with writing(console, output, what="the HTML report", suffixes=(".html", ".htm"), inputs=[results],
                  force=force):
         ds = open_results(results, console)
-        write_or_fail(console, output, write_report, ds)
+        write_or_fail(output, write_report, ds)
     console.print(f"wrote {output}")
 
 
@@ -57,8 +57,8 @@ def plot(results, output, at, force):
             try:
                 month_at(ds, at)
             except ValueError as e:
-                fail(console, f"--at: {e}" if "outside" in str(e) else f"--at: {at!r} is not a year or YYYY-MM")
-        paths = write_or_fail(console, output, lambda d, p: write_figures(d, p, at), ds)
+                fail(f"--at: {e}" if "outside" in str(e) else f"--at: {at!r} is not a year or YYYY-MM")
+        paths = write_or_fail(output, lambda d, p: write_figures(d, p, at), ds)
     console.print(f"wrote {len(paths)} files to {output}")
 
 
@@ -76,7 +76,7 @@ def export(results, csv_path, parquet_path, force):
 
     console = Console(stderr=True)
     if csv_path is None and parquet_path is None:
-        fail(console, "export needs --csv FILE.csv, --parquet FILE.parquet or both")
+        fail("export needs --csv FILE.csv, --parquet FILE.parquet or both")
     with ExitStack() as stack:
         if csv_path is not None:
             stack.enter_context(writing(console, csv_path, what="a CSV table", suffixes=(".csv",), inputs=[results],
@@ -87,7 +87,7 @@ def export(results, csv_path, parquet_path, force):
         ds = open_results(results, console)
         for path, write in ((csv_path, write_csv), (parquet_path, write_parquet)):
             if path is not None:
-                write_or_fail(console, path, write, ds)
+                write_or_fail(path, write, ds)
                 console.print(f"wrote {path}")
 
 

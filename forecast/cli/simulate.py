@@ -110,11 +110,11 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
     compilation_cache(cache_dir)
     console = Console(stderr=True)
     if len(scenarios) < 2:
-        fail(console, "compare needs at least two scenarios")
+        fail("compare needs at least two scenarios")
     try:
         scs = [load(s, calibration=priors, allow_unconverged=allow_unconverged) for s in scenarios]
     except ScenarioError as e:
-        fail(console, str(e))
+        fail(str(e))
     with writing(console, output, what="results (netCDF)", suffixes=(".nc",), force=force,
                   inputs=file_inputs(*scenarios, *(s.calibration for s in scs))):
         ds = with_progress(compare_scenarios, scs, "compare", console, checkpoint_for=output, resume=resume,
@@ -148,11 +148,11 @@ def answers(n_trajectories, seed, output, only, cache_dir, force):
     names = compared_scenarios()
     for name in only:
         if name not in names:
-            fail(console, f"--scenario {name!r}: not a built-in scenario other than {BASE}; choose from {names}")
+            fail(f"--scenario {name!r}: not a built-in scenario other than {BASE}; choose from {names}")
     with writing(console, output, what="the answers (Markdown)", suffixes=(".md",), force=force):
         pairs = with_progress(run_pairs, list(only) or None, "answers", console, n_trajectories=n_trajectories,
                           seed=seed)
-        write_or_fail(console, output, write, render(pairs, n_trajectories, seed))
+        write_or_fail(output, write, render(pairs, n_trajectories, seed))
     for e in unmet(pairs):
         console.print(f"[yellow]not borne out in 2030:[/yellow] {e.scenario}: {e.where} expected {e.direction}")
     console.print(f"wrote {output}")

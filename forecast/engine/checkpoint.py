@@ -1,6 +1,6 @@
 """Checkpoints of a run's accumulators, so that a killed run resumes where it stopped.
 
-A run advances its population in blocks of months (forecast.lockstep). Between blocks a
+A run advances its population in blocks of months (forecast.engine.lockstep). Between blocks a
 checkpoint holds the next month, the bands, counts and moments of the months done, the
 sample so far, and every batch's Carry (its trajectories' parameters and state). Batch
 results are pure functions of (seed, trajectory index, Carry) and merges are exact or done
@@ -15,7 +15,7 @@ goes on without saving more.
 A run over several processes keeps one file a process (`for_process`: OUTPUT.ckpt.p<i>of<P>.npz),
 each with the common accumulators and that process's carries. Every process writes its
 temporary file, then they agree (all written?) before any renames, so the files on disk are
-of one month except across the instant of the renames (forecast.run refuses to resume from
+of one month except across the instant of the renames (forecast.engine.run refuses to resume from
 files of different months and says so); a failed write on one process stops saving on all.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Quantile definition: Q(p) = x_(ceil(p N)), the inverted empirical CDF (numpy's
 method="inverted_cdf"): every reported value is a simulated value of known rank
-(forecast.lockstep reads it exactly). Batch moments are folded in global batch order
+(forecast.engine.lockstep reads it exactly). Batch moments are folded in global batch order
 (Chan et al.'s parallel update, float64), so they do not depend on devices or processes.
 """
 from __future__ import annotations

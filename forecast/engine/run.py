@@ -1,7 +1,7 @@
 """Run a scenario: its whole population through the kernel in lockstep, bands out.
 
 Every batch of trajectories advances through a block of months, then the next block
-(forecast.lockstep), so all values of a block's months exist at once: the host reads
+(forecast.engine.lockstep), so all values of a block's months exist at once: the host reads
 exact order statistics (rank error 0), exact counts and moments from them, and drops them.
 Memory: the trajectories' carried parameters and state (about 2.3 kB each) plus one block
 of values (at most BLOCK_VALUES). The run's first `sample` trajectories (DEFAULT_SAMPLE)
@@ -12,7 +12,7 @@ program produces every value of a run, whatever its size or block length: result
 bit-identical for any chunk size and block length. Batches are spread over the local
 devices (batch i on device i mod D); counts are integers, order statistics are unique,
 and moments are folded in global batch order, so results do not depend on the number of
-devices or processes either. Checkpoints between blocks (forecast.checkpoint): a killed run
+devices or processes either. Checkpoints between blocks (forecast.engine.checkpoint): a killed run
 resumes with the same result.
 """
 from __future__ import annotations
@@ -246,7 +246,7 @@ def available_memory() -> dict:
 
 def _check_memory(need: dict, devices, n: int):
     """Refuse, before any work, a run whose carries and block of values cannot fit: every
-    trajectory's state is held at once (forecast.lockstep)."""
+    trajectory's state is held at once (forecast.engine.lockstep)."""
     free = available_memory()
     on_host = need["host"] + (need["carries"] if free["device"] is None else 0)
     gb = lambda b: f"{b / 1e9:.1f} GB"  # noqa: E731

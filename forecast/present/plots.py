@@ -4,7 +4,7 @@ Figure; nothing is shown or saved here (`forecast plot` and `forecast report` do
 One style everywhere: the Okabe-Ito colour-blind-safe palette, fan charts with the 50%,
 80% and 90% bands and the median, axes labelled with the variable's long name and units,
 log scale for the outputs whose bands are resolved in log space. Fan charts of the outputs
-a published series measures carry its figures (forecast.history): filled before the run's
+a published series measures carry its figures (forecast.analysis.history): filled before the run's
 start (the history the calibration saw), hollow after it (out of sample).
 """
 from __future__ import annotations
@@ -127,7 +127,7 @@ def _history(ax, history, start):
 
 
 def history_chart(ds: xr.Dataset, name: str, sel: dict | None = None, title: str | None = None, data=None):
-    """fan_chart of `name` with the published figures that measure it (forecast.history),
+    """fan_chart of `name` with the published figures that measure it (forecast.analysis.history),
     from `data` (default: the shipped usage data); None where none does."""
     from forecast.analysis import history
     rows = history.observed(name, sel, data)

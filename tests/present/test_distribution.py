@@ -9,7 +9,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from forecast import plots  # noqa: E402
+from forecast.present import plots  # noqa: E402
 
 Q = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -54,7 +54,7 @@ def test_rationing_moves_frontier_tokens_and_the_lag_is_that_of_the_classes_serv
     fr = series(rationed, r, "frontier_tokens")[:, :, :, 1:].sum((2, 3))
     assert np.mean(fr.mean(0) < fb.mean(0)) > 0.9  # non-trusted frontier tokens fall in most worlds
     # (The mid class's own lag law, max(mid_lag, G) for the public, is checked exactly in
-    # tests/test_release.py; no cell is served the mid class alone.)
+    # tests/kernels/test_release.py; no cell is served the mid class alone.)
     for sc, x in ((base, b), (rationed, r)):
         lag = series(sc, x, "capability_lag")
         served = series(sc, x, "class_tokens")

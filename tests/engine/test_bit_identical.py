@@ -4,7 +4,7 @@ recorded bits (sha256 of every variable's values), on the machine they were reco
 XLA's CPU code differs between processors and jax versions in its last bits, so the record
 carries its fingerprint (jax, jaxlib, Python, machine, CPU model) and elsewhere the test is
 skipped with that reason. After a change meant to move numbers (a model change), record
-anew and say so in the commit: `python tests/test_bit_identical.py --record`."""
+anew and say so in the commit: `python tests/engine/test_bit_identical.py --record`."""
 import hashlib
 import json
 import platform
@@ -15,7 +15,7 @@ import jax
 import jaxlib
 import pytest
 
-RECORD = Path(__file__).parent / "data" / "bit_identical.json"
+RECORD = Path(__file__).parents[1] / "data" / "bit_identical.json"
 CASES = {
     # the shipped calibration's draw table, one scenario, every output and the sample
     "run": lambda forecast, sc: forecast.run(sc.with_months(sc.load("baseline"), 12), n_trajectories=600, seed=20261207),
@@ -59,7 +59,7 @@ def test_outputs_are_the_recorded_bits():
 
 if __name__ == "__main__":
     if "--record" not in sys.argv:
-        sys.exit("usage: python tests/test_bit_identical.py --record")
+        sys.exit("usage: python tests/engine/test_bit_identical.py --record")
     RECORD.parent.mkdir(exist_ok=True)
     RECORD.write_text(json.dumps({"fingerprint": fingerprint(), "digests": compute()}, indent=1, sort_keys=True)
                       + "\n")

@@ -1,5 +1,5 @@
 """Water-filling against a NumPy bisection reference, and the guarantee reserve's tier order
-(the menu's allocation is tested in tests/test_menu.py)."""
+(the menu's allocation is tested in tests/kernels/test_menu.py)."""
 import jax.numpy as jnp
 import numpy as np
 

@@ -287,7 +287,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_any_work(baseline, mo
     by the system midway."""
     import importlib
 
-    engine = importlib.import_module("forecast.run")
+    engine = importlib.import_module("forecast.engine.run")
     monkeypatch.setattr(engine, "available_memory", lambda: {"host": 10**8, "device": None})
     before = TRACE_COUNT["advance"]
     with pytest.raises(forecast.RunError, match=r"100000 trajectories need about 1\.\d GB of memory on this host "

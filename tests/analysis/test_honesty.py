@@ -26,7 +26,7 @@ FIXED = {"adoption0": {"dist": "fixed", "value": {"us": 0.3, "europe": 0.25, "ch
          "adoption_ceiling": {"dist": "fixed", "value": 0.8},
          "adoption_rate": {"dist": "fixed", "value": 0.4},
          # no rate noise and no edition shock: the curve is the fitted logistic
-         # (tests/test_adoption_noise.py checks both)
+         # (tests/kernels/test_adoption_noise.py checks both)
          "adoption_rate_vol": {"dist": "fixed", "value": 0.0}, "adoption_edition_sd": {"dist": "fixed", "value": 0.0}}
 NO_ADOPTION_NOISE = {k: FIXED[k] for k in ("adoption_rate_vol", "adoption_edition_sd")}
 
@@ -133,7 +133,7 @@ def test_chip_power_observed_noise_is_normal_and_touches_nothing_else():
     """Two runs that differ only in chip_power_obs_sd (s, 2s): log of the ratio of their
     chip_power_observed is s z with z ~ N(0, 1) (KS), fresh each month, and every other
     output is bit-identical. Its level (the installed draw over the overhead) is checked
-    against the NumPy reference (tests/test_reference.py)."""
+    against the NumPy reference (tests/kernels/test_reference.py)."""
     sd, n = 0.2, 2048
     sc = _scenario(chip_power_obs_sd={"dist": "fixed", "value": sd})
     sc2 = _scenario(chip_power_obs_sd={"dist": "fixed", "value": 2 * sd})
@@ -423,7 +423,7 @@ def test_backtest_numbers_in_the_docs_come_from_the_command(default_backtest):
     from forecast.analysis.backtest import figure_name
 
     scores = default_backtest
-    doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "calibration.md").read_text(encoding="utf-8")
     doc = doc[doc.index("## Forecast backtest"):]  # not the model backtest's table above it
     rows = [line.split("|")[1:-1] for line in doc.splitlines() if line.startswith("| 2025-07-01 |")]
     figures = {c[1].strip(): c for c in rows if len(c) == 6}
