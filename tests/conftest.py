@@ -21,13 +21,19 @@ os.environ.setdefault("FORECAST_CACHE_DIR", "off")  # the CLI tests write no cac
 # same programs (the baseline's shapes at the same batch and horizon). Each module still
 # drops its in-memory programs (below); a cached program is the same executable, so no
 # result depends on whether it was compiled or loaded.
-SESSION_CACHE = tempfile.mkdtemp(prefix="forecast-tests-xla-")
+# Under pytest-xdist (`-n 2`, the fast tier's way to use both cores) the workers inherit
+# the controller's folder through the environment, so they share it too, and the
+# controller removes it.
+CACHE_ENV = "FORECAST_TESTS_XLA_CACHE"
+SESSION_CACHE = os.environ.get(CACHE_ENV) or tempfile.mkdtemp(prefix="forecast-tests-xla-")
+os.environ[CACHE_ENV] = SESSION_CACHE
 jax.config.update("jax_compilation_cache_dir", SESSION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a plain run, or xdist's controller
+        shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 def materialize(scenario, n=512, seed=0, start=0, run_n=None):

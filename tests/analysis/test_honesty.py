@@ -81,6 +81,7 @@ def test_observation_noise_is_standard_normal_and_fresh_each_month():
                                rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_tokens_observed_is_the_series_level_grown_as_served_tokens_with_t4_scatter():
     """log(tokens_observed) - tokens_obs_level - log(served_t / served_0) over
     tokens_obs_sd is Student-t(4) (SciPy's CDF), fresh each month; served is all frontier and
@@ -104,6 +105,7 @@ def test_tokens_observed_is_the_series_level_grown_as_served_tokens_with_t4_scat
     np.testing.assert_allclose(z2, z, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_list_price_observed_is_the_top_decile_line_with_the_price_models_noise():
     """log(list_price_observed / list_price0) minus the frontier cost's log change since the
     start follows the price model's own likelihood, numpyro's AsymmetricLaplaceQuantile(0,

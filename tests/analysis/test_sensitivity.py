@@ -160,6 +160,7 @@ def test_inputs_grouping(short):
     assert len(ungrouped) > len(groups)
 
 
+@pytest.mark.slow
 def test_input_that_does_not_enter_has_zero_index(indices):
     # Adoption is a function of the fitted adoption curve, its fitted process noise and the
     # market shocks' key (which draws the rate's shocks) only: every other group, the
@@ -175,6 +176,7 @@ def test_input_that_does_not_enter_has_zero_index(indices):
     assert float(ds["adoption_total"].sel(parameter=enter).sum("parameter").mean()) > 0.9
 
 
+@pytest.mark.slow
 def test_fixing_a_parameter_drops_its_total_index_to_zero(short):
     cell = {"region": "global_south", "tier": "consumer", "time": "2027-06"}
     chosen = ["plan_price", "elasticity"]
@@ -216,6 +218,7 @@ def test_dataset_layout(indices, short):
     assert abs(float(indices["north_south_ratio_mean"].isel(time=0)) - np.mean(np.log(ratio))) < 0.2
 
 
+@pytest.mark.slow
 def test_figures_report_and_export(indices, tmp_path):
     import matplotlib
 

@@ -56,6 +56,7 @@ def test_compare_with_itself_is_exactly_equal(short_baseline):
         assert np.all(ds[f"{spec.name}_p_higher"].values == 0.0), spec.name
 
 
+@pytest.mark.slow
 def test_more_us_compute_is_higher_in_every_trajectory(short_baseline):
     ds = forecast.compare([short_baseline, more_us_compute(short_baseline)], n_trajectories=600, seed=3)
     p = ds["compute_p_higher"].sel(compared="more_us", region="us").values
@@ -63,6 +64,7 @@ def test_more_us_compute_is_higher_in_every_trajectory(short_baseline):
     assert np.all(ds["compute_p_equal"].sel(compared="more_us", region="europe").values == 1.0)
 
 
+@pytest.mark.slow
 def test_compare_matches_separate_runs_and_brute_force(short_baseline):
     other = more_us_compute(short_baseline)
     n = 1200
@@ -121,6 +123,7 @@ def test_summary_and_report_tables_skip_rows_for_other_regions(short_baseline):
     assert "Global South" not in metrics_table(renamed) and "Inequality" in metrics_table(renamed)
 
 
+@pytest.mark.slow
 def test_paired_differences_are_ratios_only_above_zero_and_exact(short_baseline):
     """A metric with a point mass at zero (a lag) is compared by its plain difference (no
     log of a floored zero: the old -72 "log months"), a strictly positive one by its log

@@ -129,6 +129,7 @@ def test_a_runs_adoption_bands_are_the_logistic_shifted_by_the_integrated_deviat
     np.testing.assert_allclose(v[:, 0], np.broadcast_to(0.8 * expit(center[0]), v[:, 0].shape), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_published_figure_adds_one_edition_shock_common_to_every_region():
     """logit(adoption_observed) - logit(adoption) = e z_e + s z_r: N(0, e^2 + s^2) in each
     region (KS), every region pair covarying e^2 (the shared z_e: correlation e^2 / (e^2 +
