@@ -237,6 +237,45 @@ def parallel_chains(chains):
     numpyro.set_host_device_count(chains)
 
 
+def options(*decorators):
+    """One decorator applying several click options, listed in --help in the order given."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
+
+
+CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help="where compiled kernels are kept between runs [default: ~/.cache/ai-access-forecast; "
+                              "env FORECAST_CACHE_DIR; 'off' disables]")
+# How a run is carried out (forecast.engine.options.RunOptions): run and compare.
+ENGINE = options(
+    click.option("--chunk-size", type=int, default=None,
+                 help="trajectories per host round trip and progress step: a multiple of the backend's batch "
+                      "size (8192 on CPU, 262144 on GPU); results do not depend on it"),
+    CACHE_DIR,
+    click.option("--devices", type=int, default=None,
+                 help="use the first N local devices [default: all GPUs/TPUs, or one CPU]; results do not "
+                      "depend on it"),
+    click.option("--resume", is_flag=True,
+                 help="continue an interrupted run from its checkpoint (OUTPUT.ckpt.npz); same bits as an "
+                      "uninterrupted run"),
+    click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
+                 help="seconds between checkpoints (a run shorter than this writes none; 0: after every block "
+                      "of months)"),
+)
+# Where calibrated parameters come from: run, compare, sensitivity.
+PRIORS = options(
+    click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
+                 help="posterior file (from `forecast calibrate`) the calibrated parameters are drawn from; "
+                      "'none': hand-set priors [default: the scenario's `calibration`, 'shipped' for built-ins]"),
+    click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics"),
+)
+
+
 FIT_OPTIONS = [
     click.option("--scenario", default="baseline", show_default=True,
                  help="scenario whose start, regions and hand-set priors the fit uses"),
@@ -254,10 +293,9 @@ FIT_OPTIONS = [
 ]
 
 
-def fit_options(f):
-    for option in reversed(FIT_OPTIONS):
-        f = option(f)
-    return f
+fit_options = options(*FIT_OPTIONS)
+
+
 
 
 def model_names(models: str | None) -> list[str]:

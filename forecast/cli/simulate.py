@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from forecast.cli.options import (DETAIL, FORCE, QUANTILES, SAMPLE, compilation_cache, fail, file_inputs,
-                                  sample_kwargs, save_results, scenario_and_output, write_or_fail, writing)
+from forecast.cli.options import (CACHE_DIR, DETAIL, ENGINE, FORCE, PRIORS, QUANTILES, SAMPLE, compilation_cache, fail,
+                                  file_inputs, sample_kwargs, save_results, scenario_and_output, write_or_fail, writing)
 from forecast.cli.progress import done, with_progress
 from forecast.present.tables import compare_table, sensitivity_tables, summary_table
 from forecast.scenario import ScenarioError, load
@@ -19,24 +19,8 @@ from forecast.scenario import ScenarioError, load
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same shocks)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="netCDF file to write [default: SCENARIO.nc]")
-@click.option("--chunk-size", type=int, default=None,
-              help="trajectories per host round trip and progress step: a multiple of the backend's batch "
-              "size (8192 on CPU, 262144 on GPU); results do not depend on it")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where compiled kernels are kept between runs [default: ~/.cache/ai-access-forecast; "
-              "env FORECAST_CACHE_DIR; 'off' disables]")
-@click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
-              help="posterior file (from `forecast calibrate`) the calibrated parameters are drawn from; "
-              "'none': hand-set priors [default: the scenario's `calibration`, 'shipped' for built-ins]")
-@click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
-@click.option("--devices", type=int, default=None,
-              help="use the first N local devices [default: all GPUs/TPUs, or one CPU]; results do not "
-              "depend on it")
-@click.option("--resume", is_flag=True,
-              help="continue an interrupted run from its checkpoint (OUTPUT.ckpt.npz); same bits as an "
-              "uninterrupted run")
-@click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
-              help="seconds between checkpoints (a run shorter than this writes none; 0: after every chunk and pass)")
+@ENGINE
+@PRIORS
 @click.option("--distributed", is_flag=True,
               help="one of several processes (jax.distributed): each simulates every P-th batch, process 0 "
               "writes the output; without the three options below the cluster is detected (SLURM, Open MPI)")
@@ -86,15 +70,8 @@ def run(scenario, n_trajectories, seed, output, chunk_size, cache_dir, priors, a
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed: same shocks)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("compare.nc"),
               show_default=True, help="netCDF file to write")
-@click.option("--chunk-size", type=int, default=None, help="as for `forecast run`")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="as for `forecast run`")
-@click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
-              help="posterior for every scenario [default: each scenario's `calibration`]")
-@click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
-@click.option("--devices", type=int, default=None, help="as for `forecast run`")
-@click.option("--resume", is_flag=True, help="as for `forecast run`")
-@click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="as for `forecast run`")
+@ENGINE
+@PRIORS
 @QUANTILES
 @SAMPLE
 @DETAIL
@@ -134,8 +111,7 @@ def compare(scenarios, n_trajectories, seed, output, chunk_size, cache_dir, prio
               show_default=True, help="Markdown file to write (the shipped one: docs/answers.md)")
 @click.option("--scenario", "only", multiple=True, metavar="NAME",
               help="compare only these built-in scenarios with baseline (repeat) [default: all]")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="as for `forecast run`")
+@CACHE_DIR
 @FORCE
 def answers(n_trajectories, seed, output, only, cache_dir, force):
     """Answer the four questions (the trusted gap, the agentic squeeze, policies, the
@@ -174,11 +150,8 @@ def answers(n_trajectories, seed, output, only, cache_dir, force):
 @click.option("--resamples", type=int, default=200, show_default=True, help="bootstrap resamples for the intervals")
 @click.option("--confidence", type=float, default=0.95, show_default=True, help="level of the bootstrap intervals")
 @click.option("--year", type=int, default=2030, show_default=True, help="year (January) of the printed table")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="as for `forecast run`")
-@click.option("--priors", "priors", default=None, metavar="POSTERIOR.nc|shipped|none",
-              help="as for `forecast run`")
-@click.option("--allow-unconverged", is_flag=True, help="use a posterior whose fit did not pass its diagnostics")
+@CACHE_DIR
+@PRIORS
 @FORCE
 def sensitivity(scenario, metrics, n_base, seed, output, ungroup, parameters, resamples, confidence, year, cache_dir,
                 priors, allow_unconverged, force):
