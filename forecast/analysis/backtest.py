@@ -41,6 +41,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from forecast.scenario import calendar
+
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 ALPHA = 0.1  # the 90% band's interval score
 
@@ -257,7 +259,8 @@ def _later(data, scenario, cut, start, series, say) -> pd.DataFrame:
         obs = OBSERVATIONS[name](data, scenario, cut)
         obs = obs[obs["date"] >= cut].assign(model=name)
         shift = 1 if SCORED[name]["end_of_month"] else 0
-        obs["month"] = [int(round((d - start).days / 365.25 * 12)) - shift for d in obs["date"]]
+        first = f"{start.year:04d}-{start.month:02d}"
+        obs["month"] = [calendar.month_of(first, d) - shift for d in obs["date"]]
         later.append(obs[obs["month"] >= 0])
     return pd.concat(later, ignore_index=True) if later else pd.DataFrame()
 

@@ -25,3 +25,12 @@ def month_label(start: str, t: int) -> str:
 def months_between(start: str, month: str) -> int:
     """t of the month "YYYY-MM" (negative before the start)."""
     return _ym(month) - _ym(start)
+
+
+def month_of(start: str, date) -> int:
+    """t of the run month whose first day is nearest a dated figure (negative before the
+    start): the days since the start's first day in months of 365.25 / 12 days, rounded
+    (a figure dated in the middle of a month counts toward the nearer month start). On a
+    month's first day it is months_between."""
+    days = (pd.Timestamp(date) - pd.Timestamp(start + "-01")).days
+    return int(round(days / 365.25 * 12))
