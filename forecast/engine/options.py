@@ -45,8 +45,29 @@ class Progress:
 
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
-    """How a run is carried out: run() and compare()'s keywords (their docstrings say what
-    each means). `plan()` checks them and gives the sizes a run uses."""
+    """How a run is carried out: run() and compare()'s keywords. `plan()` checks them and
+    gives the sizes a run uses.
+
+    n_trajectories: trajectories to simulate. seed: a whole number in [0, 2**64), every
+    bit used. chunk_size: a multiple of the backend's batch size (`batch_size()`: 8192 on
+    CPU, 262144 on GPU), checked and recorded; since runs advance in lockstep nothing
+    depends on it. quantiles: the bands' quantiles, increasing, in (0, 1). progress:
+    called as progress(done, total, phase). max_nonfinite_fraction: the share of
+    trajectories that may turn non-finite (left out of the bands) before the run is
+    refused; a refused run removes its checkpoint. devices: use the first `devices` local
+    devices (default: all accelerators, or one CPU; results do not depend on it).
+    checkpoint: a file where the run's state (every trajectory's carry, the bands so far)
+    is saved between blocks of months, at most every `checkpoint_every` seconds (a run of
+    one block, and a shorter run, writes none: see README, "Long runs"); resume: continue
+    from it (refused if it belongs to another run). A resumed run gives the same bits as
+    an uninterrupted one. output: a netCDF path the result is written to (atomically)
+    before the checkpoint is removed, so that a kill at any moment leaves the output or the
+    checkpoint; without it the checkpoint is removed when the run returns. sample: keep
+    the first `sample` trajectories whole (every output at every month, as
+    `<output>_sample`, and their parameters, as `param_<name>`, on a `sample` dimension);
+    at most the batch size, 0 for none. Each costs about 100 kB of memory and 70 kB of
+    file (little compresses) for one scenario over 120 months; the bands do not depend on
+    it."""
 
     n_trajectories: int = 10_000
     seed: int = 0

@@ -20,15 +20,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import jax
 import numpy as np
 import xarray as xr
 
 from forecast.engine.checkpoint import CheckpointError, for_run
-from forecast.engine.options import (BLOCK_ENV, DEFAULT_QUANTILES, DEFAULT_SAMPLE, WORKERS, Plan, Progress, RunError,
-                                     RunOptions, check_int, env_int)
+from forecast.engine.options import (BLOCK_ENV, WORKERS, Plan, Progress, RunError, RunOptions, check_int,
+                                     env_int)
 from forecast.engine.files import atomic, write_error
 from forecast.engine.bands import Bands, process_sum
 from forecast.engine.lockstep import BLOCK_VALUES, Lockstep, Phase
@@ -38,65 +37,20 @@ from kernels.keys import seed_key
 from kernels.simulate import n_series as series_count
 
 
-def run(
-    scenario: Scenario | str | os.PathLike = "baseline",
-    n_trajectories: int = 10_000,
-    seed: int = 0,
-    chunk_size: int | None = None,
-    quantiles=DEFAULT_QUANTILES,
-    progress: Callable[[int, int, str], None] | None = None,
-    max_nonfinite_fraction: float = 1e-3,
-    devices: int | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
-    checkpoint_every: float = 60.0,
-    output: str | os.PathLike | None = None,
-    sample: int = DEFAULT_SAMPLE,
-) -> xr.Dataset:
-    """Simulate `n_trajectories` trajectories of a scenario and return its bands.
+def run(scenario: Scenario | str | os.PathLike = "baseline", **options) -> xr.Dataset:
+    """Simulate a scenario's trajectories and return its bands.
 
-    scenario: a Scenario, a built-in name or a TOML path. chunk_size: a multiple of the
-    backend's batch size (`batch_size()`: 8192 on CPU, 262144 on GPU), checked and
-    recorded; since runs advance in lockstep nothing depends on it. Returns an xarray.Dataset with
-    quantile bands, means, standard deviations and probabilities for every output (see
-    docs/model.md).
-
-    devices: use the first `devices` local devices (default: all accelerators, or one CPU;
-    results do not depend on it). seed: a whole number in [0, 2**64), every bit used.
-    checkpoint: a file where the run's state (every trajectory's carry, the bands so far)
-    is saved between blocks of months, at most every `checkpoint_every` seconds (a run of
-    one block, and a shorter run, writes none: see README, "Long runs"); resume: continue from it (refused if it belongs to another run).
-    A resumed run gives the same bits as an uninterrupted one. output: a netCDF path the
-    result is written to (atomically) before the checkpoint is removed, so that a kill at
-    any moment leaves the output or the checkpoint; without it the checkpoint is removed
-    when the run returns. A run refused for non-finite values removes its checkpoint.
-    sample: keep the first `sample` trajectories whole (every output at every month, as
-    `<output>_sample`, and their parameters, as `param_<name>`, on a `sample` dimension);
-    at most the batch size, 0 for none. Each costs about 100 kB of memory and 70 kB of
-    file (little compresses) for one scenario over 120 months; the bands do not depend on it.
+    scenario: a Scenario, a built-in name or a TOML path. options: RunOptions's keywords
+    (n_trajectories, seed, quantiles, progress, devices, checkpoint, resume, output,
+    sample, ...; RunOptions says what each means and its default). Returns an
+    xarray.Dataset with quantile bands, means, standard deviations and probabilities for
+    every output (see docs/model.md).
     """
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
-    return _run([sc], RunOptions(n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, quantiles=quantiles,
-                     progress=progress, max_nonfinite_fraction=max_nonfinite_fraction, devices=devices,
-                     checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
-                     output=output, sample=sample))
+    return _run([sc], RunOptions(**options))
 
 
-def compare(
-    scenarios,
-    n_trajectories: int = 10_000,
-    seed: int = 0,
-    chunk_size: int | None = None,
-    quantiles=DEFAULT_QUANTILES,
-    progress: Callable[[int, int, str], None] | None = None,
-    max_nonfinite_fraction: float = 1e-3,
-    devices: int | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
-    checkpoint_every: float = 60.0,
-    output: str | os.PathLike | None = None,
-    sample: int = DEFAULT_SAMPLE,
-) -> xr.Dataset:
+def compare(scenarios, **options) -> xr.Dataset:
     """Run several scenarios on the same trajectories (common random numbers) in one pass.
 
     Every trajectory uses the same parameter normals, posterior row, events and monthly
@@ -105,8 +59,8 @@ def compare(
     the bands of the paired difference against the first (`<name>_diff`: the log ratio
     for log-scale outputs, the difference otherwise) and `<name>_p_higher`,
     `<name>_p_equal`: the exact fractions of trajectories where it is higher or equal.
-    devices, checkpoint, resume, checkpoint_every, output, sample: as for run() (the
-    sample holds each scenario's outputs, paired; not the differences).
+    options: RunOptions's keywords, as for run() (the sample holds each scenario's outputs,
+    paired; not the differences).
     """
     scs = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     if len(scs) < 2:
@@ -120,10 +74,7 @@ def compare(
             if getattr(s, field) != getattr(first, field):
                 raise RunError(f"scenario {s.name!r} has {field} {getattr(s, field)!r} but {first.name!r} has "
                                f"{getattr(first, field)!r}; compared scenarios must share start, months and regions")
-    return _run(scs, RunOptions(n_trajectories=n_trajectories, seed=seed, chunk_size=chunk_size, quantiles=quantiles,
-                     progress=progress, max_nonfinite_fraction=max_nonfinite_fraction, devices=devices,
-                     checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
-                     output=output, sample=sample))
+    return _run(scs, RunOptions(**options))
 
 
 def stack_priors(scs):
