@@ -150,7 +150,7 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
     m = market(p, s.log_price, log_cost, log_enterprise, log_trusted, capacity, gap, t_years, DT, adoption)
     guarantee_on = events.window(p.guarantee_start, jnp.inf, t)
     alloc = allocation.serve(p, m.want, m.q, capacity, guarantee_on)
-    served = _served(p, s, t, m, alloc)
+    sv = _served(p, s, t, m, alloc)
     adoption_dev, adoption_shift = demand.adoption_step(p, s.adoption_dev, s.adoption_shift, nz.adoption, DT)
     out = Outputs(
         compute=sup.compute,
@@ -161,41 +161,64 @@ def step(p: Params, s: State, t, nz: Noise) -> tuple[State, Outputs]:
         cost_floor=cost.floor(p, t_years),
         price=jnp.exp(m.log_price[:, 0]),
         class_price=jnp.exp(m.log_price),
-        demand_tokens=served["wanted"],
+        demand_tokens=sv.wanted,
         class_tokens=alloc.served,
-        frontier_tokens=served["front"],
+        frontier_tokens=sv.front,
         lagging_tokens=alloc.served[..., 1] + alloc.served[..., 2],
-        tokens_per_capita=served["per_capita"],
-        access_index=served["access"],
-        north_south_ratio=served["ratio"],
-        access_gini=served["gini"],
-        unmet_share=served["unmet"],
-        capability_lag=served["lag"],
-        trusted_gap=served["trusted_gap"],
-        gap_persistence=served["gap_hit"],
+        tokens_per_capita=sv.per_capita,
+        access_index=sv.access,
+        north_south_ratio=sv.ratio,
+        access_gini=sv.gini,
+        unmet_share=sv.unmet,
+        capability_lag=sv.lag,
+        trusted_gap=sv.trusted_gap,
+        gap_persistence=sv.gap_hit,
         priced_out=m.priced,
-        unserved_share=served["unserved"],
+        unserved_share=sv.unserved,
         free_share=1.0 - m.paid,
-        open_share=served["open"],
+        open_share=sv.open,
         adoption=adoption,
-        **_observed(p, nz, t_years, adoption, sup, log_cost, served["log_served"], served["log_served0"]),
+        **_observed(p, nz, t_years, adoption, sup, log_cost, sv.log_served, sv.log_served0),
     )
     state = State(
         compute=sup.compute, power_draw=sup.power_draw, log_power=sup.log_power, growth_dev=sup.growth_dev,
         log_cost=log_cost, log_enterprise=log_enterprise, log_trusted=log_trusted, log_price=m.log_price,
         log_excess=jnp.maximum(jnp.log(m.units0 / jnp.maximum(jnp.sum(capacity) * p.scarcity0, 1e-30)), 0.0),
-        restricted=now.astype(dtype), public_gap=gap, release_since=since, gap_run=served["gap_run"],
-        gap_hit=served["gap_hit"], moratorium_hit=s.moratorium_hit, throughput0=s.throughput0,
-        log_served0=served["log_served0"], finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
+        restricted=now.astype(dtype), public_gap=gap, release_since=since, gap_run=sv.gap_run,
+        gap_hit=sv.gap_hit, moratorium_hit=s.moratorium_hit, throughput0=s.throughput0,
+        log_served0=sv.log_served0, finite=s.finite & jnp.all(jnp.isfinite(flatten(out, dtype))),
         adoption_dev=adoption_dev, adoption_shift=adoption_shift,
     )
     return state, out
 
 
-def _served(p: Params, s: State, t, m, alloc) -> dict:
-    """What the month's Allocation means for the cells: tokens wanted and served, the lag
-    of what is served, the trusted gap and its persistence, access and its spread, the
-    rationed and unserved shares."""
+class Service(NamedTuple):
+    """What the month's Allocation means for the cells: tokens wanted (region, tier) and
+    frontier tokens served (region, tier); the log of all tokens served, and at month 0;
+    the token-weighted lag of what is served (region, tier); frontier tokens per person;
+    the trusted gap, its run of months over the threshold and whether it has persisted;
+    access (region), its North/South ratio and Gini; the rationed share and the unserved
+    shares (region, tier); the open-model share (region)."""
+
+    wanted: jax.Array
+    front: jax.Array
+    log_served: jax.Array
+    log_served0: jax.Array
+    lag: jax.Array
+    per_capita: jax.Array
+    trusted_gap: jax.Array
+    gap_run: jax.Array
+    gap_hit: jax.Array
+    access: jax.Array
+    ratio: jax.Array
+    gini: jax.Array
+    unmet: jax.Array
+    unserved: jax.Array
+    open: jax.Array
+
+
+def _served(p: Params, s: State, t, m, alloc) -> Service:
+    """The month's Service from its Market and Allocation."""
     served, at_choice = alloc
     dtype = p.compute0.dtype
     wanted = jnp.sum(m.want, axis=-1)
@@ -216,7 +239,7 @@ def _served(p: Params, s: State, t, m, alloc) -> dict:
     total = jnp.sum(wanted)
     unmet = jnp.where(total > 0, jnp.clip(1.0 - jnp.sum(at_choice) / jnp.maximum(total, 1e-30), 0.0, 1.0), 0.0)
     unserved = jnp.where(wanted > 0, jnp.clip(1.0 - got / jnp.maximum(wanted, 1e-30), 0.0, 1.0), 0.0)
-    return dict(
+    return Service(
         wanted=wanted, front=front, log_served=log_served,
         log_served0=jnp.where(t == 0, log_served, s.log_served0),
         lag=jnp.where(got > 0, jnp.sum(served * m.lag, axis=-1) / jnp.maximum(got, 1e-30), best),
