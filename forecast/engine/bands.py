@@ -5,7 +5,7 @@ what it holds. forecast.engine.lockstep drives them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from forecast.engine.quantiles import Moments, select
 
 COUNTS = ("count", "nonfinite", "positive", "zero", "above_start")  # exact integers, summed
 MOMENTS = ("count", "mean", "m2", "scale")
+ARRAYS = ("values",) + COUNTS  # the Bands fields a checkpoint keeps under their own names
 
 
 def process_sum(x: np.ndarray) -> np.ndarray:
@@ -50,7 +51,7 @@ class Bands:
 
     def dump(self) -> dict:
         """The arrays a checkpoint keeps (the sample's parameters as "sample_param<i>/<name>")."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("values",) + COUNTS}
+        out = {name: getattr(self, name) for name in ARRAYS}
         out.update({f"moments/{k}": v for k, v in self.moments.dump().items()})
         if self.sample is not None:
             out.update(sample=self.sample, **{f"sample_{k}": v for k, v in self.sample_params.items()})
@@ -58,7 +59,7 @@ class Bands:
 
     def load(self, saved: dict):
         """Continue from a checkpoint's arrays (`dump`'s keys)."""
-        for name in ("values",) + COUNTS:
+        for name in ARRAYS:
             setattr(self, name, saved[name])
         self.moments.load({k[len("moments/"):]: v for k, v in saved.items() if k.startswith("moments/")})
         if self.sample is not None:

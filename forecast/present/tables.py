@@ -6,12 +6,10 @@ from __future__ import annotations
 from rich import box
 from rich.table import Table
 
-from forecast.present.headline import HEADLINES, YEARS, fmt, years_present
+from forecast.present.headline import HEADLINES, fmt, years_present
 from forecast.present.plots import available
 
 SUMMARY = tuple((h.name, h.sel, h.label) for h in HEADLINES)  # (variable, selection, label)
-SUMMARY_YEARS = YEARS
-
 
 
 CELL = 18  # characters of a summary cell: a 14-character label and three cells fit 80 columns

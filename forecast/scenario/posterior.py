@@ -52,7 +52,7 @@ def draw_table(scenario, path, allow_unconverged=False):
         if scenario.params[name] != fitted_against.get(name):
             kept.append(name)  # the scenario sets this parameter itself
             continue
-        entry = _entry(path, ds, SPECS[i], scenario, regions, n_draws)
+        entry = _entry(path, ds, SPECS[i], scenario.prior.loc[i], scenario, regions, n_draws)
         if entry is None:  # none of the scenario's regions is in the posterior
             continue
         draws[i], masks[i] = entry
@@ -96,7 +96,7 @@ def _open(path, scenario, allow_unconverged):
     return ds, names, fitted_against, regions
 
 
-def _entry(path, ds, spec, scenario, regions, n_draws):
+def _entry(path, ds, spec, loc, scenario, regions, n_draws):
     """(unconstrained float32 draws, mask of the entries supplied) of one parameter in the
     scenario's shape, or None where the posterior supplies none of the scenario's regions."""
     from kernels import unconstrain
@@ -123,7 +123,7 @@ def _entry(path, ds, spec, scenario, regions, n_draws):
         values = np.stack(cols, axis=1)
     elif spec.dims == "tier":
         raise CalibrationFileError(f"{path}: per-tier parameter {name!r} cannot come from a draw table")
-    values = values.reshape((n_draws,) + np.shape(scenario.prior.loc[SPECS.index(spec)]))
+    values = values.reshape((n_draws,) + np.shape(loc))
     _check_draws(path, name, values, list(scenario.regions), ds.sizes["draw"])
     good = ~np.isnan(values).any(axis=0)
     if not good.any():
